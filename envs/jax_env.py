@@ -1,0 +1,66 @@
+"""JAX-native environments: pure single-env functions plus a host adapter with the BatchedEnv interface.
+
+A ``JaxEnvFunctions`` is what jitted training loops use (vmap over envs and over contexts, scan over time):
+    reset(key, params) -> (state, TimeStep)                 # TimeStep fields un-batched (scalars / obs_shape)
+    step(key, state, action, params) -> (state, TimeStep)   # same-step autoreset, see envs.timestep
+    params_from_context(context[C]) -> params pytree        # context vector in spec.context_vars order
+``JaxBatchedEnv`` wraps them for code written against the host API (eval loops, conformance tests).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.base import BatchedEnv
+from envs.spec import EnvSpec
+from envs.timestep import TimeStep
+
+
+class JaxEnvFunctions(NamedTuple):
+    reset: Callable[[jax.Array, Any], tuple[Any, TimeStep]]
+    step: Callable[[jax.Array, Any, jax.Array, Any], tuple[Any, TimeStep]]
+    params_from_context: Callable[[jax.Array], Any]
+
+
+class JaxBatchedEnv(BatchedEnv):
+    """Host-API adapter: ``num_envs`` copies, each with its own context row, stepped by one jitted vmap."""
+
+    def __init__(self, spec: EnvSpec, fns: JaxEnvFunctions, context: np.ndarray, seed: int):
+        self.spec = spec
+        self.fns = fns
+        self.num_envs = int(context.shape[0])
+        self.context = jnp.asarray(context, jnp.float32)  # [B, C]
+        self.params = jax.vmap(fns.params_from_context)(self.context)  # pytree of [B] leaves
+        self._seed = seed
+        self._key = jax.random.PRNGKey(seed)
+        self._state = None
+
+        def _reset(key, params):
+            keys = jax.random.split(key, self.num_envs)
+            return jax.vmap(fns.reset)(keys, params)
+
+        def _step(key, state, actions, params):
+            key, sub = jax.random.split(key)
+            keys = jax.random.split(sub, self.num_envs)
+            state, ts = jax.vmap(fns.step)(keys, state, actions, params)
+            return key, state, ts
+
+        self._reset_jit = jax.jit(_reset)
+        self._step_jit = jax.jit(_step)
+
+    def reset(self, seed: int | None = None) -> TimeStep:
+        if seed is not None:
+            self._key = jax.random.PRNGKey(seed)
+        self._key, sub = jax.random.split(self._key)
+        self._state, ts = self._reset_jit(sub, self.params)
+        return jax.device_get(ts)
+
+    def step(self, actions) -> TimeStep:
+        if self._state is None:
+            raise RuntimeError(f"{self.spec.env_id}: call reset() before step()")
+        actions = jnp.asarray(actions, self.spec.action.dtype)
+        self._key, self._state, ts = self._step_jit(self._key, self._state, actions, self.params)
+        return jax.device_get(ts)
