@@ -1,0 +1,24 @@
+"""Agent name (the YAML's top-level ``agent:``) -> loader returning (ConfigClass, TrainerClass).
+
+Loaders import lazily so ``omnitask envs`` and configs of one agent never import the others' dependencies.
+Add one line per agent.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+
+def _ppo():
+    from agents.ppo import PPOConfig, PPOTrainer
+    return PPOConfig, PPOTrainer
+
+
+def _dqn():
+    from agents.dqn import DQNConfig, DQNTrainer
+    return DQNConfig, DQNTrainer
+
+
+AGENTS: dict[str, Callable[[], tuple[type, type]]] = {
+    "ppo": _ppo,
+    "dqn": _dqn,
+}
