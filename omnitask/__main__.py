@@ -1,0 +1,5 @@
+import sys
+
+from omnitask.cli import main
+
+sys.exit(main())

@@ -1,0 +1,109 @@
+"""``omnitask`` command line: train / eval / plot / envs."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from omnitask.config import ConfigError
+
+
+def _cmd_train(args, console: Console) -> int:
+    from omnitask.config import load_config
+    from omnitask.run_dir import load_run_config, new_run_dir
+    from omnitask.runner import train
+
+    if args.resume:
+        cfg = load_run_config(Path(args.resume), args.set)
+        if args.config:
+            from omnitask.run_dir import config_differences
+            diffs = config_differences(load_config(args.config, args.set), cfg)
+            if diffs:
+                raise ConfigError(f"{args.config} differs from the config of {args.resume} in: {', '.join(diffs)}")
+        run_dir = Path(args.resume)
+    else:
+        if not args.config:
+            raise ConfigError("train needs a CONFIG.yaml (or --resume RUN_DIR)")
+        cfg = load_config(args.config, args.set)
+        run_dir = new_run_dir(cfg)
+    console.print(f"run directory: [bold]{run_dir}[/bold]")
+    result = train(cfg, run_dir, resume=bool(args.resume), console=console)
+    summary = ", ".join(f"{k}={v:.3g}" for k, v in sorted(result.final_eval.items())[:8])
+    console.print(f"done: {result.env_steps:,} env steps; final eval: {summary}")
+    console.print(f"results in [bold]{run_dir}[/bold] (config.yaml, metrics.jsonl, tb/, checkpoints/, "
+                  "learning_curve.png)")
+    return 0
+
+
+def _cmd_eval(args, console: Console) -> int:
+    from omnitask.runner import evaluate_run
+    result = evaluate_run(Path(args.run_dir), args.episodes)
+    for k, v in sorted(result.items()):
+        console.print(f"{k}: {v:.4g}")
+    return 0
+
+
+def _cmd_plot(args, console: Console) -> int:
+    from omnitask.plotting import plot_run
+    out = plot_run(Path(args.run_dir), Path(args.out) if args.out else None)
+    if out is None:
+        raise ConfigError(f"{args.run_dir} has no metrics.jsonl to plot")
+    console.print(f"wrote {out}")
+    return 0
+
+
+def _cmd_envs(args, console: Console) -> int:
+    import envs
+    from envs.registry import entry
+    if args.env_id:
+        env = envs.make(args.env_id, num_envs=1)
+        try:
+            print(env.spec.describe())
+        finally:
+            env.close()
+        return 0
+    for env_id in envs.list_ids(args.family):
+        e = entry(env_id)
+        print(f"{env_id:42s} {e.family:10s} {e.description}")
+    print("\n`omnitask envs ENV_ID` prints one env's observation/action spec, tasks and context variables.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="omnitask", description="JAX RL agent suite: train, evaluate, plot, list envs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train from an experiment YAML (or resume a run)")
+    t.add_argument("config", nargs="?", help="experiment YAML, e.g. configs/quickstart.yaml")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set ppo.lr=1e-3 --set run.total_env_steps=50000")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    t.set_defaults(func=_cmd_train)
+    e = sub.add_parser("eval", help="evaluate the newest checkpoint of a run")
+    e.add_argument("run_dir")
+    e.add_argument("--episodes", type=int, default=None)
+    e.set_defaults(func=_cmd_eval)
+    pl = sub.add_parser("plot", help="(re)draw a run's learning curves")
+    pl.add_argument("run_dir")
+    pl.add_argument("--out", default=None)
+    pl.set_defaults(func=_cmd_plot)
+    en = sub.add_parser("envs", help="list environment ids, or show one env's spec")
+    en.add_argument("env_id", nargs="?")
+    en.add_argument("--family", default=None, help="only this family (classic, atari, metaworld, traffic, ...)")
+    en.set_defaults(func=_cmd_envs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        return args.func(args, console)
+    except (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False, markup=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

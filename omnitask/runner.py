@@ -1,0 +1,157 @@
+"""The training loop shared by every agent: progress bar, logging, evaluation, checkpoints, exact resume.
+
+Trainer contract (see README "Writing an agent"):
+    Trainer(cfg, run_dir)
+    init(key) -> state                          # pytree of arrays: everything needed to resume exactly
+    train_step(state) -> (state, metrics, n)    # one iteration that consumed n env steps
+    evaluate(state, num_episodes, key) -> dict  # must not change ``state``; includes 'return_mean'
+    close()
+Evaluation keys are ``fold_in(eval_key, env_steps)``: evaluations never consume the training PRNG stream, so a run
+resumed from a checkpoint continues bit-for-bit like the uninterrupted run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from omnitask.agents_table import AGENTS
+from omnitask.checkpoint import Checkpoints
+from omnitask.config import ConfigError
+from omnitask.fileio import atomic_write_json
+from omnitask.metrics_log import MetricsLogger, truncate_metrics
+from omnitask.plotting import plot_run
+from omnitask.run_dir import config_differences, load_run_config
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} steps/s" if speed else "-- steps/s", style="progress.data.speed")
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: Path
+    env_steps: int
+    state: Any
+    final_eval: dict
+
+
+def _next_multiple(x: int, every: int) -> int:
+    return (x // every + 1) * every if every > 0 else np.iinfo(np.int64).max
+
+
+def make_trainer(cfg: Any, run_dir: Path):
+    return AGENTS[cfg.agent]()[1](cfg, run_dir)
+
+
+def restore_latest(cfg: Any, run_dir: Path, trainer, init_key) -> tuple[Any, dict]:
+    """Initialise a state and overwrite it with the newest checkpoint of ``run_dir``."""
+    saved = load_run_config(run_dir)
+    diffs = config_differences(saved, cfg)
+    if diffs:
+        raise ConfigError(f"checkpoint in {run_dir} comes from another config; differing keys: {', '.join(diffs)} "
+                          "(only run.* keys may change on resume)")
+    like = trainer.init(init_key)
+    ckpts = Checkpoints(run_dir)
+    try:
+        try:
+            return ckpts.restore(like)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # structure/shape mismatch: the state layout changed
+            raise ConfigError(f"checkpoint in {run_dir} does not match this agent's state layout: {err}") from err
+    finally:
+        ckpts.close()
+
+
+def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None = None) -> RunResult:
+    console = console or Console(stderr=True)
+    run_dir = Path(run_dir)
+    init_key, eval_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
+    trainer = make_trainer(cfg, run_dir)
+    env_steps, iteration = 0, 0
+    try:
+        if resume:
+            state, meta = restore_latest(cfg, run_dir, trainer, init_key)
+            env_steps, iteration = int(meta["env_steps"]), int(meta["iteration"])
+            truncate_metrics(run_dir, env_steps)
+            console.print(f"resumed {run_dir} at {env_steps:,} env steps (iteration {iteration})")
+        else:
+            state = trainer.init(init_key)
+        ckpts = Checkpoints(run_dir, keep=cfg.run.keep_checkpoints)
+        logger = MetricsLogger(run_dir)
+        total = int(cfg.run.total_env_steps)
+        next_eval = _next_multiple(env_steps, cfg.run.eval_every)
+        next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
+        last_eval: dict = {}
+
+        def save():
+            ckpts.save(env_steps, state, {"env_steps": env_steps, "iteration": iteration, "agent": cfg.agent})
+
+        def evaluate():
+            nonlocal last_eval
+            last_eval = {k: float(v) for k, v in trainer.evaluate(
+                state, cfg.run.eval_episodes, jax.random.fold_in(eval_key, env_steps)).items()}
+            logger.log("eval", env_steps, last_eval)
+
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                   TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+        with Progress(*columns, console=console, disable=not cfg.run.progress, transient=False) as bar:
+            task = bar.add_task(f"{cfg.agent} {cfg.env.id}", total=total, completed=min(env_steps, total), status="")
+            try:
+                while env_steps < total:
+                    t0 = time.perf_counter()
+                    state, metrics, n = trainer.train_step(state)
+                    env_steps += int(n)
+                    iteration += 1
+                    if iteration % max(1, cfg.run.log_every) == 0:
+                        metrics = dict(metrics, steps_per_second=n / max(time.perf_counter() - t0, 1e-9))
+                        logger.log("train", env_steps, metrics)
+                    if env_steps >= next_eval and env_steps < total:
+                        evaluate()
+                        next_eval = _next_multiple(env_steps, cfg.run.eval_every)
+                    if env_steps >= next_ckpt and env_steps < total:
+                        save()
+                        next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
+                    status = f"eval return {last_eval['return_mean']:.1f}" if "return_mean" in last_eval else ""
+                    bar.update(task, completed=min(env_steps, total), status=status)
+            except KeyboardInterrupt:
+                save()
+                console.print(f"interrupted: checkpoint saved at {env_steps:,} env steps; continue with "
+                              f"`omnitask train --resume {run_dir}`")
+                raise
+        evaluate()
+        save()
+        atomic_write_json(run_dir / "final_eval.json", {"env_steps": env_steps, **last_eval})
+        logger.close()
+        ckpts.close()
+        plot_run(run_dir)
+        return RunResult(run_dir, env_steps, state, last_eval)
+    finally:
+        trainer.close()
+
+
+def evaluate_run(run_dir: Path, num_episodes: int | None = None, seed_offset: int = 0) -> dict:
+    """Restore the newest checkpoint of a run and evaluate it (``omnitask eval``)."""
+    cfg = load_run_config(run_dir)
+    init_key, eval_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
+    trainer = make_trainer(cfg, Path(run_dir))
+    try:
+        state, meta = restore_latest(cfg, Path(run_dir), trainer, init_key)
+        key = jax.random.fold_in(jax.random.fold_in(eval_key, meta["env_steps"]), 1_000_003 + seed_offset)
+        result = {k: float(v) for k, v in trainer.evaluate(state, num_episodes or cfg.run.eval_episodes,
+                                                           key).items()}
+        result["env_steps"] = int(meta["env_steps"])
+        atomic_write_json(Path(run_dir) / "eval.json", result)
+        return result
+    finally:
+        trainer.close()
