@@ -1,0 +1,18 @@
+"""Traffic family: SUMO-backed signal control, eco-driving and ring road, plus a JAX-native IDM ring road.
+
+Ids (family ``traffic``, extra ``traffic``):
+  traffic/signal-1x1, traffic/signal-2x2, traffic/signal-3x3   signal control, one agent per light
+  traffic/ecodrive                                            eco-driving at a fixed-time signal
+  traffic/ring-sumo, traffic/ring-jax                         Sugiyama ring road with one controlled vehicle
+SUMO scenarios are generated at run time (``envs.traffic.netgen``) into a cache keyed by the context
+(``envs.traffic.cache``); each SUMO simulation runs in its own worker process (``envs.traffic.worker``).
+Heavy imports (libsumo, jax) happen inside the factories.
+"""
+from envs.registry import register as _register
+from envs.traffic.signal import make_signal as _make_signal
+
+for _r, _c in ((1, 1), (2, 2), (3, 3)):
+    _id, _factory = _make_signal(_r, _c)
+    _register(_id, _factory, family="traffic", extra="traffic",
+              description=f"SUMO signal control, {_r}x{_c} grid, one agent per light; contexts inflow, speed_limit, "
+                          "lane_length")

@@ -1,0 +1,135 @@
+"""``SumoBatchedEnv``: the BatchedEnv over a pool of SUMO worker processes.
+
+``N`` simulations, each with ``A`` agents (lights of a grid, or 1), give a batch of ``B = N * A`` agents; agent
+``b`` belongs to simulation ``b // A``. All agents of a simulation end their episodes together. Numpy in, numpy out.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from envs.base import BatchedEnv, EpisodeStats
+from envs.spec import BoxActionSpec, EnvSpec
+from envs.timestep import TimeStep
+from envs.traffic.worker import WorkerPool
+
+
+def episode_seed(base: int, sim_index: int, episode: int) -> int:
+    """Seed of episode ``episode`` of simulation ``sim_index`` (a deterministic function of the batch seed)."""
+    ss = np.random.SeedSequence([int(base) & 0xFFFFFFFF, int(sim_index), int(episode)])
+    return int(ss.generate_state(1)[0] % (2**31 - 1))
+
+
+class SumoBatchedEnv(BatchedEnv):
+    """Host-side batch of SUMO simulations (see module docstring for the batch layout)."""
+
+    def __init__(self, spec: EnvSpec, cfgs: Sequence[Any], agents_per_sim: int, context: np.ndarray, seed: int,
+                 info_shapes: dict | None = None, step_timeout_s: float = 60.0):
+        self.spec = spec
+        self.num_sims = len(cfgs)
+        self.agents_per_sim = int(agents_per_sim)
+        self.num_envs = self.num_sims * self.agents_per_sim
+        self.context = np.repeat(np.asarray(context, np.float32), self.agents_per_sim, axis=0)  # [B, C]
+        self._info_shapes = dict(info_shapes or {})  # name -> per-agent shape
+        self._seed = int(seed)
+        self._episode = np.zeros(self.num_sims, np.int64)  # episode index per simulation
+        self._stats = EpisodeStats(self.num_envs)
+        self._obs: np.ndarray | None = None  # [B, *obs_shape] last observation
+        self._task_id = np.zeros(self.num_envs, np.int32)
+        self.sim_index = np.repeat(np.arange(self.num_sims, dtype=np.int32), self.agents_per_sim)  # [B]
+        self.agent_index = np.tile(np.arange(self.agents_per_sim, dtype=np.int32), self.num_sims)  # [B]
+        self.pool = WorkerPool(cfgs, timeout_s=step_timeout_s)
+
+    # -------------------------------------------------------------------------------------------------- helpers
+    def _seeds(self) -> list[int]:
+        return [episode_seed(self._seed, i, int(self._episode[i])) for i in range(self.num_sims)]
+
+    def _flat(self, per_sim: Sequence[np.ndarray], dtype) -> np.ndarray:
+        return np.concatenate([np.asarray(x, dtype).reshape(self.agents_per_sim, *np.shape(x)[1:])
+                               for x in per_sim], axis=0)
+
+    def _empty_info(self) -> dict:
+        return {k: np.zeros((self.num_envs, *shape), np.float32) for k, shape in self._info_shapes.items()}
+
+    @property
+    def restarts(self) -> np.ndarray:
+        """[N] how often each simulation's worker was restarted."""
+        return self.pool.restarts.copy()
+
+    # ------------------------------------------------------------------------------------------------------ API
+    def reset(self, seed: int | None = None) -> TimeStep:
+        if seed is not None:
+            self._seed = int(seed)
+            self._episode[:] = 0
+        obs = self.pool.reset(self._seeds())
+        self._obs = self._flat(obs, self.spec.observation.dtype)
+        self._stats.reset()
+        zeros_f = np.zeros(self.num_envs, np.float32)
+        zeros_b = np.zeros(self.num_envs, bool)
+        info = {"final_observation": self._obs.copy(), "episode_return": zeros_f.copy(),
+                "episode_length": np.zeros(self.num_envs, np.int32), "success": zeros_b.copy(),
+                "worker_restarted": zeros_b.copy(), **self._empty_info()}
+        return TimeStep(self._obs.copy(), zeros_f, zeros_b, zeros_b.copy(), self._task_id.copy(),
+                        self.context.copy(), info)
+
+    def _check_actions(self, actions) -> list[np.ndarray]:
+        act = np.asarray(actions)
+        if isinstance(self.spec.action, BoxActionSpec):
+            want = (self.num_envs, *self.spec.action.shape)
+            act = act.astype(np.float32)
+        else:
+            want = (self.num_envs,)
+            if not np.issubdtype(act.dtype, np.integer):
+                raise ValueError(f"{self.spec.env_id}: discrete actions must be integers, got {act.dtype}")
+            if act.size and (act.min() < 0 or act.max() >= self.spec.action.num_actions):
+                raise ValueError(f"{self.spec.env_id}: actions must be in [0, {self.spec.action.num_actions}), "
+                                 f"got {act.min()}..{act.max()}")
+        if act.shape != want:
+            raise ValueError(f"{self.spec.env_id}: actions must have shape {want}, got {act.shape}")
+        return list(act.reshape(self.num_sims, self.agents_per_sim, *act.shape[1:]))
+
+    def step(self, actions) -> TimeStep:
+        if self._obs is None:
+            raise RuntimeError(f"{self.spec.env_id}: call reset() before step()")
+        per_sim = self._check_actions(actions)
+        next_episode = self._episode + 1
+        next_seeds = [episode_seed(self._seed, i, int(next_episode[i])) for i in range(self.num_sims)]
+        answers, restarted = self.pool.step(per_sim, next_seeds)
+        A = self.agents_per_sim
+        obs = np.empty_like(self._obs)
+        final_obs = np.empty_like(self._obs)
+        reward = np.zeros(self.num_envs, np.float32)
+        term = np.zeros(self.num_envs, bool)
+        trunc = np.zeros(self.num_envs, bool)
+        info = self._empty_info()
+        worker_restarted = np.zeros(self.num_envs, bool)
+        for i, ans in enumerate(answers):
+            sl = slice(i * A, (i + 1) * A)
+            if i in restarted:  # crashed/hung: the episode is cut here; the answer is the new episode's first obs
+                obs[sl] = ans
+                final_obs[sl] = self._obs[sl]
+                trunc[sl] = True
+                worker_restarted[sl] = True
+                self._episode[i] += 1
+                continue
+            o, r, te, tr, fo, inf = ans
+            obs[sl], final_obs[sl], reward[sl] = o, fo, r
+            term[sl], trunc[sl] = te, tr and not te
+            for k in self._info_shapes:
+                if k in inf:
+                    info[k][sl] = inf[k]
+            if te or tr:
+                self._episode[i] += 1
+        done = term | trunc
+        ep_ret, ep_len = self._stats.update(reward, done)
+        self._obs = obs
+        success = info.pop("success", np.zeros(self.num_envs, np.float32)).astype(bool)
+        info.update({"final_observation": final_obs, "episode_return": ep_ret, "episode_length": ep_len,
+                     "success": success, "worker_restarted": worker_restarted})
+        return TimeStep(obs.copy(), reward, term, trunc, self._task_id.copy(), self.context.copy(), info)
+
+    def close(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.close()

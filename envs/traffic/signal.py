@@ -1,0 +1,249 @@
+"""Traffic-signal control on a 4-way intersection (``traffic/signal-1x1``) and grids with one agent per light.
+
+The MBTL signal-control benchmark. Per light (agent), every ``delta_time`` = 5 simulated seconds:
+
+* **action** (Discrete(4)): the next green phase: 0 = N-S straight+right, 1 = N-S protected left, 2 = E-W
+  straight+right, 3 = E-W protected left. Switching inserts a ``yellow_time`` = 2 s yellow transition inside the
+  step; a switch is ignored until the current green has lasted ``min_green`` = 5 s (+ yellow), as in sumo-rl.
+* **observation** (22 floats in [0, 1]): one-hot green phase (4), ``can_switch`` flag (1), time in phase /
+  ``max_green`` (1, clipped), then for the 8 incoming lanes (4 approaches x 2 lanes, in SUMO's link order):
+  density = vehicles / lane capacity (8), queue = halting vehicles / lane capacity (8). Capacity = length / 7.5 m.
+* **reward**: sumo-rl's ``diff-waiting-time``: (W_{t-1} - W_t) / 100 where W is the summed accumulated waiting
+  time (s) of the vehicles on the light's incoming lanes (``--waiting-time-memory 10000`` as in sumo-rl).
+* **episodes** end by time limit (``truncated``) after ``episode_seconds``; there is no terminal state.
+
+Contexts (MBTL): ``inflow`` veh/h per entry (50-2500), ``speed_limit`` m/s (0.5-25), ``lane_length`` m (50-2500).
+Grids ``traffic/signal-2x2`` / ``-3x3``: every light is one agent in the batch (B = num_envs * lights).
+Info (per agent): ``queue`` (halting vehicles on incoming lanes), ``waiting_time`` (W_t, s), ``backlog`` (vehicles
+waiting to be inserted, i.e. spill-back to the network boundary; per simulation), ``phase_pressure`` [4] (vehicles on
+the phase's incoming lanes minus on its outgoing lanes; used by the max-pressure controller), ``sim_time``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from envs.spec import ArraySpec, ContextVar, DiscreteActionSpec, EnvSpec
+from envs.traffic.netgen import CAR_LENGTH, CAR_MIN_GAP, GridParams, grid_scenario
+
+NUM_PHASES = 4
+LANES_PER_LIGHT = 8
+OBS_DIM = NUM_PHASES + 2 + 2 * LANES_PER_LIGHT  # 22
+PHASE_NAMES = ("NS-straight", "NS-left", "EW-straight", "EW-left")
+
+SIGNAL_CONTEXT = (
+    ContextVar("inflow", 50.0, 2500.0, 600.0, "vehicles per hour entering at each network entry"),
+    ContextVar("speed_limit", 0.5, 25.0, 13.89, "speed limit of every lane (m/s)"),
+    ContextVar("lane_length", 50.0, 2500.0, 200.0, "approach length between intersections / to the fringe (m)"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignalConfig:
+    """One signal-control simulation (picklable; ``build()`` runs inside the worker process)."""
+
+    net_file: str  # compiled SUMO network
+    route_file: str  # flows
+    episode_seconds: int = 1800  # simulated seconds per episode
+    delta_time: int = 5  # simulated seconds per agent step
+    yellow_time: int = 2  # seconds of yellow when switching phase (inside the step)
+    min_green: int = 5  # a green must last this long before a switch is accepted
+    max_green: int = 50  # normalises the time-in-phase feature
+    time_to_teleport: int = 300  # SUMO --time-to-teleport (s) for vehicles stuck in gridlock; -1 disables
+
+    def build(self) -> "SignalSim":
+        return SignalSim(self)
+
+
+def phase_states(links: list[tuple[str, str]], lane_axis: dict[str, str]) -> tuple[list[str], dict]:
+    """Green state strings of the 4 phases for one light and the link indices each phase serves.
+
+    ``links[k] = (in_lane, out_lane)`` in SUMO's link-index order; ``lane_axis[in_lane]`` is 'NS' or 'EW'. Lane index
+    0 of an approach carries straight+right, lane 1 the protected left turn.
+    """
+    members = {p: [] for p in range(NUM_PHASES)}
+    for k, (in_lane, _) in enumerate(links):
+        left = in_lane.endswith("_1")
+        p = (0 if lane_axis[in_lane] == "NS" else 2) + (1 if left else 0)
+        members[p].append(k)
+    states = []
+    for p in range(NUM_PHASES):
+        states.append("".join("G" if k in members[p] else "r" for k in range(len(links))))
+    return states, members
+
+
+def yellow_state(green_from: str, green_to: str) -> str:
+    """Links green now and red in the next phase turn yellow; everything else keeps its next-phase colour."""
+    return "".join("y" if a in "Gg" and b == "r" else ("r" if b == "r" else a) for a, b in zip(green_from, green_to))
+
+
+class _Light:
+    """Static layout and dynamic state of one traffic light inside a ``SignalSim``."""
+
+    def __init__(self, tls_id: str, traci):
+        self.id = tls_id
+        links = [lk[0][:2] for lk in traci.trafficlight.getControlledLinks(tls_id) if lk]
+        self.in_lanes = list(dict.fromkeys(a for a, _ in links))
+        self.out_lanes = list(dict.fromkeys(b for _, b in links))
+        if len(self.in_lanes) != LANES_PER_LIGHT:
+            raise RuntimeError(f"light {tls_id}: expected {LANES_PER_LIGHT} incoming lanes, got {self.in_lanes}")
+        axis = {}
+        for lane in self.in_lanes:
+            shape = traci.lane.getShape(lane)
+            dx, dy = shape[-1][0] - shape[0][0], shape[-1][1] - shape[0][1]
+            axis[lane] = "NS" if abs(dy) > abs(dx) else "EW"
+        self.green, members = phase_states(links, axis)
+        self.capacity = np.array([traci.lane.getLength(lane) / (CAR_LENGTH + CAR_MIN_GAP) for lane in self.in_lanes])
+        # pressure bookkeeping: for each phase, its incoming and outgoing lanes
+        self.phase_in = [sorted({links[k][0] for k in members[p]}) for p in range(NUM_PHASES)]
+        self.phase_out = [sorted({links[k][1] for k in members[p]}) for p in range(NUM_PHASES)]
+        self.phase = 0
+        self.next_phase = 0
+        self.yellow = False
+        self.time_in_phase = 0.0
+        self.last_wait = 0.0
+
+
+class SignalSim:
+    """One SUMO simulation (libsumo, in a worker process) with one agent per traffic light."""
+
+    def __init__(self, cfg: SignalConfig):
+        self.cfg = cfg
+        self._started = False
+        self.lights: list[_Light] = []
+        import libsumo
+
+        self.traci = libsumo
+
+    def _args(self, seed: int) -> list[str]:
+        c = self.cfg
+        return ["-n", c.net_file, "-r", c.route_file, "--seed", str(seed), "--step-length", "1",
+                "--no-step-log", "true", "--no-warnings", "true", "--waiting-time-memory", "10000",
+                "--time-to-teleport", str(c.time_to_teleport), "--xml-validation", "never",
+                "--end", str(c.episode_seconds + 10)]
+
+    def reset(self, seed: int) -> np.ndarray:
+        t = self.traci
+        if self._started:
+            t.load(self._args(seed))
+        else:
+            t.start(["sumo"] + self._args(seed))
+            self._started = True
+        self.lights = [_Light(tid, t) for tid in sorted(t.trafficlight.getIDList())]
+        for lt in self.lights:
+            t.trafficlight.setRedYellowGreenState(lt.id, lt.green[0])
+        return self._observe()
+
+    def _wait(self, lt: _Light) -> float:
+        t = self.traci
+        total = 0.0
+        for lane in lt.in_lanes:
+            for veh in t.lane.getLastStepVehicleIDs(lane):
+                total += t.vehicle.getAccumulatedWaitingTime(veh)
+        return total / 100.0
+
+    def _observe(self) -> np.ndarray:
+        t, c = self.traci, self.cfg
+        obs = np.zeros((len(self.lights), OBS_DIM), np.float32)
+        for a, lt in enumerate(self.lights):
+            obs[a, lt.next_phase] = 1.0
+            obs[a, NUM_PHASES] = float(lt.time_in_phase >= c.min_green + c.yellow_time and not lt.yellow)
+            obs[a, NUM_PHASES + 1] = min(1.0, lt.time_in_phase / c.max_green)
+            veh = np.array([t.lane.getLastStepVehicleNumber(ln) for ln in lt.in_lanes], np.float64)
+            halt = np.array([t.lane.getLastStepHaltingNumber(ln) for ln in lt.in_lanes], np.float64)
+            obs[a, NUM_PHASES + 2:NUM_PHASES + 2 + LANES_PER_LIGHT] = np.clip(veh / lt.capacity, 0.0, 1.0)
+            obs[a, NUM_PHASES + 2 + LANES_PER_LIGHT:] = np.clip(halt / lt.capacity, 0.0, 1.0)
+        return obs
+
+    def _apply(self, lt: _Light, action: int) -> None:
+        """sumo-rl's phase logic: switch (via yellow) only if the green has lasted min_green + yellow."""
+        c = self.cfg
+        if action == lt.next_phase or lt.time_in_phase < c.yellow_time + c.min_green:
+            return
+        self.traci.trafficlight.setRedYellowGreenState(lt.id, yellow_state(lt.green[lt.next_phase],
+                                                                          lt.green[action]))
+        lt.phase, lt.next_phase, lt.yellow, lt.time_in_phase = lt.next_phase, int(action), True, 0.0
+
+    def step(self, actions: np.ndarray):
+        t, c = self.traci, self.cfg
+        actions = np.asarray(actions).reshape(-1)
+        for lt, a in zip(self.lights, actions):
+            self._apply(lt, int(a))
+        for s in range(c.delta_time):
+            t.simulationStep()
+            for lt in self.lights:
+                lt.time_in_phase += 1.0
+                if lt.yellow and lt.time_in_phase >= c.yellow_time:
+                    t.trafficlight.setRedYellowGreenState(lt.id, lt.green[lt.next_phase])
+                    lt.yellow, lt.phase = False, lt.next_phase
+        obs = self._observe()
+        A = len(self.lights)
+        reward = np.zeros(A, np.float32)
+        info: dict[str, Any] = {"queue": np.zeros(A, np.float32), "waiting_time": np.zeros(A, np.float32),
+                                "phase_pressure": np.zeros((A, NUM_PHASES), np.float32)}
+        for a, lt in enumerate(self.lights):
+            w = self._wait(lt)
+            reward[a] = lt.last_wait - w
+            lt.last_wait = w
+            info["waiting_time"][a] = w * 100.0
+            info["queue"][a] = sum(t.lane.getLastStepHaltingNumber(ln) for ln in lt.in_lanes)
+            for p in range(NUM_PHASES):
+                info["phase_pressure"][a, p] = (sum(t.lane.getLastStepVehicleNumber(ln) for ln in lt.phase_in[p])
+                                                - sum(t.lane.getLastStepVehicleNumber(ln) for ln in lt.phase_out[p]))
+        sim_time = t.simulation.getTime()
+        info["backlog"] = np.full(A, len(t.simulation.getPendingVehicles()), np.float32)
+        info["sim_time"] = np.full(A, sim_time, np.float32)
+        truncated = sim_time >= c.episode_seconds
+        return obs, reward, False, truncated, info
+
+    def close(self) -> None:
+        if self._started:
+            try:
+                self.traci.close()
+            except Exception:
+                pass
+            self._started = False
+
+
+INFO_SHAPES = {"queue": (), "waiting_time": (), "backlog": (), "sim_time": (), "phase_pressure": (NUM_PHASES,)}
+
+
+def signal_spec(env_id: str, episode_seconds: int, delta_time: int) -> EnvSpec:
+    return EnvSpec(env_id, ArraySpec((OBS_DIM,), "float32", 0.0, 1.0), DiscreteActionSpec(NUM_PHASES, PHASE_NAMES),
+                   ("default",), SIGNAL_CONTEXT, int(episode_seconds // delta_time))
+
+
+def make_signal(rows: int, cols: int):
+    """Factory for ``traffic/signal-{rows}x{cols}``."""
+    env_id = f"traffic/signal-{rows}x{cols}"
+
+    def factory(num_envs: int, seed: int, context=None, episode_seconds: int = 1800, delta_time: int = 5,
+                yellow_time: int = 2, min_green: int = 5, time_to_teleport: int = 300,
+                step_timeout_s: float = 60.0, **options):
+        from envs.traffic.host import SumoBatchedEnv
+
+        if options:
+            raise ValueError(f"{env_id}: unknown option(s) {sorted(options)}; allowed: episode_seconds, delta_time, "
+                             "yellow_time, min_green, time_to_teleport, step_timeout_s")
+        if not (isinstance(delta_time, int) and delta_time >= 1):
+            raise ValueError(f"{env_id}: delta_time must be an int >= 1 second, got {delta_time!r}")
+        if not (isinstance(yellow_time, int) and 0 <= yellow_time < delta_time):
+            raise ValueError(f"{env_id}: yellow_time must be an int in [0, delta_time={delta_time}), got "
+                             f"{yellow_time!r}")
+        if not (isinstance(episode_seconds, int) and episode_seconds >= delta_time):
+            raise ValueError(f"{env_id}: episode_seconds must be an int >= delta_time, got {episode_seconds!r}")
+        spec = signal_spec(env_id, episode_seconds, delta_time)
+        ctx = spec.resolve_context(context, num_envs)  # refused here, before any SUMO process starts
+        cfgs = []
+        for row in ctx:
+            inflow, speed, length = (float(x) for x in row)
+            scen = grid_scenario(GridParams(rows, cols, round(length, 3), round(speed, 4), round(inflow, 3),
+                                            float(episode_seconds)))
+            cfgs.append(SignalConfig(str(scen / "net.net.xml"), str(scen / "routes.rou.xml"), episode_seconds,
+                                     delta_time, yellow_time, min_green, time_to_teleport=time_to_teleport))
+        return SumoBatchedEnv(spec, cfgs, rows * cols, ctx, seed, info_shapes=INFO_SHAPES,
+                              step_timeout_s=step_timeout_s)
+
+    return env_id, factory

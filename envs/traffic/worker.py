@@ -1,0 +1,268 @@
+"""SUMO worker processes: libsumo runs one simulation per process, so each simulation lives in its own worker.
+
+Protocol (over one ``multiprocessing.Pipe`` per worker, pickled tuples):
+    ("reset", seed)                  -> ("ok", obs)                           obs [A, *obs_shape]
+    ("step", actions, next_seed)     -> ("ok", (obs, reward, terminated, truncated, final_obs, info))
+    ("close",)                       -> worker exits
+Errors inside the worker come back as ("error", traceback-string) and are raised in the parent.
+
+``A`` is the number of agents in one simulation (lights of a grid; 1 otherwise). The worker runs *same-step
+autoreset*: when an episode ends it resets with ``next_seed`` and returns the new first observation plus the final
+observation of the finished episode.
+
+The host side (``WorkerPool``) steps all workers concurrently (send all, then receive all), detects a worker that
+died (EOF / broken pipe / not alive) or hangs (no answer within ``timeout_s``), kills it with SIGKILL, reaps it and
+starts a fresh one. Workers are started with the ``forkserver`` method (cheap forks of a server process that has
+already imported libsumo) and are daemonic, so they die with the parent; ``close`` reaps them all.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+import weakref
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+log = logging.getLogger("envs.traffic")
+
+_CTX = None
+
+
+def _context():
+    """The multiprocessing context for workers (forkserver preloading libsumo and the sim modules)."""
+    global _CTX
+    if _CTX is None:
+        method = os.environ.get("OMNITASK_TRAFFIC_START_METHOD", "forkserver")
+        if method not in ("forkserver", "spawn"):
+            raise ValueError(f"OMNITASK_TRAFFIC_START_METHOD={method!r}; allowed: forkserver, spawn")
+        ctx = mp.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload(["libsumo", "envs.traffic.worker", "envs.traffic.signal",
+                                        "envs.traffic.ring_sumo", "envs.traffic.ecodrive"])
+        _CTX = ctx
+    return _CTX
+
+
+class Simulation(Protocol):
+    """What a worker runs: one SUMO simulation with ``A`` agents. Built inside the worker by ``SimConfig.build``."""
+
+    def reset(self, seed: int) -> np.ndarray: ...  # -> obs [A, *obs_shape]
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, bool, dict]: ...
+    # -> (obs [A, ...], reward [A], terminated, truncated, info {name: [A, ...]})
+
+    def close(self) -> None: ...
+
+
+class SimConfig(Protocol):
+    """Picklable description of one simulation; ``build()`` runs in the worker process."""
+
+    def build(self) -> Simulation: ...
+
+
+def _worker_main(conn, cfg) -> None:
+    """Worker process loop. Exits on ("close",), on EOF (parent gone) or on SIGTERM."""
+    sim = None
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            cmd = msg[0]
+            try:
+                if cmd == "reset":
+                    if sim is None:
+                        sim = cfg.build()
+                    conn.send(("ok", sim.reset(int(msg[1]))))
+                elif cmd == "step":
+                    obs, reward, term, trunc, info = sim.step(msg[1])
+                    final_obs = obs
+                    if term or trunc:
+                        obs = sim.reset(int(msg[2]))
+                    conn.send(("ok", (obs, reward, bool(term), bool(trunc), final_obs, info)))
+                elif cmd == "close":
+                    return
+                elif cmd == "ping":
+                    conn.send(("ok", os.getpid()))
+                else:
+                    conn.send(("error", f"unknown command {cmd!r}"))
+            except Exception:  # report, keep serving (the parent decides whether to restart)
+                conn.send(("error", traceback.format_exc()))
+    finally:
+        if sim is not None:
+            try:
+                sim.close()
+            except Exception:
+                pass
+        conn.close()
+
+
+class WorkerError(RuntimeError):
+    """A worker raised inside the simulation code (a bug or bad input, not a crash): not retried."""
+
+
+class _Worker:
+    def __init__(self, cfg):
+        ctx = _context()
+        self.cfg = cfg
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, cfg), daemon=True)
+        self.proc.start()
+        child.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def kill(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+        if self.proc.is_alive():
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, TypeError):
+                pass
+        self.proc.join(timeout=10)
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self.conn.send(("close",))
+        except Exception:
+            pass
+        self.proc.join(timeout=timeout)
+        self.kill()
+
+
+def _shutdown(workers: list) -> None:
+    for w in workers:
+        if w is not None:
+            w.kill()
+
+
+class WorkerPool:
+    """One worker per simulation config; concurrent reset/step with crash and hang recovery.
+
+    ``restarts[i]`` counts how often worker ``i`` was replaced. A restarted worker starts a new episode; the caller
+    marks the step truncated (``step`` returns the indices that were restarted).
+    """
+
+    def __init__(self, cfgs: Sequence[Any], timeout_s: float = 60.0, reset_timeout_s: float = 120.0):
+        self.cfgs = list(cfgs)
+        self.timeout_s = float(timeout_s)
+        self.reset_timeout_s = float(reset_timeout_s)
+        self.restarts = np.zeros(len(self.cfgs), np.int32)
+        self._workers: list[_Worker | None] = [None] * len(self.cfgs)
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        for i, cfg in enumerate(self.cfgs):
+            self._workers[i] = _Worker(cfg)
+
+    @property
+    def pids(self) -> list[int | None]:
+        return [w.pid if w is not None else None for w in self._workers]
+
+    def __len__(self) -> int:
+        return len(self.cfgs)
+
+    def _recv(self, i: int, timeout: float) -> Any:
+        """Answer of worker ``i``; raises ``ConnectionError`` on death/hang, ``WorkerError`` on a worker exception."""
+        w = self._workers[i]
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if w.conn.poll(min(0.5, max(0.0, deadline - time.monotonic()))):
+                    status, payload = w.conn.recv()
+                    break
+                if not w.proc.is_alive():
+                    raise ConnectionError(f"worker {i} (pid {w.pid}) died with exit code {w.proc.exitcode}")
+                if time.monotonic() > deadline:
+                    raise ConnectionError(f"worker {i} (pid {w.pid}) did not answer within {timeout:.0f} s (hung)")
+        except (EOFError, OSError, BrokenPipeError) as err:
+            raise ConnectionError(f"worker {i} (pid {w.pid}) connection lost: {err!r}") from err
+        if status != "ok":
+            raise WorkerError(f"traffic worker {i} failed:\n{payload}")
+        return payload
+
+    def _send(self, i: int, msg: tuple) -> bool:
+        try:
+            self._workers[i].conn.send(msg)
+            return True
+        except (OSError, BrokenPipeError, ValueError):
+            return False
+
+    def _restart(self, i: int, reason: str, seed: int) -> Any:
+        """Replace worker ``i`` and reset it with ``seed``; returns its first observation."""
+        old = self._workers[i]
+        log.warning("traffic worker %d (pid %s) restarted: %s", i, old.pid if old else None, reason)
+        if old is not None:
+            old.kill()
+        self.restarts[i] += 1
+        for attempt in range(3):
+            self._workers[i] = _Worker(self.cfgs[i])
+            if self._send(i, ("reset", seed)):
+                try:
+                    return self._recv(i, self.reset_timeout_s)
+                except ConnectionError as err:
+                    reason = str(err)
+            self._workers[i].kill()
+            log.warning("traffic worker %d restart attempt %d failed: %s", i, attempt + 1, reason)
+        raise RuntimeError(f"traffic worker {i} could not be restarted 3 times: {reason}")
+
+    def reset(self, seeds: Sequence[int]) -> list[Any]:
+        """Reset every worker (concurrently); returns per-worker first observations."""
+        self._check_open()
+        sent = [self._send(i, ("reset", int(s))) for i, s in enumerate(seeds)]
+        out = []
+        for i, s in enumerate(seeds):
+            try:
+                if not sent[i]:
+                    raise ConnectionError(f"worker {i} pipe closed")
+                out.append(self._recv(i, self.reset_timeout_s))
+            except ConnectionError as err:
+                out.append(self._restart(i, str(err), int(s)))
+        return out
+
+    def step(self, actions: Sequence[Any], next_seeds: Sequence[int]) -> tuple[list[Any], list[int]]:
+        """Step every worker; returns (per-worker answers, indices restarted). A restarted worker's answer is its
+        new first observation (not a step tuple)."""
+        self._check_open()
+        sent = [self._send(i, ("step", a, int(s))) for i, (a, s) in enumerate(zip(actions, next_seeds))]
+        out, restarted = [], []
+        for i in range(len(self._workers)):
+            try:
+                if not sent[i]:
+                    raise ConnectionError(f"worker {i} pipe closed")
+                out.append(self._recv(i, self.timeout_s))
+            except ConnectionError as err:
+                out.append(self._restart(i, str(err), int(next_seeds[i])))
+                restarted.append(i)
+        return out, restarted
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("traffic worker pool is closed")
+
+    def close(self) -> None:
+        """Ask every worker to exit, then kill and reap stragglers. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for w in self._workers:
+            if w is not None:
+                try:
+                    w.conn.send(("close",))
+                except Exception:
+                    pass
+        for w in self._workers:
+            if w is not None:
+                w.proc.join(timeout=5)
+                w.kill()
+        self._finalizer.detach()
