@@ -7,6 +7,7 @@ pole-mass*length) are recomputed from the context so a context row is a complete
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -68,8 +69,9 @@ CLASSIC = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def classic_functions(defn: ClassicDef) -> tuple[EnvSpec, JaxEnvFunctions]:
-    """Spec and pure single-env functions for one gymnax classic-control env."""
+    """Spec and pure single-env functions for one gymnax classic-control env (cached: stable jit identity)."""
     import gymnax  # lazy: keeps `import envs` light
 
     env, default_params = gymnax.make(defn.gymnax_name)

@@ -12,6 +12,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import functools
+
 import numpy as np
 
 from envs.base import BatchedEnv
@@ -38,18 +40,7 @@ class JaxBatchedEnv(BatchedEnv):
         self._key = jax.random.PRNGKey(seed)
         self._state = None
 
-        def _reset(key, params):
-            keys = jax.random.split(key, self.num_envs)
-            return jax.vmap(fns.reset)(keys, params)
-
-        def _step(key, state, actions, params):
-            key, sub = jax.random.split(key)
-            keys = jax.random.split(sub, self.num_envs)
-            state, ts = jax.vmap(fns.step)(keys, state, actions, params)
-            return key, state, ts
-
-        self._reset_jit = jax.jit(_reset)
-        self._step_jit = jax.jit(_step)
+        self._reset_jit, self._step_jit = _batched_jits(fns, self.num_envs)
 
     def reset(self, seed: int | None = None) -> TimeStep:
         if seed is not None:
@@ -64,3 +55,18 @@ class JaxBatchedEnv(BatchedEnv):
         actions = jnp.asarray(actions, self.spec.action.dtype)
         self._key, self._state, ts = self._step_jit(self._key, self._state, actions, self.params)
         return jax.device_get(ts)
+
+
+@functools.lru_cache(maxsize=64)
+def _batched_jits(fns: JaxEnvFunctions, num_envs: int):
+    """Jitted batched reset/step, cached per (functions, batch size) so new env instances don't recompile."""
+
+    def _reset(key, params):
+        return jax.vmap(fns.reset)(jax.random.split(key, num_envs), params)
+
+    def _step(key, state, actions, params):
+        key, sub = jax.random.split(key)
+        state, ts = jax.vmap(fns.step)(jax.random.split(sub, num_envs), state, actions, params)
+        return key, state, ts
+
+    return jax.jit(_reset), jax.jit(_step)
