@@ -27,6 +27,8 @@ def _cmd_train(args, console: Console) -> int:
         if not args.config:
             raise ConfigError("train needs a CONFIG.yaml (or --resume RUN_DIR)")
         cfg = load_config(args.config, args.set)
+        if args.seeds:
+            return _train_seeds(cfg, args, console)
         run_dir = new_run_dir(cfg)
     console.print(f"run directory: [bold]{run_dir}[/bold]")
     result = train(cfg, run_dir, resume=bool(args.resume), console=console)
@@ -34,6 +36,19 @@ def _cmd_train(args, console: Console) -> int:
     console.print(f"done: {result.env_steps:,} env steps; final eval: {summary}")
     console.print(f"results in [bold]{run_dir}[/bold] (config.yaml, metrics.jsonl, tb/, checkpoints/, "
                   "learning_curve.png)")
+    return 0
+
+
+def _train_seeds(cfg, args, console: Console) -> int:
+    from omnitask.sweep import run_seeds, write_summary
+    seeds = [int(s) for s in args.seeds.split(",")]
+    console.print(f"training {len(seeds)} seeds on executor '{args.executor}'")
+    results = run_seeds(cfg, seeds, executor=args.executor, max_workers=args.workers, ray_address=args.ray_address)
+    out = Path(cfg.run.out_dir) / f"{cfg.run.name or cfg.agent}-seeds.json"
+    write_summary(results, out)
+    for r in results:
+        console.print(f"seed {r['seed']}: return_mean={r.get('return_mean', float('nan')):.3g}  {r['run_dir']}")
+    console.print(f"summary: {out}")
     return 0
 
 
@@ -79,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set ppo.lr=1e-3 --set run.total_env_steps=50000")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    t.add_argument("--seeds", default=None, metavar="0,1,2", help="train one independent run per seed")
+    t.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="where --seeds runs go: a local process pool or Ray (local Ray or --ray-address)")
+    t.add_argument("--workers", type=int, default=None, help="parallel runs for --seeds")
+    t.add_argument("--ray-address", default=None, help="address of an existing Ray cluster")
     t.set_defaults(func=_cmd_train)
     e = sub.add_parser("eval", help="evaluate the newest checkpoint of a run")
     e.add_argument("run_dir")
