@@ -1,0 +1,178 @@
+"""Gaussian process over contexts (tinygp), hyper-parameters fitted by marginal likelihood with restarts.
+
+Model (the MBTL reference's choice, written for JAX): ``J(x) ~ GP(0, a * RBF(x / l))`` with a constant amplitude
+``a``, one length scale per context dimension ``l[D]`` (ARD) and a fixed observation noise ``noise_std**2`` added to
+the training diagonal (sklearn's ``alpha``). Inputs are normalised context coordinates in ``[0, 1]^D``.
+
+Everything here is pure and jittable with *fixed shapes*: a selection loop grows the training set from 1 to N
+points, so the training set is always passed padded to ``N`` rows with a boolean ``mask``. Padded rows are moved
+to distinct far-away coordinates (their kernel rows are exactly 0), given ``y = 0`` and diag ``1``; the
+covariance is then block-diagonal, the posterior is exactly the unpadded one and the padded block's
+log-likelihood contribution (known in closed form) is subtracted, so the marginal likelihood is exact too.
+One compilation serves every step of a selection run.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tinygp import GaussianProcess, kernels, transforms
+
+_FAR = 1.0e4  # padded rows sit at (i + 1) * _FAR: kernel values exp(-0.5 * (1e4 / 1e2)^2) == 0 in float32
+
+
+@dataclasses.dataclass(frozen=True)
+class GPConfig:
+    """GP model and fit settings (defaults = the MBTL reference's sklearn setup)."""
+
+    noise_std: float = 0.1  # observation noise std on the normalised performance scale (sklearn alpha = std^2)
+    amplitude_bounds: tuple[float, float] = (1e-3, 1e3)  # bounds of the constant-kernel variance a
+    length_scale_bounds: tuple[float, float] = (1e-2, 1e2)  # bounds of each length scale (normalised units)
+    num_restarts: int = 9  # extra random starts besides the default start (a=1, l=1), like n_restarts_optimizer
+    num_steps: int = 150  # Adam steps per start (fixed count: one compiled program, no line search)
+    learning_rate: float = 0.1  # Adam step size in the unconstrained (logit-of-log-bound) parameter space
+    seed: int = 0  # PRNG seed of the random starts (split per fit step by the caller)
+
+    def __post_init__(self) -> None:
+        for name in ("amplitude_bounds", "length_scale_bounds"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo < hi:
+                raise ValueError(f"GPConfig.{name} must be (low, high) with 0 < low < high, got {(lo, hi)}")
+        if self.noise_std <= 0:
+            raise ValueError(f"GPConfig.noise_std must be > 0, got {self.noise_std}")
+        if self.num_restarts < 0 or self.num_steps < 1:
+            raise ValueError(f"GPConfig: num_restarts >= 0 and num_steps >= 1 required, got "
+                             f"{self.num_restarts}, {self.num_steps}")
+
+
+class GPParams(NamedTuple):
+    """Kernel hyper-parameters in log space."""
+
+    log_amplitude: jax.Array  # [] log a
+    log_length_scale: jax.Array  # [D] log l
+
+
+class GPPosterior(NamedTuple):
+    mean: jax.Array  # [M] posterior mean of the latent J at the query points
+    std: jax.Array  # [M] posterior std of the latent J (noise not included, like sklearn's predict)
+
+
+def _kernel(params: GPParams) -> kernels.Kernel:
+    scale = jnp.exp(-params.log_length_scale)  # [D] inverse length scales
+    return jnp.exp(params.log_amplitude) * transforms.Linear(scale, kernels.ExpSquared())
+
+
+def _pad(x: jax.Array, y: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Move masked-out rows far away; returns x [N, D], y [N], diag [N]."""
+    n, d = x.shape
+    far = (jnp.arange(n, dtype=x.dtype)[:, None] + 1.0) * _FAR * jnp.ones((1, d), x.dtype)  # [N, D]
+    x = jnp.where(mask[:, None], x, far)
+    y = jnp.where(mask, y, 0.0)
+    return x, y, mask
+
+
+def log_marginal_likelihood(params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array,
+                            noise_std: float) -> jax.Array:
+    """Exact log p(y[mask] | x[mask], params). x [N, D], y [N], mask [N] bool -> []."""
+    x, y, mask = _pad(x, y, mask)
+    diag = jnp.where(mask, noise_std ** 2, 1.0)  # [N]
+    gp = GaussianProcess(_kernel(params), x, diag=diag)
+    # padded rows: independent N(0, a + 1) evaluated at 0
+    pad_ll = -0.5 * jnp.log(2.0 * jnp.pi * (jnp.exp(params.log_amplitude) + 1.0))
+    return gp.log_probability(y) - jnp.sum(~mask) * pad_ll
+
+
+def posterior(params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array, x_query: jax.Array,
+              noise_std: float) -> GPPosterior:
+    """Posterior of the latent J at x_query [M, D] given training x [N, D], y [N], mask [N]."""
+    x, y, mask = _pad(x, y, mask)
+    diag = jnp.where(mask, noise_std ** 2, 1.0)
+    gp = GaussianProcess(_kernel(params), x, diag=diag)
+    mean, var = gp.predict(y, x_query, return_var=True)
+    return GPPosterior(mean, jnp.sqrt(jnp.maximum(var, 0.0)))
+
+
+def _to_params(u: jax.Array, cfg: GPConfig) -> GPParams:
+    """Unconstrained u [1 + D] -> bounded log-parameters (sigmoid into the log-bounds)."""
+    lo = jnp.log(jnp.array([cfg.amplitude_bounds[0]] + [cfg.length_scale_bounds[0]] * (u.shape[0] - 1)))
+    hi = jnp.log(jnp.array([cfg.amplitude_bounds[1]] + [cfg.length_scale_bounds[1]] * (u.shape[0] - 1)))
+    logp = lo + (hi - lo) * jax.nn.sigmoid(u)
+    return GPParams(logp[0], logp[1:])
+
+
+def _from_log(logp: jax.Array, cfg: GPConfig) -> jax.Array:
+    lo = jnp.log(jnp.array([cfg.amplitude_bounds[0]] + [cfg.length_scale_bounds[0]] * (logp.shape[0] - 1)))
+    hi = jnp.log(jnp.array([cfg.amplitude_bounds[1]] + [cfg.length_scale_bounds[1]] * (logp.shape[0] - 1)))
+    frac = jnp.clip((logp - lo) / (hi - lo), 1e-4, 1 - 1e-4)
+    return jnp.log(frac) - jnp.log1p(-frac)  # logit
+
+
+def initial_points(key: jax.Array, dim: int, cfg: GPConfig) -> jax.Array:
+    """[1 + num_restarts, 1 + D] unconstrained starts: (a=1, l=1) then log-uniform draws within the bounds."""
+    first = _from_log(jnp.zeros((1 + dim,)), cfg)[None]  # [1, 1 + D]
+    lo = jnp.log(jnp.array([cfg.amplitude_bounds[0]] + [cfg.length_scale_bounds[0]] * dim))
+    hi = jnp.log(jnp.array([cfg.amplitude_bounds[1]] + [cfg.length_scale_bounds[1]] * dim))
+    logp = jax.random.uniform(key, (cfg.num_restarts, 1 + dim), minval=lo, maxval=hi)  # [R, 1 + D]
+    rest = jax.vmap(lambda p: _from_log(p, cfg))(logp)
+    return jnp.concatenate([first, rest], axis=0)
+
+
+def make_fit(cfg: GPConfig):
+    """Return ``fit(key, x[N, D], y[N], mask[N]) -> (GPParams, log_marginal_likelihood [])`` (jitted).
+
+    Maximises the exact marginal likelihood with Adam (optax) from 1 + num_restarts starts (sequential lax.map) and keeps
+    the best start. With no observed point the prior starting point is returned.
+    """
+    solver = optax.adam(cfg.learning_rate)
+
+    def neg_ll(u, x, y, mask):
+        return -log_marginal_likelihood(_to_params(u, cfg), x, y, mask, cfg.noise_std)
+
+    def run_one(u0, x, y, mask):
+        value_and_grad = jax.value_and_grad(neg_ll)
+
+        def step(carry, _):
+            u, state = carry
+            _, grad = value_and_grad(u, x, y, mask)
+            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+            updates, state = solver.update(grad, state, u)
+            return (optax.apply_updates(u, updates), state), None
+
+        (u, _), _ = jax.lax.scan(step, (u0, solver.init(u0)), None, length=cfg.num_steps)
+        value = neg_ll(u, x, y, mask)
+        return u, jnp.where(jnp.isfinite(value), value, jnp.inf)
+
+    @jax.jit
+    def fit(key, x, y, mask):
+        x = jnp.asarray(x, jnp.float32)
+        y = jnp.asarray(y, jnp.float32)
+        starts = initial_points(key, x.shape[1], cfg)  # [R + 1, 1 + D]
+        # lax.map, not vmap: XLA:CPU's batched Cholesky gradient is 10-200x slower than the sequential one
+        us, values = jax.lax.map(lambda u0: run_one(u0, x, y, mask), starts)
+        best = jnp.argmin(values)
+        return _to_params(us[best], cfg), -values[best]
+
+    return fit
+
+
+def bucket_size(n: int, minimum: int = 8) -> int:
+    """Padded training-set size for n points: the next power of two >= max(n, minimum) (few compilations)."""
+    return max(minimum, 1 << max(0, int(n) - 1).bit_length())
+
+
+def pad_training_set(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad un-padded x [n, D], y [n] to ``bucket_size(n)`` rows; returns x [M, D], y [M], mask [M]."""
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y, np.float32)
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise ValueError(f"GP training set: want x [n, D] and y [n], got {x.shape} and {y.shape}")
+    n, m = x.shape[0], bucket_size(x.shape[0])
+    xp = np.zeros((m, x.shape[1]), np.float32)
+    yp = np.zeros((m,), np.float32)
+    mask = np.zeros((m,), bool)
+    xp[:n], yp[:n], mask[:n] = x, y, True
+    return xp, yp, mask

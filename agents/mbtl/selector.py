@@ -1,0 +1,135 @@
+"""MBTL's selector: a thin stateful shell over the jitted GP fit + acquisition step.
+
+``Selector.select(trained, own_perf, best, k, key)`` returns the next context index to train. Everything numeric
+runs in one jitted function per training-set bucket size (see ``gp.bucket_size``), so a 100-step selection
+compiles at most ~5 programs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.mbtl import acquisition, gap, gp
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectorConfig:
+    """How MBTL picks the next training context."""
+
+    acquisition: str = "ucb"  # 'ucb' (the paper's greedy marginal improvement) or 'ei' (expected improvement)
+    beta_schedule: str = "sqrt_log"  # sqrt_log | constant | inverse | zero | gp_ucb (see acquisition.beta)
+    beta0: float = 1.0  # beta for 'constant' / numerator for 'inverse'
+    slope: float = 0.5  # gap slope per unit of normalised context distance (ref. 0.005/grid step x 99 steps)
+    slope_mode: str = "fixed"  # 'fixed' or 'estimated' (least squares on observed transfers, see gap.estimate_slope)
+    distance: str = "l1"  # context distance in normalised coordinates: l1 | l2 | linf
+    reduction: str = "none"  # search-space reduction: 'none' or 'segment' (largest under-covered segment / cell)
+    model: str = "gp"  # 'gp' (MBTL) or 'constant' (Greedy pseudo-strategy: J(x) = mean observed, no uncertainty)
+    gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
+
+    def __post_init__(self) -> None:
+        checks = (("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
+                  ("slope_mode", ("fixed", "estimated")), ("distance", gap.DISTANCES),
+                  ("reduction", ("none", "segment")), ("model", ("gp", "constant")))
+        for field, allowed in checks:
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"SelectorConfig.{field}={getattr(self, field)!r}; allowed: {', '.join(allowed)}")
+        if self.slope < 0:
+            raise ValueError(f"SelectorConfig.slope must be >= 0, got {self.slope}")
+
+
+class StepInfo(NamedTuple):
+    mean: np.ndarray  # [N] GP posterior mean of J at every context
+    std: np.ndarray  # [N] GP posterior std
+    score: np.ndarray  # [N] acquisition value (-inf where not selectable)
+    beta: float  # exploration weight used
+    slope: float  # gap slope used
+
+
+def center_index(u: np.ndarray) -> int:
+    """Index of the context closest to the centre of the (normalised) context box: the paper's first task."""
+    d = np.round(np.abs(np.asarray(u, np.float64) - 0.5).sum(axis=1), 6)  # rounding: float32/64 give one answer
+    return int(np.argmin(d))
+
+
+class Selector:
+    """Holds the static parts (context grid, distances, config); ``select`` is pure given its arguments."""
+
+    def __init__(self, u: np.ndarray, cfg: SelectorConfig):
+        u = np.asarray(u, np.float32)
+        if u.ndim != 2 or u.shape[0] < 2:
+            raise ValueError(f"Selector: contexts must be [N >= 2, D] normalised coordinates, got {u.shape}")
+        if u.min() < -1e-6 or u.max() > 1 + 1e-6:
+            raise ValueError("Selector: contexts must be normalised to [0, 1] (use contexts.normalise)")
+        self.cfg = cfg
+        self.u = u  # [N, D]
+        self.dist = np.asarray(gap.pairwise_distance(jnp.asarray(u), jnp.asarray(u), cfg.distance))  # [N, N]
+        self._fit = gp.make_fit(cfg.gp)
+        self._step = jax.jit(self._score)
+
+    def _score(self, params, x_tr, y_tr, mask, best, available, beta_k, slope, const_mu):
+        u = jnp.asarray(self.u)
+        if self.cfg.model == "gp":
+            post = gp.posterior(params, x_tr, y_tr, mask, u, self.cfg.gp.noise_std)
+            mu, sd = post.mean, post.std
+        else:
+            mu, sd = jnp.full((u.shape[0],), const_mu), jnp.zeros((u.shape[0],))
+        dist = jnp.asarray(self.dist)
+        if self.cfg.acquisition == "ucb":
+            score = acquisition.marginal_improvement_ucb(mu, sd, beta_k, dist, slope, best)
+        else:
+            score = acquisition.marginal_improvement_ei(mu, sd, dist, slope, best)
+        score = jnp.where(available, score, -jnp.inf)
+        return jnp.argmax(score).astype(jnp.int32), mu, sd, score
+
+    def select(self, trained: list[int], own_perf: np.ndarray, best: np.ndarray, key: jax.Array,
+               observed_rows: np.ndarray | None = None) -> tuple[int, StepInfo | None]:
+        """Next context to train.
+
+        trained: indices already trained (in order); own_perf [k]: their training performance J(x) (normalised);
+        best [N]: best normalised performance on every target so far; observed_rows [k, N]: their transfer rows
+        (needed only for slope_mode='estimated'). With nothing trained, returns the centre context.
+        """
+        n = self.u.shape[0]
+        if not trained:
+            return center_index(self.u), None
+        k = len(trained)
+        if k >= n:
+            raise ValueError("Selector.select: every context is already trained")
+        own_perf = np.asarray(own_perf, np.float32)
+        best = np.asarray(best, np.float32)
+        if own_perf.shape != (k,) or best.shape != (n,):
+            raise ValueError(f"Selector.select: own_perf must be [{k}] and best [{n}], got {own_perf.shape}, "
+                             f"{best.shape}")
+        trained_mask = np.zeros(n, bool)
+        trained_mask[np.asarray(trained)] = True
+        slope = self.cfg.slope
+        if self.cfg.slope_mode == "estimated":
+            if observed_rows is None:
+                raise ValueError("slope_mode='estimated' needs observed_rows [k, N] of the trained sources")
+            slope = gap.estimate_slope(observed_rows, self.dist[np.asarray(trained)], own_perf)
+        available = ~trained_mask
+        if self.cfg.reduction == "segment":
+            deficit = jnp.maximum(jnp.max(own_perf) - jnp.asarray(best), 0.0)  # improvement left per target
+            if self.u.shape[1] == 1:
+                keep = acquisition.reduced_search_space_1d(jnp.asarray(self.u[:, 0]), jnp.asarray(trained_mask),
+                                                           deficit)
+            else:
+                keep = acquisition.reduced_search_space_cells(jnp.asarray(self.dist), jnp.asarray(trained_mask),
+                                                              deficit)
+            keep = np.asarray(keep)
+            if keep.any():
+                available = keep
+        b = acquisition.beta(self.cfg.beta_schedule, k, self.cfg.beta0, n)
+        x_tr, y_tr, mask = gp.pad_training_set(self.u[np.asarray(trained)], own_perf)
+        if self.cfg.model == "gp":
+            params, _ = self._fit(key, x_tr, y_tr, mask)
+        else:
+            params = gp.GPParams(jnp.zeros(()), jnp.zeros((self.u.shape[1],)))
+        idx, mu, sd, score = self._step(params, x_tr, y_tr, mask, jnp.asarray(best), jnp.asarray(available),
+                                        jnp.float32(b), jnp.float32(slope), jnp.float32(own_perf.mean()))
+        info = StepInfo(np.asarray(mu), np.asarray(sd), np.asarray(score), b, float(slope))
+        return int(idx), info
