@@ -16,3 +16,22 @@ for _r, _c in ((1, 1), (2, 2), (3, 3)):
     _register(_id, _factory, family="traffic", extra="traffic",
               description=f"SUMO signal control, {_r}x{_c} grid, one agent per light; contexts inflow, speed_limit, "
                           "lane_length")
+
+
+def _ring_jax(**kw):
+    from envs.traffic.ring_jax import make_ring_jax
+
+    return make_ring_jax(**kw)
+
+
+def _ring_sumo(**kw):
+    from envs.traffic.ring_sumo import make_ring_sumo
+
+    return make_ring_sumo(**kw)
+
+
+_register("traffic/ring-jax", _ring_jax, family="traffic", extra=None,
+          description="IDM ring road in jax.numpy (jittable, vmappable); contexts ring_length, num_vehicles, "
+                      "hold_duration")
+_register("traffic/ring-sumo", _ring_sumo, family="traffic", extra="traffic",
+          description="SUMO IDM ring road with one advised AV; contexts ring_length, num_vehicles, hold_duration")
