@@ -35,3 +35,13 @@ _register("traffic/ring-jax", _ring_jax, family="traffic", extra=None,
                       "hold_duration")
 _register("traffic/ring-sumo", _ring_sumo, family="traffic", extra="traffic",
           description="SUMO IDM ring road with one advised AV; contexts ring_length, num_vehicles, hold_duration")
+
+
+def _ecodrive(**kw):
+    from envs.traffic.ecodrive import make_ecodrive
+
+    return make_ecodrive(**kw)
+
+
+_register("traffic/ecodrive", _ecodrive, family="traffic", extra="traffic",
+          description="SUMO eco-driving of CAVs at a fixed-time intersection; contexts green_time, inflow, penetration")

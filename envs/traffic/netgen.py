@@ -65,6 +65,7 @@ class GridParams:
     inflow: float  # veh/h entering at each fringe entry
     horizon: float  # s, flows end here
     straight_only: bool = False  # eco-driving demand: no turns
+    cav_share: float = 0.0  # share of the demand that is of vType "cav" (controlled, eco-driving penetration)
 
 
 def _grid_nodes(p: GridParams) -> dict[tuple[int, int], str]:
@@ -133,7 +134,9 @@ def build_grid(p: GridParams, out_dir: Path) -> None:
     # demand: from every fringe entry, straight / left / right at the first intersection, then straight on
     routes = ['<routes>',
               f'  <vType id="car" length="{CAR_LENGTH}" minGap="{CAR_MIN_GAP}" accel="2.6" decel="4.5" sigma="0.5" '
-              f'maxSpeed="{max(p.speed_limit, 1.0) * 1.2:.3f}" speedDev="0.1"/>']
+              f'maxSpeed="{max(p.speed_limit, 1.0) * 1.2:.3f}" speedDev="0.1"/>',
+              f'  <vType id="cav" length="{CAR_LENGTH}" minGap="{CAR_MIN_GAP}" accel="3.0" decel="4.5" sigma="0" '
+              f'maxSpeed="{max(p.speed_limit, 1.0) * 1.2:.3f}" speedDev="0" color="0,1,0"/>']
     shares = {"straight": 1.0} if p.straight_only else TURN_SHARES
     for (c, r), nid in sorted(nodes.items(), key=lambda kv: kv[1]):
         if nid.startswith("J"):
@@ -146,10 +149,13 @@ def build_grid(p: GridParams, out_dir: Path) -> None:
         e_in = _edge_id(nid, nodes[(jc, jr)])
         for turn, share in shares.items():
             a, b = _walk_to_fringe(nodes, (jc, jr), dirs[turn])
-            prob = p.inflow * share / 3600.0
-            routes.append(f'  <flow id="f_{nid}_{turn}" type="car" begin="0" end="{p.horizon:.0f}" '
-                          f'probability="{prob:.6f}" from="{e_in}" to="{_edge_id(a, b)}" departLane="best" '
-                          f'departSpeed="max"/>')
+            for vtype, frac in (("car", 1.0 - p.cav_share), ("cav", p.cav_share)):
+                prob = p.inflow * share * frac / 3600.0
+                if prob <= 0:
+                    continue
+                routes.append(f'  <flow id="f_{nid}_{turn}_{vtype}" type="{vtype}" begin="0" '
+                              f'end="{p.horizon:.0f}" probability="{prob:.6f}" from="{e_in}" to="{_edge_id(a, b)}" '
+                              f'departLane="best" departSpeed="max"/>')
     routes.append("</routes>")
     (out_dir / "routes.rou.xml").write_text("\n".join(routes) + "\n")
 
