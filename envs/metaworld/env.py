@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import pickle
 from collections import OrderedDict
@@ -143,28 +144,39 @@ def _check_goals(bench: BenchmarkDef, goals: np.ndarray, task_ids: np.ndarray) -
                 f"(full space low={tuple(low)}, high={tuple(high)})")
 
 
-def _benchmark_tasks(bench: BenchmarkDef, seed: int, goal_observable: bool) -> dict[str, list]:
-    """Meta-World's goal set (50 ``Task``s per task name) for ``bench``, generated exactly as metaworld does."""
+@functools.lru_cache(maxsize=8)
+def _generated_tasks(name: str, split: str, task_names: tuple[str, ...], seed: int) -> tuple:
+    """Meta-World's goal set (50 ``Task``s per task name), generated exactly as metaworld does.
+
+    Generation resets every task's simulator 50 times (~1 s per task on 2 busy cores), and its result depends only
+    on the arguments, so it is memoised: building a second env of the same benchmark and seed (an evaluation
+    copy, a test) is fast. ``Task`` objects are immutable (name + pickled bytes).
+    """
     import metaworld
     from metaworld import env_dict as D
 
-    if bench.name == "MT1":
-        tasks = metaworld.MT1(bench.task_names[0], seed=seed).train_tasks
-    elif bench.name in ("MT10", "MT50"):
-        tasks = getattr(metaworld, bench.name)(seed=seed).train_tasks
-    else:  # ML: generate only the split we need (metaworld builds both; ML1's test split uses seed + 1)
-        if bench.name == "ML1":
-            name = bench.task_names[0]
-            classes = OrderedDict([(name, D.ALL_V3_ENVIRONMENTS[name])])
-            args = {name: D.ML1_ARGS_KWARGS[name]}
-            split_seed = seed + 1 if bench.split == "test" else seed
-        else:
-            classes = getattr(D, f"{bench.name}_V3")[bench.split]
-            args = getattr(D, f"{bench.name}_ARGS_KWARGS")[bench.split]
-            split_seed = seed
-        tasks = metaworld._make_tasks(classes, args, metaworld._ML_OVERRIDE, seed=split_seed)
+    if name == "MT1":
+        return tuple(metaworld.MT1(task_names[0], seed=seed).train_tasks)
+    if name in ("MT10", "MT50"):
+        return tuple(getattr(metaworld, name)(seed=seed).train_tasks)
+    # ML: generate only the split we need (metaworld builds both; ML1's test split uses seed + 1)
+    if name == "ML1":
+        classes = OrderedDict([(task_names[0], D.ALL_V3_ENVIRONMENTS[task_names[0]])])
+        args = {task_names[0]: D.ML1_ARGS_KWARGS[task_names[0]]}
+        split_seed = seed + 1 if split == "test" else seed
+    else:
+        classes = getattr(D, f"{name}_V3")[split]
+        args = getattr(D, f"{name}_ARGS_KWARGS")[split]
+        split_seed = seed
+    return tuple(metaworld._make_tasks(classes, args, metaworld._ML_OVERRIDE, seed=split_seed))
+
+
+def _benchmark_tasks(bench: BenchmarkDef, seed: int, goal_observable: bool) -> dict[str, list]:
+    """The benchmark's ``Task``s grouped by task name, with the goal visibility we want."""
+    import metaworld
+
     by_name: dict[str, list] = {name: [] for name in bench.task_names}
-    for task in tasks:
+    for task in _generated_tasks(bench.name, bench.split, bench.task_names, seed):
         data = pickle.loads(task.data)
         if data["partially_observable"] == goal_observable:  # flip Meta-World's observability convention
             data["partially_observable"] = not goal_observable
@@ -231,7 +243,7 @@ class MetaWorldEnv(BatchedEnv):
             env_tasks = goal_sets[name]
             if bench.kind == "ML":  # Meta-World's meta-batch split: the envs of one task share out its 50 goals
                 env_tasks = env_tasks[i // num_tasks::per_task]
-            thunks.append(_Thunk(D.ALL_V3_ENVIRONMENTS[name], env_tasks, _derived_seed(self.seed, i), i,
+            thunks.append(_Thunk(D.ALL_V3_ENVIRONMENTS[name], list(env_tasks), _derived_seed(self.seed, i), i,
                                  task_select, opts, terminate, None if goals is None else goals[i]))
         mode = gym.vector.AutoresetMode.SAME_STEP
         if opts.vector_strategy == "sync":
