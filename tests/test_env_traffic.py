@@ -1,0 +1,188 @@
+"""Traffic family: SUMO signal control / eco-driving / ring road and the JAX ring, with real SUMO processes."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("libsumo")
+
+import envs  # noqa: E402
+from envs.traffic.controllers import FixedTimeController, MaxPressureController, run_controller  # noqa: E402
+
+
+def _children() -> set[int]:
+    """PIDs of this process's live (non-zombie) children."""
+    me, out = os.getpid(), set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            out.add(int(name))
+    return out
+
+
+def _gone(pid: int) -> bool:
+    """True when ``pid`` no longer exists (reaped) -- a zombie still has a /proc entry with state Z."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    del state  # alive (any state) or zombie (Z, not reaped): both mean not gone
+    return False
+
+
+def test_traffic_ids_registered():
+    ids = envs.list_ids("traffic")
+    for want in ("traffic/signal-1x1", "traffic/signal-2x2", "traffic/signal-3x3", "traffic/ecodrive",
+                 "traffic/ring-sumo", "traffic/ring-jax"):
+        assert want in ids
+
+
+@pytest.mark.parametrize("env_id,context,match", [
+    ("traffic/signal-1x1", {"inflow": -100.0}, r"inflow=-100 is outside its allowed range \[50, 2500\]"),
+    ("traffic/signal-1x1", {"lane_length": 0.0}, r"lane_length=0 is outside its allowed range \[50, 2500\]"),
+    ("traffic/signal-2x2", {"inflw": 300.0}, r"unknown context variable.*did you mean 'inflow'"),
+    ("traffic/ecodrive", {"penetration": 0.0}, r"penetration=0 is outside"),
+    ("traffic/ecodrive", {"green_time": 10.5}, r"green_time must be a whole number"),
+    ("traffic/ring-sumo", {"ring_length": 150.0, "num_vehicles": 30.0}, r"too short for num_vehicles=30"),
+    ("traffic/ring-sumo", {"num_vehicles": 21.5}, r"num_vehicles must be an integer"),
+    ("traffic/ring-jax", {"hold_duration": 0.25}, r"multiple of the 0.1 s step"),
+])
+def test_invalid_contexts_refused_before_sumo_starts(env_id, context, match):
+    before = _children()
+    with pytest.raises(ValueError, match=match):
+        envs.make(env_id, num_envs=1, context=context)
+    assert _children() == before, "no SUMO worker may start for an invalid context"
+
+
+def _rollout(env, actions_seq):
+    obs, rew = [], []
+    ts = env.reset()
+    obs.append(ts.observation)
+    for a in actions_seq:
+        ts = env.step(a)
+        obs.append(ts.observation)
+        rew.append(ts.reward)
+    return np.stack(obs), np.stack(rew)
+
+
+def test_signal_conformance_autoreset_and_determinism():
+    rng = np.random.default_rng(0)
+    acts = [rng.integers(0, 4, size=2).astype(np.int32) for _ in range(24)]
+    with envs.make("traffic/signal-1x1", num_envs=2, seed=7, episode_seconds=100) as env:
+        assert env.spec.max_episode_steps == 20 and env.num_envs == 2
+        ts = env.reset()
+        envs.check_timestep(ts, env.spec, 2)
+        for t, a in enumerate(acts):
+            ts = env.step(a)
+            envs.check_timestep(ts, env.spec, 2)
+            assert not ts.terminated.any()
+            if t == 19:  # time limit: truncated, same-step autoreset
+                assert ts.truncated.all() and (ts.info["episode_length"] == 20).all()
+                assert not np.allclose(ts.info["final_observation"], ts.observation)
+            else:
+                assert not ts.truncated.any()
+        obs_a, rew_a = _rollout(env, acts)  # reset() without a seed: next episode seeds of the same stream
+    with envs.make("traffic/signal-1x1", num_envs=2, seed=7, episode_seconds=100) as env:
+        _rollout(env, acts)  # same history as the first env's first rollout + manual loop
+        obs_b, rew_b = _rollout(env, acts)
+    with envs.make("traffic/signal-1x1", num_envs=2, seed=8, episode_seconds=100) as env:
+        obs_c, _ = _rollout(env, acts)
+    assert np.abs(rew_a).sum() > 0
+    np.testing.assert_array_equal(obs_a, obs_b)  # same seed, same context -> same trajectory
+    np.testing.assert_array_equal(rew_a, rew_b)
+    assert not np.array_equal(obs_a, obs_c)  # another seed -> other random arrivals
+
+
+def test_grid_has_one_agent_per_light():
+    with envs.make("traffic/signal-2x2", num_envs=2, seed=0, episode_seconds=50, context={"inflow": 900.0}) as env:
+        assert env.num_envs == 8 and env.agents_per_sim == 4
+        np.testing.assert_array_equal(env.sim_index, [0, 0, 0, 0, 1, 1, 1, 1])
+        ts = env.reset()
+        envs.check_timestep(ts, env.spec, 8)
+        for t in range(10):
+            ts = env.step(np.zeros(8, np.int32))
+            envs.check_timestep(ts, env.spec, 8)
+            assert ts.truncated.all() == (t == 9)  # all lights of a simulation end together
+        # the lights see different traffic: per-agent observations differ within a simulation
+        assert len({tuple(o) for o in ts.info["final_observation"][:4]}) > 1
+        assert ts.info["queue"].sum() > 0
+        with pytest.raises(ValueError, match=r"actions must have shape \(8,\)"):
+            env.step(np.zeros(2, np.int32))
+
+
+def test_contexts_take_effect_inflow_queue_and_short_lane_spillback():
+    # one batch, one context per env: base / high inflow / short lanes (same high inflow) / long lanes
+    ctx = {"inflow": [200.0, 1200.0, 1200.0, 1200.0], "lane_length": [200.0, 200.0, 50.0, 600.0]}
+    with envs.make("traffic/signal-1x1", num_envs=4, seed=0, episode_seconds=400, context=ctx) as env:
+        ctrl = FixedTimeController(4, green_steps=6)
+        ts = env.reset()
+        np.testing.assert_allclose(ts.context[:, 0], ctx["inflow"])
+        queue, backlog = np.zeros(4), np.zeros(4)
+        for _ in range(60):
+            ts = env.step(ctrl.act(ts))
+            queue += ts.info["queue"]
+            backlog = np.maximum(backlog, ts.info["backlog"])
+    assert queue[1] > 2 * queue[0], f"higher inflow must give longer queues: {queue}"
+    assert backlog[2] > 10, f"50 m lanes at 1200 veh/h must spill back to the entries: backlog {backlog}"
+    assert backlog[2] > 3 * max(backlog[3], 1.0), f"600 m lanes must hold the queues: backlog {backlog}"
+
+
+def test_fixed_time_vs_max_pressure_ordering():
+    with envs.make("traffic/signal-1x1", num_envs=2, seed=0, episode_seconds=600, context={"inflow": 600.0}) as env:
+        fixed = run_controller(env, FixedTimeController(2, green_steps=6), 80, seed=3)
+        maxp = run_controller(env, MaxPressureController(), 80, seed=3)
+    assert maxp["waiting_time"] < 0.7 * fixed["waiting_time"], (fixed, maxp)
+    assert maxp["queue"] < fixed["queue"] and maxp["reward"] > fixed["reward"], (fixed, maxp)
+
+
+def test_killed_and_hung_workers_restart_truncate_log_and_leave_no_zombies(caplog):
+    caplog.set_level(logging.WARNING, logger="envs.traffic")
+    env = envs.make("traffic/ring-sumo", num_envs=2, seed=0, step_timeout_s=3.0)
+    try:
+        ts = env.reset()
+        act = np.ones((2, 1), np.float32)
+        for _ in range(3):
+            ts = env.step(act)
+        pids = list(env.pool.pids)
+        os.kill(pids[0], signal.SIGKILL)  # a dead SUMO worker
+        ts = env.step(act)
+        assert ts.truncated[0] and not ts.truncated[1]
+        assert ts.info["worker_restarted"][0] and ts.info["episode_length"][0] == 4
+        envs.check_timestep(ts, env.spec, 2)
+        assert env.restarts.tolist() == [1, 0]
+        assert any("restarted" in r.getMessage() for r in caplog.records)
+        os.kill(pids[1], signal.SIGSTOP)  # a hung SUMO worker: detected by the step timeout
+        t0 = time.monotonic()
+        ts = env.step(act)
+        assert time.monotonic() - t0 < 30
+        assert ts.truncated[1] and ts.info["worker_restarted"][1]
+        assert env.restarts.tolist() == [1, 1]
+        ts = env.step(act)  # keeps running after both restarts
+        assert not ts.truncated.any()
+        new_pids = list(env.pool.pids)
+        assert _gone(pids[0]) and _gone(pids[1]) and set(new_pids).isdisjoint(pids)
+    finally:
+        env.close()
+    assert all(_gone(p) for p in new_pids), "workers must be reaped on close"
+
+
+def test_no_zombies_after_exception():
+    pids = []
+    with pytest.raises(RuntimeError, match="boom"):
+        with envs.make("traffic/signal-1x1", num_envs=2, seed=0, episode_seconds=50) as env:
+            env.reset()
+            pids = list(env.pool.pids)
+            raise RuntimeError("boom")
+    assert pids and all(_gone(p) for p in pids)
