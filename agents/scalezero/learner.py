@@ -1,0 +1,138 @@
+"""The learner: ``update(train_state, batch, stage) -> (train_state, metrics, priorities)`` as a pure function.
+
+Loss (UniZero / ScaleZero, reference weights in ScaleZeroConfig): next-latent MSE to the EMA target encoder's
+embedding of the next observation, reward CE, value CE against n-step targets bootstrapped from the EMA target
+network's forward pass over the window, policy CE against the search policy, an entropy bonus, and the optional MoE
+load-balancing loss. Terms are masked means over valid unroll steps (the reference sums over steps; a mean keeps the
+scale independent of the unroll length).
+
+Optimizer: AdamW (decay only on tensors with >= 2 dims) after global-norm clipping. Curriculum freezing
+(``trainable_mask``) zeroes gradients before clipping/Adam and zeroes updates after AdamW, so frozen parameters do
+not move (not even by weight decay) while staying in the optimizer state from the start.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from agents.scalezero.config import ScaleZeroConfig
+from agents.scalezero.losses import (masked_mean, n_step_targets, policy_loss_and_entropy, scalar_ce)
+from agents.scalezero.lora import LORA_PARAM_NAMES
+from agents.scalezero.transforms import logits_to_value
+from agents.scalezero.world_model import WorldModel
+
+
+class TrainState(NamedTuple):
+    params: dict
+    target_params: dict
+    opt_state: optax.OptState
+    step: jax.Array  # () int32 learner updates done
+
+
+def make_optimizer(cfg: ScaleZeroConfig) -> optax.GradientTransformation:
+    wd_mask = lambda params: jax.tree_util.tree_map(lambda x: x.ndim >= 2, params)
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip),
+                       optax.adamw(cfg.learning_rate, b1=cfg.adam_b1, b2=cfg.adam_b2,
+                                   weight_decay=cfg.weight_decay, mask=wd_mask))
+
+
+def init_train_state(params, cfg: ScaleZeroConfig) -> TrainState:
+    return TrainState(params, jax.tree_util.tree_map(jnp.array, params), make_optimizer(cfg).init(params),
+                      jnp.zeros((), jnp.int32))
+
+
+def trainable_mask(params, stage, dps: bool):
+    """Per-leaf float multipliers (1 = trains) for curriculum ``stage`` (traced int).
+
+    Stage 0 (or DPS off): everything except the LoRA adapters. Stage s >= 1: transformer backbone frozen except
+    adapter s (slice s-1 of ``lora_A``/``lora_B``) and the bounded scales a_0 and a_s; encoder, embeddings and heads
+    stay trainable.
+    """
+    def leaf_mask(path, x):
+        keys = [getattr(p, "key", str(p)) for p in path]
+        name = keys[-1]
+        in_backbone = "transformer" in keys
+        if name in LORA_PARAM_NAMES:
+            if not dps:
+                return jnp.zeros(x.shape, jnp.float32)
+            if name == "lora_scale":  # [n+1]: a_0 and a_s train from stage 1 on
+                idx = jnp.arange(x.shape[0])
+                on = ((idx == 0) | (idx == stage)) & (stage >= 1)
+                return on.astype(jnp.float32)
+            on = (jnp.arange(x.shape[0]) == stage - 1).astype(jnp.float32)  # adapter index s-1
+            return on.reshape((-1,) + (1,) * (x.ndim - 1)) * jnp.ones(x.shape, jnp.float32)
+        if in_backbone and dps:
+            return jnp.where(stage >= 1, 0.0, 1.0) * jnp.ones(x.shape, jnp.float32)
+        return jnp.ones(x.shape, jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(leaf_mask, params)
+
+
+def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
+    """Scalar loss and aux metrics for one batch (see replay.Batch for shapes, ``T = unroll_steps``)."""
+    t, n = cfg.unroll_steps, cfg.td_steps
+    g = batch.task.shape[0]
+    continuous = model.dims.continuous
+    apply = lambda p, *a, **k: model.apply({"params": p}, *a, **k)
+    valid = batch.seg == 0  # [B, L] rows in the root's episode
+    in_range = batch.seg >= 0
+    # --- target network: latent targets and bootstrap values over the whole window ---
+    tz = apply(target_params, batch.obs, method=WorldModel.encode)  # [B, L, D]
+    tout = apply(target_params, tz, batch.action, batch.seg, batch.task, stage, g, method=WorldModel.sequence)
+    boot = logits_to_value(tout.value_logits, cfg.support_max)  # [B, L]
+    reward = batch.reward
+    value_target, value_ok = n_step_targets(reward, batch.terminated, batch.truncated, valid, in_range, boot,
+                                            cfg.discount, n, t)  # [B, T]
+    value_target, latent_target = jax.lax.stop_gradient(value_target), jax.lax.stop_gradient(tz[:, 1:t + 1])
+    # --- online network over the first T steps ---
+    z = apply(params, batch.obs[:, :t], method=WorldModel.encode)  # [B, T, D]
+    out = apply(params, z, batch.action[:, :t], batch.seg[:, :t], batch.task, stage, g, method=WorldModel.sequence)
+    m = valid[:, :t]
+    m_next = m & valid[:, 1:t + 1] & ~batch.terminated[:, :t] & ~batch.truncated[:, :t]
+    w = batch.weight
+    l_latent = jnp.mean(jnp.square(out.next_latent - latent_target), -1)  # [B, T]
+    l_reward = scalar_ce(out.reward_logits, reward[:, :t], cfg.num_bins, cfg.support_max)
+    l_value = scalar_ce(out.value_logits, value_target, cfg.num_bins, cfg.support_max)
+    l_policy, entropy = policy_loss_and_entropy(out.policy, batch.policy[:, :t], batch.sampled[:, :t], continuous)
+    per_step = (cfg.w_latent * l_latent * m_next + cfg.w_reward * l_reward * m
+                + cfg.w_value * l_value * (m & value_ok) + cfg.w_policy * l_policy * m
+                - cfg.w_entropy * entropy * m)  # [B, T]
+    terms = {"latent": masked_mean(l_latent, m_next, w), "reward": masked_mean(l_reward, m, w),
+             "value": masked_mean(l_value, m & value_ok, w), "policy": masked_mean(l_policy, m, w),
+             "entropy": masked_mean(entropy, m, w)}
+    loss = (cfg.w_latent * terms["latent"] + cfg.w_reward * terms["reward"] + cfg.w_value * terms["value"]
+            + cfg.w_policy * terms["policy"] - cfg.w_entropy * terms["entropy"]
+            + cfg.load_balance_coef * out.lb_loss)
+    per_task = jnp.sum(per_step.reshape(g, -1), 1) / jnp.maximum(jnp.sum(m.reshape(g, -1), 1), 1.0)  # [G]
+    pred_v0 = logits_to_value(out.value_logits[:, 0], cfg.support_max)
+    aux = {"terms": terms, "per_slot_loss": per_task, "load": out.load, "lb_loss": out.lb_loss,
+           "priority": jnp.abs(pred_v0 - value_target[:, 0]), "value_target_mean": masked_mean(value_target, m),
+           "value_pred_mean": jnp.mean(pred_v0)}
+    return loss, aux
+
+
+def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZeroConfig):
+    """One AdamW step on ``batch`` at curriculum ``stage`` + EMA target update. Pure; jit with model/cfg bound."""
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.target_params, batch, stage,
+                                                                   model, cfg)
+    mask = trainable_mask(state.params, stage, cfg.dps)
+    grads = jax.tree_util.tree_map(jnp.multiply, grads, mask)
+    updates, opt_state = make_optimizer(cfg).update(grads, state.opt_state, state.params)
+    updates = jax.tree_util.tree_map(jnp.multiply, updates, mask)
+    params = optax.apply_updates(state.params, updates)
+    tau = cfg.target_ema
+    target = jax.tree_util.tree_map(lambda tp, p: (1 - tau) * tp + tau * p, state.target_params, params)
+    metrics = {"loss": loss, **{f"loss/{k}": v for k, v in aux["terms"].items()},
+               "grad_norm": optax.global_norm(grads), "lb_loss": aux["lb_loss"],
+               "value_target_mean": aux["value_target_mean"], "value_pred_mean": aux["value_pred_mean"],
+               "per_slot_loss": aux["per_slot_loss"], "expert_load": jnp.mean(aux["load"], 0)}
+    return TrainState(params, target, opt_state, state.step + 1), metrics, aux["priority"]
+
+
+def make_update_fn(model: WorldModel, cfg: ScaleZeroConfig):
+    """Jitted ``update(state, batch, stage)``; the state buffers are donated."""
+    return jax.jit(functools.partial(update, model=model, cfg=cfg), donate_argnums=(0,))

@@ -1,0 +1,167 @@
+"""Planning with mctx over the world model: root/recurrent functions, muzero and gumbel-muzero, sampled actions.
+
+Search state (the per-node ``embedding``) is a fixed window of the last ``S = context_steps`` steps
+(``latents [B, S, D]``, ``actions``, ``valid [B, S]``): each recurrent call writes the chosen action into the last
+slot, runs the transformer once to read reward and the next latent at that action token, shifts the window by one
+step and runs it again to read value and policy at the new latent token (attention is recomputed; no KV cache).
+Values and rewards are mapped back through h^-1; UniZero predicts no termination, so discount = ``cfg.discount``.
+
+Q normalisation (deliberate choice):
+  * muzero: tree-wide min-max over the Q of every visited edge (MuZero's MinMaxStats, as the reference), unvisited
+    children score 0. mctx's default (parent-and-siblings) normalisation is NOT used.
+  * gumbel_muzero: mctx's ``qtransform_completed_by_mix_value`` (completed Q, rescaled per node by min-max), the
+    normalisation the Gumbel MuZero paper derives its policy-improvement guarantee for.
+Dirichlet noise (muzero) and Gumbel noise (gumbel) are applied at collection only; evaluation is greedy.
+
+Sampled-action variant (continuous control, Sampled MuZero): each node holds K actions sampled from its policy
+(slot 0 = the policy mean); mctx sees K discrete actions with uniform prior logits (samples drawn from beta = pi, so
+the empirical prior beta_hat/beta * pi is uniform over the samples).
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import mctx
+
+from agents.scalezero.config import ScaleZeroConfig
+from agents.scalezero.transforms import logits_to_value
+from agents.scalezero.world_model import ModelDims, WorldModel
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
+
+
+class Window(NamedTuple):
+    latents: jax.Array  # [B, S, D]
+    actions: jax.Array  # [B, S] int32 or [B, S, A] float32 (last slot: placeholder)
+    valid: jax.Array  # [B, S] bool
+    task: jax.Array  # [B] int32
+    sampled: jax.Array  # [B, K, A] candidate actions at this node (continuous) or [B, 0, 0]
+
+
+class SearchOut(NamedTuple):
+    action: jax.Array  # [B] int32 (discrete) or [B, A] float32 (continuous)
+    action_index: jax.Array  # [B] index into the node's action set
+    policy_target: jax.Array  # [B, K_or_A] search policy (visit distribution / gumbel improved policy)
+    sampled: jax.Array  # [B, K, A] root candidate actions (continuous) or [B, 0, 0]
+    root_value: jax.Array  # [B] search value at the root (raw scale)
+    prior_value: jax.Array  # [B] network value at the root (raw scale)
+
+
+def gaussian_policy(params_out: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``[..., 2A] -> (mean [..., A] in (-1, 1), log_std [..., A])``."""
+    mean, log_std = jnp.split(params_out, 2, axis=-1)
+    return jnp.tanh(mean), jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+def sample_actions(key, policy_out, k: int) -> jax.Array:
+    """K candidate actions from the Gaussian policy, slot 0 = the mean. ``[B, 2A] -> [B, K, A]`` in [-1, 1]."""
+    mean, log_std = gaussian_policy(policy_out)
+    noise = jax.random.normal(key, mean.shape[:-1] + (k,) + mean.shape[-1:])
+    noise = noise.at[..., 0, :].set(0.0)
+    return jnp.clip(mean[..., None, :] + jnp.exp(log_std)[..., None, :] * noise, -1.0, 1.0)
+
+
+def qtransform_tree_min_max(tree: mctx.Tree, node_index: chex.Numeric, epsilon: float = 1e-8) -> chex.Array:
+    """Q of ``node_index``'s children normalised by the min/max Q over every visited edge of the (unbatched) tree."""
+    chex.assert_shape(node_index, ())
+    qvalues = tree.qvalues(node_index)  # [A]
+    visits = tree.children_visits[node_index]  # [A]
+    all_q = tree.children_rewards + tree.children_discounts * tree.children_values  # [N, A]
+    seen = tree.children_visits > 0
+    lo = jnp.min(jnp.where(seen, all_q, jnp.inf))
+    hi = jnp.max(jnp.where(seen, all_q, -jnp.inf))
+    lo, hi = jnp.where(jnp.isfinite(lo), lo, 0.0), jnp.where(jnp.isfinite(hi), hi, 0.0)
+    score = (qvalues - lo) / jnp.maximum(hi - lo, epsilon)
+    return jnp.where(visits > 0, jnp.clip(score, 0.0, 1.0), 0.0)
+
+
+def run_policy(c: ScaleZeroConfig, params, key, root: mctx.RootFnOutput, recurrent_fn, num_simulations: int,
+               train: bool) -> mctx.PolicyOutput:
+    """The configured mctx policy (``c.search``) with this module's Q normalisation and noise rules."""
+    if c.search == "muzero":
+        return mctx.muzero_policy(
+            params, key, root, recurrent_fn, num_simulations,
+            qtransform=qtransform_tree_min_max, pb_c_init=c.pb_c_init, pb_c_base=c.pb_c_base,
+            dirichlet_fraction=c.dirichlet_fraction if train else 0.0, dirichlet_alpha=c.dirichlet_alpha,
+            temperature=c.collect_temperature if train else 0.0)
+    num_acts = root.prior_logits.shape[-1]
+    return mctx.gumbel_muzero_policy(
+        params, key, root, recurrent_fn, num_simulations,
+        max_num_considered_actions=min(c.max_considered_actions, num_acts),
+        gumbel_scale=c.gumbel_scale if train else 0.0)
+
+
+class Planner:
+    """Static search setup (model, config, dims); ``run`` is a pure function of (params, key, inputs)."""
+
+    def __init__(self, model: WorldModel, cfg: ScaleZeroConfig, dims: ModelDims):
+        self.model, self.cfg, self.dims = model, cfg, dims
+
+    # ---- model calls ----
+    def _seq(self, params, win: Window, stage):
+        seg = jnp.where(win.valid, 0, -1)
+        return self.model.apply({"params": params}, win.latents, win.actions, seg, win.task, stage,
+                                win.task.shape[0], method=WorldModel.sequence)
+
+    def _prior(self, key, out_policy_last):
+        """Prior logits and candidate set at a node from its policy output ``[B, P]``."""
+        b = out_policy_last.shape[0]
+        if self.dims.continuous:
+            k = self.cfg.num_sampled_actions
+            return jnp.zeros((b, k)), sample_actions(key, out_policy_last, k)
+        return out_policy_last, jnp.zeros((b, 0, 0))
+
+    def root(self, params, key, obs_hist, act_hist, valid, task, stage) -> mctx.RootFnOutput:
+        """obs_hist ``[B, S, *obs]``, act_hist ``[B, S(,A)]`` (last slot ignored), valid ``[B, S]``, task ``[B]``."""
+        latents = self.model.apply({"params": params}, obs_hist, method=WorldModel.encode)
+        win = Window(latents, act_hist, valid, task, jnp.zeros((task.shape[0], 0, 0)))
+        out = self._seq(params, win, stage)
+        logits, sampled = self._prior(key, out.policy[:, -1])
+        value = logits_to_value(out.value_logits[:, -1], self.cfg.support_max)
+        return mctx.RootFnOutput(prior_logits=logits, value=value, embedding=win._replace(sampled=sampled))
+
+    def recurrent(self, params_stage, key, action, win: Window):
+        params, stage = params_stage
+        if self.dims.continuous:
+            act = jnp.take_along_axis(win.sampled, action[:, None, None], axis=1)[:, 0]  # [B, A]
+            actions = win.actions.at[:, -1].set(act)
+        else:
+            actions = win.actions.at[:, -1].set(action)
+        out1 = self._seq(params, win._replace(actions=actions), stage)
+        reward = logits_to_value(out1.reward_logits[:, -1], self.cfg.support_max)
+        shift = lambda x, new: jnp.concatenate([x[:, 1:], new[:, None]], axis=1)
+        nxt = Window(shift(win.latents, out1.next_latent[:, -1]), shift(actions, jnp.zeros_like(actions[:, -1])),
+                     shift(win.valid, jnp.ones_like(win.valid[:, -1])), win.task, win.sampled)
+        out2 = self._seq(params, nxt, stage)
+        logits, sampled = self._prior(key, out2.policy[:, -1])
+        value = logits_to_value(out2.value_logits[:, -1], self.cfg.support_max)
+        rec = mctx.RecurrentFnOutput(reward=reward, discount=jnp.full_like(reward, self.cfg.discount),
+                                     prior_logits=logits, value=value)
+        return rec, nxt._replace(sampled=sampled)
+
+    # ---- search ----
+    def run(self, params, key, obs_hist, act_hist, valid, task, stage, *, train: bool,
+            num_simulations: int | None = None) -> SearchOut:
+        """One batched search decision. ``train`` selects collection noise; eval is greedy and noise-free."""
+        c = self.cfg
+        sims = num_simulations or (c.num_simulations if train else c.eval_num_simulations)
+        k_root, k_search, k_act = jax.random.split(key, 3)
+        root = self.root(params, k_root, obs_hist, act_hist, valid, task, stage)
+        out = run_policy(c, (params, stage), k_search, root, self.recurrent, sims, train)
+        idx = out.action
+        summary = out.search_tree.summary()
+        if self.dims.continuous:
+            action = jnp.take_along_axis(root.embedding.sampled, idx[:, None, None], axis=1)[:, 0]
+        else:
+            action = idx.astype(jnp.int32)
+        return SearchOut(action, idx.astype(jnp.int32), out.action_weights, root.embedding.sampled,
+                         summary.value, root.value)
+
+
+def make_search_fn(planner: Planner, train: bool, num_simulations: int | None = None):
+    """Jitted ``(params, key, obs_hist, act_hist, valid, task, stage) -> SearchOut``."""
+    return jax.jit(functools.partial(planner.run, train=train, num_simulations=num_simulations))

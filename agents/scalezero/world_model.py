@@ -1,0 +1,165 @@
+"""UniZero-style world model: encoder + causal transformer over [latent, action] tokens + per-task heads.
+
+Tokens per step t: ``[z_t, a_t]``. Value and policy are read at the latent token, reward and the next latent at the
+action token. Attention is causal and restricted to tokens of the same episode segment (``seg`` id, -1 = padding).
+Positions are learned and counted from each sequence's first valid token.
+
+Per-task heads keep a leading task axis on their weights. Inputs are grouped ``x [G, M, D]`` with one task per
+group ``task [G]``: training batches are arranged as G equal per-task micro-batches (cheap weight gather), search
+uses G = batch, M = 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from agents.scalezero.config import ScaleZeroConfig
+from agents.scalezero.encoders import LatentNorm, MLPEncoder, ResNetEncoder, ViTEncoder
+from agents.scalezero.transformer import Transformer
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDims:
+    """Static shapes the model is built for (derived from the env spec and the task list)."""
+
+    obs_shape: tuple[int, ...]
+    num_tasks: int
+    num_actions: int = 0  # discrete action count (0 for continuous)
+    action_dim: int = 0  # continuous action dimension (0 for discrete)
+    max_steps: int = 16  # positions are learned for 2 * max_steps tokens
+
+    @property
+    def continuous(self) -> bool:
+        return self.action_dim > 0
+
+    @property
+    def policy_dim(self) -> int:
+        return 2 * self.action_dim if self.continuous else self.num_actions
+
+
+class SeqOut(NamedTuple):
+    value_logits: jax.Array  # [B, S, bins]   at latent tokens
+    policy: jax.Array  # [B, S, policy_dim]  logits (discrete) or [mean, log_std] (continuous)
+    reward_logits: jax.Array  # [B, S, bins]  at action tokens
+    next_latent: jax.Array  # [B, S, D]       at action tokens (prediction of z_{t+1})
+    load: jax.Array  # [L, E] expert load
+    lb_loss: jax.Array  # ()
+
+
+class TaskHead(nn.Module):
+    """Per-task ``LN -> Linear(D, rD) -> LN -> GELU -> Linear(rD, out)``; x ``[G, M, D]``, task ``[G]``."""
+
+    num_tasks: int
+    hidden: int
+    out: int
+    zero_init: bool = False
+
+    @nn.compact
+    def __call__(self, x, task):
+        d = x.shape[-1]
+        k = self.num_tasks
+
+        def ln(name, y, dim):
+            scale = self.param(f"{name}_scale", nn.initializers.ones, (k, dim))[task][:, None]
+            bias = self.param(f"{name}_bias", nn.initializers.zeros, (k, dim))[task][:, None]
+            mu = jnp.mean(y, -1, keepdims=True)
+            var = jnp.var(y, -1, keepdims=True)
+            return (y - mu) * jax.lax.rsqrt(var + 1e-6) * scale + bias
+
+        w1 = self.param("w1", nn.initializers.lecun_normal(batch_axis=(0,)), (k, d, self.hidden))[task]
+        b1 = self.param("b1", nn.initializers.zeros, (k, self.hidden))[task]
+        init2 = nn.initializers.zeros if self.zero_init else nn.initializers.lecun_normal(batch_axis=(0,))
+        w2 = self.param("w2", init2, (k, self.hidden, self.out))[task]
+        b2 = self.param("b2", nn.initializers.zeros, (k, self.out))[task]
+        h = jnp.einsum("gmd,gdh->gmh", ln("ln1", x, d), w1) + b1[:, None]
+        h = nn.gelu(ln("ln2", h, self.hidden))
+        return jnp.einsum("gmh,gho->gmo", h, w2) + b2[:, None]
+
+
+class WorldModel(nn.Module):
+    cfg: ScaleZeroConfig
+    dims: ModelDims
+
+    def setup(self):
+        c, d = self.cfg, self.dims
+        kind = c.encoder
+        if kind == "auto":
+            kind = "resnet" if len(d.obs_shape) == 3 else "mlp"
+        if kind == "mlp":
+            self.encoder = MLPEncoder(c.latent_dim, c.mlp_encoder_hidden, c.latent_norm, c.simnorm_group)
+        elif kind == "resnet":
+            self.encoder = ResNetEncoder(c.latent_dim, c.resnet_channels, c.resnet_blocks, c.latent_norm,
+                                         c.simnorm_group)
+        else:
+            self.encoder = ViTEncoder(c.latent_dim, c.vit_patch, c.vit_depth, c.vit_heads, c.vit_mlp_dim,
+                                      c.latent_norm, c.simnorm_group)
+        if d.continuous:
+            self.action_embed = nn.Dense(c.latent_dim, name="action_embed")
+        else:
+            self.action_embed = nn.Embed(d.num_actions, c.latent_dim, name="action_embed")
+        self.pos_embed = self.param("pos_embed", nn.initializers.normal(0.02), (2 * d.max_steps, c.latent_dim))
+        n_adapt = c.num_stages - 1 if c.dps else 0
+        self.transformer = Transformer(c.num_layers, c.num_heads, c.ffn, c.num_experts,
+                                       c.expert_hidden_ratio * c.latent_dim, c.shared_expert, n_adapt,
+                                       c.lora_rank, c.lora_alpha)
+        hid = c.head_hidden_ratio * c.latent_dim
+        self.value_head = TaskHead(d.num_tasks, hid, c.num_bins, zero_init=True)
+        self.reward_head = TaskHead(d.num_tasks, hid, c.num_bins, zero_init=True)
+        self.policy_head = TaskHead(d.num_tasks, hid, d.policy_dim, zero_init=True)
+        self.latent_head = TaskHead(d.num_tasks, hid, c.latent_dim)
+        self.latent_out_norm = LatentNorm(c.latent_norm, c.simnorm_group)
+
+    def encode(self, obs):
+        """``obs [..., *obs_shape] -> z [..., D]``."""
+        return self.encoder(obs)
+
+    def sequence(self, latents, actions, seg, task, stage, groups: int) -> SeqOut:
+        """Run the transformer over ``[z_t, a_t]`` for t < S.
+
+        latents ``[B, S, D]``; actions ``[B, S]`` int or ``[B, S, A]`` float; seg ``[B, S]`` int episode-segment id
+        (-1 = padding); task ``[G]`` int with ``B = G * M`` rows grouped by task; stage ``()`` int curriculum stage.
+        """
+        b, s, dim = latents.shape
+        a = self.action_embed(actions)  # [B, S, D]
+        tokens = jnp.stack([latents, a], axis=2).reshape(b, 2 * s, dim)  # [B, 2S, D]
+        tseg = jnp.repeat(seg, 2, axis=1)  # [B, 2S]
+        valid = tseg >= 0
+        first = jnp.argmax(valid, axis=1)  # [B] first valid token
+        pos = jnp.clip(jnp.arange(2 * s)[None] - first[:, None], 0, 2 * self.dims.max_steps - 1)
+        tokens = tokens + self.pos_embed[pos]
+        causal = jnp.tril(jnp.ones((2 * s, 2 * s), bool))[None]
+        mask = causal & (tseg[:, :, None] == tseg[:, None, :]) & valid[:, None, :]
+        mask = mask | jnp.eye(2 * s, dtype=bool)[None]  # padding queries attend to themselves (no NaN)
+        h, aux = self.transformer(tokens, mask, stage)  # [B, 2S, D]
+        h = h.reshape(b, s, 2, dim)
+        obs_h = h[:, :, 0].reshape(groups, -1, dim)  # [G, M*S, D]
+        act_h = h[:, :, 1].reshape(groups, -1, dim)
+
+        def out(head, x):
+            y = head(x, task)
+            return y.reshape(b, s, y.shape[-1])
+
+        next_latent = self.latent_out_norm(out(self.latent_head, act_h))
+        return SeqOut(out(self.value_head, obs_h), out(self.policy_head, obs_h), out(self.reward_head, act_h),
+                      next_latent, aux["load"], aux["lb_loss"])
+
+    def __call__(self, obs, actions, seg, task, stage):
+        """Initialisation entry: encode ``obs [B, S, *obs_shape]`` then ``sequence`` with G = B."""
+        return self.sequence(self.encode(obs), actions, seg, task, stage, groups=obs.shape[0])
+
+
+def init_params(model: WorldModel, key: jax.Array):
+    """Initialise parameters with a dummy [1, 2]-step batch."""
+    d = model.dims
+    obs = jnp.zeros((1, 2) + tuple(d.obs_shape), jnp.float32)
+    actions = jnp.zeros((1, 2, d.action_dim), jnp.float32) if d.continuous else jnp.zeros((1, 2), jnp.int32)
+    return model.init(key, obs, actions, jnp.zeros((1, 2), jnp.int32), jnp.zeros((1,), jnp.int32),
+                      jnp.zeros((), jnp.int32))["params"]
+
+
+def count_params(params) -> int:
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(params)))
