@@ -1,0 +1,154 @@
+"""Traffic benchmarks, printed side by side with ratios.
+
+1. Signal control on one intersection: ``traffic/signal-1x1`` vs sumo-rl's ``SumoEnvironment(single_agent=True)``
+   with ``LIBSUMO_AS_TRACI=1`` on the *same* generated network and demand, same delta_time/yellow/min_green,
+   random actions, episodes of ``--episode-seconds`` (resets included in the timing). Agent-steps/s.
+2. Ring road: ``traffic/ring-sumo`` (SUMO IDM, one worker per env) vs ``traffic/ring-jax`` vmapped over 1024 and
+   10240 contexts inside one jitted ``lax.scan``. Env-steps/s (one env step = a 1 s hold = 10 IDM steps).
+
+Usage:  .venv/bin/python benchmarks/bench_traffic.py [--quick] [--json out.json]
+sumo-rl is optional (``pip install 'omnitask[bench]'``); without it part 1 reports only our env.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+os.environ["LIBSUMO_AS_TRACI"] = "1"  # sumo-rl reads this at import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import envs  # noqa: E402
+from envs.traffic.netgen import GridParams, grid_scenario, sumo_home  # noqa: E402
+
+
+def bench_ours(num_envs: int, steps: int, episode_seconds: int, context: dict) -> float:
+    rng = np.random.default_rng(0)
+    with envs.make("traffic/signal-1x1", num_envs=num_envs, seed=0, episode_seconds=episode_seconds,
+                   context=context) as env:
+        env.reset()
+        env.step(np.zeros(env.num_envs, np.int32))
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            env.step(rng.integers(0, 4, env.num_envs).astype(np.int32))
+        return steps * env.num_envs / (time.perf_counter() - t0)
+
+
+def bench_sumo_rl(steps: int, episode_seconds: int, context: dict) -> float | None:
+    try:
+        sumo_home()
+        from sumo_rl import SumoEnvironment
+    except ImportError as err:
+        print(f"  sumo-rl not available ({err}); install the 'bench' extra")
+        return None
+    scen = grid_scenario(GridParams(1, 1, context["lane_length"], context["speed_limit"], context["inflow"],
+                                    float(episode_seconds)))
+    env = SumoEnvironment(net_file=str(scen / "net.net.xml"), route_file=str(scen / "routes.rou.xml"),
+                          single_agent=True, num_seconds=episode_seconds, delta_time=5, yellow_time=2, min_green=5,
+                          sumo_seed=0, sumo_warnings=False, reward_fn="diff-waiting-time", use_gui=False)
+    rng = np.random.default_rng(0)
+    env.reset()
+    n_act = env.action_space.n
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(int(rng.integers(0, n_act)))
+        if term or trunc:
+            env.reset()
+    rate = steps / (time.perf_counter() - t0)
+    env.close()
+    return rate
+
+
+def bench_ring_sumo(num_envs: int, steps: int) -> float:
+    with envs.make("traffic/ring-sumo", num_envs=num_envs, seed=0) as env:
+        env.reset()
+        act = np.ones((num_envs, 1), np.float32)
+        env.step(act)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            env.step(act)
+        return steps * num_envs / (time.perf_counter() - t0)
+
+
+def bench_ring_jax(num_envs: int, steps: int) -> float:
+    import jax
+    import jax.numpy as jnp
+
+    from envs.traffic import ring_jax as RJ
+
+    rng = np.random.default_rng(0)
+    ctx = np.stack([rng.uniform(200, 400, num_envs), rng.integers(10, 27, num_envs).astype(np.float64),
+                    np.ones(num_envs)], 1)
+    params = jax.vmap(RJ.params_from_context)(jnp.asarray(ctx, jnp.float32))
+
+    @jax.jit
+    def rollout(key, params):
+        state, _ = jax.vmap(RJ.reset)(jax.random.split(key, num_envs), params)
+
+        def body(state, key):
+            k_act, k_env = jax.random.split(key)
+            actions = jax.random.uniform(k_act, (num_envs, 1), minval=-1.0, maxval=1.0)
+            state, ts = jax.vmap(RJ.step)(jax.random.split(k_env, num_envs), state, actions, params)
+            return state, ts.reward.mean()
+
+        return jax.lax.scan(body, state, jax.random.split(key, steps))[1]
+
+    jax.block_until_ready(rollout(jax.random.PRNGKey(0), params))  # compile
+    t0 = time.perf_counter()
+    jax.block_until_ready(rollout(jax.random.PRNGKey(1), params))
+    return steps * num_envs / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke)")
+    ap.add_argument("--json", help="write the numbers to this file")
+    ap.add_argument("--skip-signal", action="store_true")
+    ap.add_argument("--jax-sizes", default="1024,10240")
+    args = ap.parse_args()
+    steps = 200 if args.quick else 1440
+    episode_seconds = 3600
+    context = {"inflow": 600.0, "speed_limit": 13.89, "lane_length": 200.0}
+    res: dict = {"context": context, "episode_seconds": episode_seconds, "steps": steps}
+
+    if not args.skip_signal:
+        print(f"== signal control, one intersection, {context}, {steps} agent steps, random actions ==")
+        res["ours_1env"] = bench_ours(1, steps, episode_seconds, context)
+        res["ours_2env"] = bench_ours(2, steps // 2, episode_seconds, context)
+        res["sumo_rl"] = bench_sumo_rl(steps, episode_seconds, context)
+        print(f"  {'env':34s} {'agent-steps/s':>14s} {'vs sumo-rl':>10s}")
+        for name, key in (("omnitask traffic/signal-1x1 (B=1)", "ours_1env"),
+                          ("omnitask traffic/signal-1x1 (B=2)", "ours_2env"), ("sumo-rl single_agent (libsumo)",
+                                                                             "sumo_rl")):
+            v = res[key]
+            ratio = f"{v / res['sumo_rl']:.2f}x" if v and res.get("sumo_rl") else "-"
+            print(f"  {name:34s} {v if v else float('nan'):14.1f} {ratio:>10s}")
+
+    print("== ring road: SUMO IDM vs JAX IDM (1 env step = 1 s hold = 10 x 0.1 s IDM steps) ==")
+    ring_steps = 100 if args.quick else 300
+    res["ring_sumo_1env"] = bench_ring_sumo(1, ring_steps)
+    res["ring_sumo_2env"] = bench_ring_sumo(2, ring_steps)
+    import jax
+
+    res["jax_backend"] = jax.default_backend()
+    print(f"  {'env':40s} {'env-steps/s':>14s} {'vs SUMO B=1':>12s}")
+    for name, key in (("traffic/ring-sumo (B=1)", "ring_sumo_1env"), ("traffic/ring-sumo (B=2)", "ring_sumo_2env")):
+        print(f"  {name:40s} {res[key]:14.1f} {res[key] / res['ring_sumo_1env']:11.1f}x")
+    for n in (int(s) for s in args.jax_sizes.split(",")):
+        key = f"ring_jax_{n}"
+        res[key] = bench_ring_jax(n, 50 if args.quick else 200)
+        name = f"traffic/ring-jax vmap B={n} ({res['jax_backend']})"
+        print(f"  {name:40s} {res[key]:14.1f} {res[key] / res['ring_sumo_1env']:11.1f}x")
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(res, f, indent=1)
+        os.replace(args.json + ".tmp", args.json)
+
+
+if __name__ == "__main__":
+    main()
