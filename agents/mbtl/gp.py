@@ -25,23 +25,33 @@ from tinygp import GaussianProcess, kernels, transforms
 _FAR = 1.0e4  # padded rows sit at (i + 1) * _FAR: kernel values exp(-0.5 * (1e4 / 1e2)^2) == 0 in float32
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class GPConfig:
     """GP model and fit settings (defaults = the MBTL reference's sklearn setup)."""
 
     noise_std: float = 0.1  # observation noise std on the normalised performance scale (sklearn alpha = std^2)
-    amplitude_bounds: tuple[float, float] = (1e-3, 1e3)  # bounds of the constant-kernel variance a
-    length_scale_bounds: tuple[float, float] = (1e-2, 1e2)  # bounds of each length scale (normalised units)
+    amplitude_low: float = 1e-3  # lower bound of the constant-kernel variance a
+    amplitude_high: float = 1e3  # upper bound of a
+    length_scale_low: float = 1e-2  # lower bound of each length scale (normalised context units)
+    length_scale_high: float = 1e2  # upper bound of each length scale
     num_restarts: int = 9  # extra random starts besides the default start (a=1, l=1), like n_restarts_optimizer
     num_steps: int = 150  # Adam steps per start (fixed count: one compiled program, no line search)
     learning_rate: float = 0.1  # Adam step size in the unconstrained (logit-of-log-bound) parameter space
     seed: int = 0  # PRNG seed of the random starts (split per fit step by the caller)
 
     def __post_init__(self) -> None:
-        for name in ("amplitude_bounds", "length_scale_bounds"):
-            lo, hi = getattr(self, name)
+        for name in ("amplitude", "length_scale"):
+            lo, hi = getattr(self, f"{name}_low"), getattr(self, f"{name}_high")
             if not 0 < lo < hi:
-                raise ValueError(f"GPConfig.{name} must be (low, high) with 0 < low < high, got {(lo, hi)}")
+                raise ValueError(f"GPConfig: need 0 < {name}_low < {name}_high, got {lo:g}, {hi:g}")
+
+    @property
+    def amplitude_bounds(self) -> tuple[float, float]:
+        return (self.amplitude_low, self.amplitude_high)
+
+    @property
+    def length_scale_bounds(self) -> tuple[float, float]:
+        return (self.length_scale_low, self.length_scale_high)
         if self.noise_std <= 0:
             raise ValueError(f"GPConfig.noise_std must be > 0, got {self.noise_std}")
         if self.num_restarts < 0 or self.num_steps < 1:
@@ -92,8 +102,8 @@ def posterior(params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array, x_q
     x, y, mask = _pad(x, y, mask)
     diag = jnp.where(mask, noise_std ** 2, 1.0)
     gp = GaussianProcess(_kernel(params), x, diag=diag)
-    mean, var = gp.predict(y, x_query, return_var=True)
-    return GPPosterior(mean, jnp.sqrt(jnp.maximum(var, 0.0)))
+    cond = gp.condition(y, x_query, diag=0.0).gp  # diag=0: latent variance, no jitter added
+    return GPPosterior(cond.loc, jnp.sqrt(jnp.maximum(cond.variance, 0.0)))
 
 
 def _to_params(u: jax.Array, cfg: GPConfig) -> GPParams:
@@ -121,7 +131,18 @@ def initial_points(key: jax.Array, dim: int, cfg: GPConfig) -> jax.Array:
     return jnp.concatenate([first, rest], axis=0)
 
 
+_FIT_CACHE: dict[tuple, object] = {}
+
+
 def make_fit(cfg: GPConfig):
+    """Cached ``_build_fit``: one jitted function per distinct config (compiled once per bucket size)."""
+    key = dataclasses.astuple(cfg)
+    if key not in _FIT_CACHE:
+        _FIT_CACHE[key] = _build_fit(cfg)
+    return _FIT_CACHE[key]
+
+
+def _build_fit(cfg: GPConfig):
     """Return ``fit(key, x[N, D], y[N], mask[N]) -> (GPParams, log_marginal_likelihood [])`` (jitted).
 
     Maximises the exact marginal likelihood with Adam (optax) from 1 + num_restarts starts (sequential lax.map) and keeps

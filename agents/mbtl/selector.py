@@ -7,6 +7,7 @@ compiles at most ~5 programs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -16,7 +17,7 @@ import numpy as np
 from agents.mbtl import acquisition, gap, gp
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class SelectorConfig:
     """How MBTL picks the next training context."""
 
@@ -55,6 +56,23 @@ def center_index(u: np.ndarray) -> int:
     return int(np.argmin(d))
 
 
+@functools.partial(jax.jit, static_argnames=("model", "acq", "noise_std"))
+def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, const_mu, *, model, acq, noise_std):
+    """GP posterior at every context + acquisition + masked argmax. Shapes: x_tr [M, D], y_tr/mask [M],
+    u [N, D], dist [N, N], best/available [N] -> (index [], mean [N], std [N], score [N])."""
+    if model == "gp":
+        post = gp.posterior(params, x_tr, y_tr, mask, u, noise_std)
+        mu, sd = post.mean, post.std
+    else:
+        mu, sd = jnp.full((u.shape[0],), const_mu), jnp.zeros((u.shape[0],))
+    if acq == "ucb":
+        score = acquisition.marginal_improvement_ucb(mu, sd, beta_k, dist, slope, best)
+    else:
+        score = acquisition.marginal_improvement_ei(mu, sd, dist, slope, best)
+    score = jnp.where(available, score, -jnp.inf)
+    return jnp.argmax(score).astype(jnp.int32), mu, sd, score
+
+
 class Selector:
     """Holds the static parts (context grid, distances, config); ``select`` is pure given its arguments."""
 
@@ -68,22 +86,6 @@ class Selector:
         self.u = u  # [N, D]
         self.dist = np.asarray(gap.pairwise_distance(jnp.asarray(u), jnp.asarray(u), cfg.distance))  # [N, N]
         self._fit = gp.make_fit(cfg.gp)
-        self._step = jax.jit(self._score)
-
-    def _score(self, params, x_tr, y_tr, mask, best, available, beta_k, slope, const_mu):
-        u = jnp.asarray(self.u)
-        if self.cfg.model == "gp":
-            post = gp.posterior(params, x_tr, y_tr, mask, u, self.cfg.gp.noise_std)
-            mu, sd = post.mean, post.std
-        else:
-            mu, sd = jnp.full((u.shape[0],), const_mu), jnp.zeros((u.shape[0],))
-        dist = jnp.asarray(self.dist)
-        if self.cfg.acquisition == "ucb":
-            score = acquisition.marginal_improvement_ucb(mu, sd, beta_k, dist, slope, best)
-        else:
-            score = acquisition.marginal_improvement_ei(mu, sd, dist, slope, best)
-        score = jnp.where(available, score, -jnp.inf)
-        return jnp.argmax(score).astype(jnp.int32), mu, sd, score
 
     def select(self, trained: list[int], own_perf: np.ndarray, best: np.ndarray, key: jax.Array,
                observed_rows: np.ndarray | None = None) -> tuple[int, StepInfo | None]:
@@ -129,7 +131,9 @@ class Selector:
             params, _ = self._fit(key, x_tr, y_tr, mask)
         else:
             params = gp.GPParams(jnp.zeros(()), jnp.zeros((self.u.shape[1],)))
-        idx, mu, sd, score = self._step(params, x_tr, y_tr, mask, jnp.asarray(best), jnp.asarray(available),
-                                        jnp.float32(b), jnp.float32(slope), jnp.float32(own_perf.mean()))
+        idx, mu, sd, score = _score(params, x_tr, y_tr, mask, jnp.asarray(self.u), jnp.asarray(self.dist),
+                                    jnp.asarray(best), jnp.asarray(available), jnp.float32(b), jnp.float32(slope),
+                                    jnp.float32(own_perf.mean()), model=self.cfg.model,
+                                    acq=self.cfg.acquisition, noise_std=self.cfg.gp.noise_std)
         info = StepInfo(np.asarray(mu), np.asarray(sd), np.asarray(score), b, float(slope))
         return int(idx), info
