@@ -70,12 +70,15 @@ def test_mt10_spec_task_ids_one_hot_and_autoreset(mt10):
         space = vec_env.unwrapped.goal_space
         np.testing.assert_allclose(space.low, T.GOAL_SPACES[T.MT10_TASKS[i]][0], atol=1e-6)
         np.testing.assert_allclose(space.high, T.GOAL_SPACES[T.MT10_TASKS[i]][1], atol=1e-6)
+    assert envs.metaworld.spec_for("metaworld/MT10", one_hot=True, max_episode_steps=8) == spec  # static spec
+    low, high = (np.array([getattr(v, k) for v in spec.context_vars]) for k in ("low", "high"))
     traj = _rollout(mt10, 17)  # two full 8-step episodes + 1 step
     for t, ts in enumerate(traj):
         np.testing.assert_array_equal(ts.task_id, np.arange(10))
         np.testing.assert_array_equal(ts.observation[:, 39:], np.eye(10, dtype=np.float32))
         # MT: the goal is observed, and the context reports the goal of the episode `observation` belongs to
         np.testing.assert_allclose(ts.observation[:, 36:39], ts.context, atol=1e-6)
+        assert np.all((ts.context >= low - 1e-6) & (ts.context <= high + 1e-6))
         assert ts.info["episode_length"].tolist() == [0 if t == 0 else (t - 1) % 8 + 1] * 10
         if t in (8, 16):  # same-step autoreset: flags + totals of the finished episode, obs of the next
             assert ts.truncated.all() and not ts.terminated.any()

@@ -34,6 +34,21 @@ def make_metaworld(env_id: str, kind: str, benchmark: str, split: str, task_name
                         context=context, options=options)
 
 
+def _benchmark(env_id: str):
+    """(kind, benchmark, split, task names) of a ``metaworld/...`` id; unknown ids are refused by the registry."""
+    from envs.registry import entry
+
+    return entry(env_id).factory.args[1:]
+
+
+def spec_for(env_id: str, **options: Any):
+    """The ``EnvSpec`` of a Meta-World id without building any simulator (``omnitask envs`` can use it)."""
+    from envs.metaworld.env import BenchmarkDef, MetaWorldOptions, make_spec
+
+    kind, bench, split, names = _benchmark(env_id)
+    return make_spec(BenchmarkDef(env_id, kind, bench, split, names), MetaWorldOptions.from_kwargs(env_id, options))
+
+
 def _register_all() -> None:
     for task in tasks.ALL_TASKS:
         for suffix, kind, bench, split in (("MT1", "MT", "MT1", "train"), ("ML1-train", "ML", "ML1", "train"),
