@@ -18,7 +18,13 @@ def _dqn():
     return DQNConfig, DQNTrainer
 
 
+def _mctr():
+    from agents.mctr import MCTRConfig, MCTRTrainer
+    return MCTRConfig, MCTRTrainer
+
+
 AGENTS: dict[str, Callable[[], tuple[type, type]]] = {
     "ppo": _ppo,
     "dqn": _dqn,
+    "mctr": _mctr,
 }

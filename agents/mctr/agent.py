@@ -1,0 +1,297 @@
+"""The MCTR agent: a thin host-side shell that wires perception, memory, the two reasoning levels, the scheduler
+and test-time RL around one batched Atari environment.
+
+Per real decision (all envs at once):
+  1. perceive the newest frames (objects, motion, situation; ``perception.py``);
+  2. retrieve the top-k knowledge entries per env (``memory.py`` / ``retrieval.py``);
+  3. the action reasoner turns them into logits; the policy adds the trainable head (``ttrl.py``) and samples;
+  4. every ``ttrl.every`` decisions: clone the emulators, run ``group_size`` branched rollouts of ``horizon``
+     decisions, restore, and take one group-relative policy-gradient step on the head; branch outcomes also feed
+     the meta-reasoner's action-outcome statistics;
+  5. step the real envs; the scheduler decides whether meta-reasoning runs now; if so the meta-reasoner turns the
+     trajectory slice since its last run into proposals, the memory merges/revises/prunes and saves itself.
+Branch continuations (decisions 2..H of a branch) use the embedded reasoner over the memory, never the VLM, so a
+VLM is called once per real decision per env. Decision budgets count real decisions only; emulator steps spent in
+branches are reported separately (``branch_decisions``).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from agents.mctr import scheduler as sched_lib
+from agents.mctr.backends.base import (ActionReasoner, BranchOutcome, MetaReasoner, Observation, TrajectorySlice,
+                                       Transition)
+from agents.mctr.backends.embedded import (EmbeddedActionReasoner, knowledge_for, move_table, player_signature,
+                                           towardness)
+from agents.mctr.config import MCTRConfig
+from agents.mctr.memory import KnowledgeBase
+from agents.mctr.perception import Obj, Situation, extract_objects, features, match_motion, situation
+from agents.mctr.ttrl import GroupBatch, TTRLState, init_state, make_act, make_head, make_sample_groups, make_update
+
+FEATURE_DIM = None  # filled lazily from perception.FEATURE_DIM (kept importable without computing)
+
+
+@dataclasses.dataclass
+class Percept:
+    """Host perception state of the batch (copied when branching)."""
+
+    frames: np.ndarray  # [B, K, 210, 160, 3] uint8, oldest first
+    objects: list[list[Obj]]  # per env, motion-matched objects of the newest frame
+    lives: np.ndarray  # [B] int32 (-1 when the env reports no lives)
+    since_start: np.ndarray  # [B] int32 decisions since the episode started
+    since_loss: np.ndarray  # [B] int32 decisions since the last life loss (large if none)
+
+    def copy(self) -> "Percept":
+        return Percept(self.frames.copy(), [list(o) for o in self.objects], self.lives.copy(),
+                       self.since_start.copy(), self.since_loss.copy())
+
+
+def frames_of(ts) -> np.ndarray:
+    """[B, 210, 160, 3] uint8 RGB frames of a TimeStep (``info['rgb']`` from raw_rgb=True, else the observation)."""
+    rgb = ts.info.get("rgb", ts.observation)
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"MCTR needs RGB frames [B, H, W, 3] uint8 (Atari option raw_rgb=True), got "
+                         f"{rgb.shape} {rgb.dtype}")
+    return rgb
+
+
+class MCTRAgent:
+    """Host shell; the learnable policy state (``TTRLState``) is passed in and returned, never hidden."""
+
+    def __init__(self, cfg: MCTRConfig, env: Any, game: str, genre: str, memory: KnowledgeBase | None,
+                 action_reasoner: ActionReasoner, meta_reasoner: MetaReasoner | None, log_dir: Path | None = None,
+                 learn: bool = True):
+        self.cfg, self.env, self.game, self.genre = cfg, env, game, genre
+        self.names = tuple(env.spec.action.names)
+        if not self.names:
+            raise ValueError(f"{env.spec.env_id}: MCTR needs action names (ALE action meanings) in spec.action.names")
+        self.memory = memory if cfg.use_memory else None
+        self.reasoner, self.meta = action_reasoner, meta_reasoner
+        self.branch_reasoner = EmbeddedActionReasoner(cfg.embedded)
+        self.learn = learn
+        self.head, self.opt = make_head(len(self.names), cfg.ttrl)
+        self._act = make_act(self.head, cfg.ttrl.reasoner_weight)
+        self._update = make_update(self.head, self.opt, cfg.ttrl)
+        self._sample = make_sample_groups(self.head, cfg.ttrl.reasoner_weight, cfg.ttrl.group_size)
+        self.sched = sched_lib.init_state(cfg.scheduler)
+        self.transitions: list[Transition] = []
+        self.branches: list[BranchOutcome] = []
+        self.examples: collections.deque = collections.deque(maxlen=max(cfg.in_context_examples, 1))
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.decisions = 0  # real decisions taken (per env; all envs decide together)
+        self.branch_decisions = 0
+        self.totals = collections.Counter()
+        self.p: Percept | None = None
+
+    # ------------------------------------------------------------------------------------------------ setup
+    def init_policy(self, key: jax.Array) -> TTRLState:
+        from agents.mctr.perception import FEATURE_DIM as dim
+        return init_state(key, self.head, self.opt, dim)
+
+    def reset(self, seed: int | None = None) -> None:
+        ts = self.env.reset(seed=seed)
+        rgb = frames_of(ts)
+        b, k = rgb.shape[0], self.cfg.frames
+        lives = np.asarray(ts.info.get("lives", np.full(b, -1)), np.int32)
+        self.p = Percept(np.repeat(rgb[:, None], k, axis=1), [extract_objects(f) for f in rgb], lives,
+                         np.zeros(b, np.int32), np.full(b, 10**6, np.int32))
+
+    def _perceive(self, ts, p: Percept, want_objects: bool = True) -> tuple[Percept, np.ndarray]:
+        """Advance the percept by one env step; returns (percept, life_lost [B] bool)."""
+        rgb = frames_of(ts)
+        done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
+        lives = np.asarray(ts.info.get("lives", np.full(len(rgb), -1)), np.int32)
+        lost = (lives < p.lives) & (p.lives >= 0) & ~done
+        frames = np.concatenate([p.frames[:, 1:], rgb[:, None]], axis=1)
+        frames[done] = rgb[done][:, None]  # a new episode starts with a fresh history
+        objects = p.objects
+        if want_objects:
+            objects = [extract_objects(f) if d else match_motion(prev, extract_objects(f))
+                       for f, d, prev in zip(rgb, done, p.objects)]
+        since_start = np.where(done, 0, p.since_start + 1).astype(np.int32)
+        since_loss = np.where(lost, 0, np.where(done, 10**6, p.since_loss + 1)).astype(np.int32)
+        return Percept(frames, objects, lives, since_start, since_loss), lost
+
+    def _situations(self, p: Percept) -> list[Situation]:
+        sig = player_signature(self.memory, self.game)
+        w = self.cfg.phase_window
+        out = []
+        for i in range(len(p.objects)):
+            phase = "start" if p.since_start[i] < w else ("life_lost" if p.since_loss[i] < w else "play")
+            out.append(situation(p.objects[i], phase, sig))
+        return out
+
+    def _observations(self, p: Percept, sits: Sequence[Situation], with_frames: bool) -> list[Observation]:
+        moves = move_table(self.memory, self.game, self.names)
+        cache: dict[str, list] = {}
+        obs = []
+        for i, s in enumerate(sits):
+            query = f"In {self.game} ({self.genre} game), {s.text()}: which action works best?"
+            if query not in cache:
+                cache[query] = knowledge_for(self.memory, self.game, self.genre, query, self.cfg.retrieval_k)
+            examples = list(self.examples) if self.cfg.in_context_examples > 0 else []
+            obs.append(Observation(self.game, self.genre, p.frames[i] if with_frames else p.frames[i, -1:],
+                                   p.objects[i], s, self.names, cache[query], moves, examples))
+        return obs
+
+    def _features(self, p: Percept, sits: Sequence[Situation]) -> np.ndarray:
+        return np.stack([features(p.frames[i, -1], p.frames[i, -2], s) for i, s in enumerate(sits)])  # [B, F]
+
+    # ------------------------------------------------------------------------------------------------ TTRL
+    def _branch(self, tstate: TTRLState, feats0: np.ndarray, logits0: np.ndarray, sits0: list[Situation],
+                key: jax.Array) -> tuple[TTRLState, dict]:
+        cfg = self.cfg.ttrl
+        g_size, horizon = cfg.group_size, cfg.horizon
+        k_first, k_rest = jax.random.split(key)
+        first = np.asarray(self._sample(tstate.params, feats0, logits0, k_first))  # [B, G]
+        keys = np.asarray(jax.random.split(k_rest, g_size * horizon))  # raw uint32 keys: host indexing is free
+        snap_env, snap_p = self.env.clone_state(), self.p.copy()
+        b = feats0.shape[0]
+        returns = np.zeros((b, g_size), np.float32)
+        for g in range(g_size):
+            self.env.restore_state(snap_env)
+            p = snap_p.copy()
+            alive = np.ones(b, bool)
+            acts = first[:, g]
+            for h in range(horizon):
+                if h > 0:
+                    sits = self._situations(p)
+                    rl = self.branch_reasoner.propose(self._observations(p, sits, with_frames=False)).logits
+                    acts, _ = self._act(tstate.params, self._features(p, sits), rl,
+                                        keys[g * horizon + h])
+                    acts = np.asarray(acts)
+                ts = self.env.step(acts)
+                self.branch_decisions += 1
+                p, lost = self._perceive(ts, p, want_objects=h < horizon - 1)
+                returns[:, g] += alive * (np.asarray(ts.reward, np.float32) - cfg.life_loss_penalty * lost)
+                alive &= ~(np.asarray(ts.terminated) | np.asarray(ts.truncated))
+        self.env.restore_state(snap_env)
+        self.p = snap_p
+        metrics = {}
+        if cfg.enabled and self.learn:
+            tstate, m = self._update(tstate, GroupBatch(feats0, logits0, first.astype(np.int32), returns))
+            metrics = {k: float(v) for k, v in m.items()}
+        mean, std = returns.mean(1, keepdims=True), returns.std(1, keepdims=True)
+        adv = np.where(std > cfg.adv_eps, (returns - mean) / np.maximum(std, cfg.adv_eps), 0.0)  # [B, G]
+        moves = move_table(self.memory, self.game, self.names)
+        for i in range(b):
+            toward = towardness(moves, sits0[i].offset)
+            for g in range(g_size):
+                a = int(first[i, g])
+                out = BranchOutcome(sits0[i], self.names[a], float(toward[a]), float(returns[i, g]),
+                                    float(adv[i, g]))
+                self.branches.append(out)
+                self.examples.append({"situation": sits0[i].key, "action": self.names[a],
+                                      "advantage": float(adv[i, g])})
+        return tstate, metrics
+
+    # ------------------------------------------------------------------------------------------------ meta
+    def _in_scope_entries(self) -> int:
+        if self.memory is None:
+            return 0
+        return sum(1 for e in self.memory.entries.values() if e.scope == f"game:{self.game}")
+
+    def _maybe_reflect(self, mean_reward: float) -> None:
+        if self.memory is None or self.meta is None or not self.learn:
+            return
+        self.sched, surprise = sched_lib.observe_reward(self.cfg.scheduler, self.sched, mean_reward)
+        decision = sched_lib.decide(self.cfg.scheduler, self.sched, self.decisions, self._in_scope_entries(),
+                                    surprise)
+        if decision.run:
+            traj = TrajectorySlice(self.game, self.genre, self.names, self.transitions, self.branches,
+                                   self.p.frames[0])
+            out = self.meta.reflect(traj, self.memory, self.decisions)
+            report = self.memory.apply(out.proposals, self.decisions)
+            self.sched = sched_lib.after_reflection(self.cfg.scheduler, self.sched, self.decisions,
+                                                    report.num_changes)
+            self.transitions, self.branches = [], []
+            self.totals.update(reflections=1, meta_malformed=out.malformed, meta_prompt_tokens=out.prompt_tokens,
+                               meta_completion_tokens=out.completion_tokens, entries_added=len(report.added),
+                               entries_revised=len(report.revised), entries_pruned=len(report.pruned))
+            self._log("scheduler", {**dataclasses.asdict(decision), "added": len(report.added),
+                                    "merged": len(report.merged), "revised": len(report.revised),
+                                    "pruned": len(report.pruned), "next_interval": self.sched.interval})
+        elif self.cfg.log_all_scheduler_decisions:
+            self._log("scheduler", dataclasses.asdict(decision))
+
+    def _log(self, name: str, record: dict) -> None:
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.log_dir / f"{name}.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def env_partial_returns(self) -> np.ndarray:
+        """[B] raw return of each env's unfinished episode so far."""
+        return getattr(self, "_running_return", np.zeros(self.env.num_envs))
+
+    # ------------------------------------------------------------------------------------------------ acting
+    def run(self, tstate: TTRLState, key: jax.Array, num_decisions: int,
+            max_episodes: int | None = None) -> tuple[TTRLState, dict]:
+        """Take ``num_decisions`` real decisions (or stop after ``max_episodes`` finished episodes)."""
+        if self.p is None:
+            self.reset()
+        b = self.p.frames.shape[0]
+        returns: list[float] = []
+        totals = collections.Counter()
+        ttrl_metrics: list[dict] = []
+        t0 = time.perf_counter()
+        reward_sum = 0.0
+        for _ in range(num_decisions):
+            key, k_act, k_branch = jax.random.split(key, 3)
+            sits = self._situations(self.p)
+            out = self.reasoner.propose(self._observations(self.p, sits, with_frames=True))
+            feats = self._features(self.p, sits)
+            totals.update(fallbacks=out.fallbacks, prompt_tokens=out.prompt_tokens,
+                          completion_tokens=out.completion_tokens)
+            totals["latency_s"] += out.latency_s
+            if self.learn and self.cfg.branching and self.decisions % self.cfg.ttrl.every == 0:
+                tstate, m = self._branch(tstate, feats, out.logits, sits, k_branch)
+                if m:
+                    ttrl_metrics.append(m)
+            actions, _ = self._act(tstate.params, feats, out.logits, k_act)
+            actions = np.asarray(actions)
+            ts = self.env.step(actions)
+            self.decisions += 1
+            new_p, lost = self._perceive(ts, self.p)
+            reward = np.asarray(ts.reward, np.float32)
+            reward_sum += float(reward.sum())
+            done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
+            if self.learn:
+                for i in range(b):
+                    motion = [] if done[i] else [(o.signature, o.dx, o.dy) for o in new_p.objects[i] if o.matched]
+                    self.transitions.append(Transition(sits[i], self.names[int(actions[i])], float(reward[i]),
+                                                       bool(lost[i]), motion))
+            self._running_return = np.where(done, 0.0, np.asarray(ts.info["episode_return"], np.float64))
+            for i in np.flatnonzero(done):
+                returns.append(float(ts.info["episode_return"][i]))
+            self.p = new_p
+            self._maybe_reflect(float(reward.mean()))
+            if max_episodes is not None and len(returns) >= max_episodes:
+                break
+        self.totals.update(totals)
+        elapsed = time.perf_counter() - t0
+        metrics = {"decisions": float(self.decisions), "reward_sum": reward_sum,
+                   "episodes": float(len(returns)), "fallbacks": float(totals["fallbacks"]),
+                   "prompt_tokens": float(totals["prompt_tokens"]),
+                   "completion_tokens": float(totals["completion_tokens"]),
+                   "reasoner_latency_s": float(totals["latency_s"]),
+                   "decisions_per_s": num_decisions * b / max(elapsed, 1e-9),
+                   "branch_decisions": float(self.branch_decisions),
+                   "memory_entries": float(len(self.memory) if self.memory is not None else 0),
+                   "reflections": float(self.totals["reflections"]), "scheduler_interval": self.sched.interval}
+        if returns:
+            metrics["return_mean"] = float(np.mean(returns))
+        for k in ("ttrl_loss", "ttrl_entropy", "ttrl_adv_abs"):
+            if ttrl_metrics:
+                metrics[k] = float(np.mean([m[k] for m in ttrl_metrics]))
+        metrics["_returns"] = returns  # raw list for callers (removed before logging)
+        return tstate, metrics

@@ -1,0 +1,229 @@
+"""The embedded offline backend: a compact non-LLM reasoner that needs no model download and runs on CPU.
+
+Action reasoning: the retrieved knowledge entries are turned into action logits --
+  * action-outcome entries (``ao|<situation>|<ACTION>``, value = mean group-relative advantage of that first action
+    in that situation) add ``ao_scale * confidence * value`` to the action's logit when their situation matches;
+  * the strategic rule ``approach`` (value = how much moving toward the nearest moving object raised the advantage)
+    adds ``rule_scale * confidence * value * towardness(action)``, where towardness comes from the learned player
+    motion (``move|<ACTION>|x/y`` pattern entries);
+  * in the in-context-examples baseline, raw recent examples replace the entries (no abstraction, no persistence).
+Meta-reasoning: templated natural-language rules induced from action-outcome statistics of a trajectory slice --
+which object the actions move (the player) and how, which first actions did better than their branch group in
+which situation, and whether approaching the nearest moving object pays off. Each entry's text is an English
+sentence; its key/value make it machine-usable.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from agents.mctr.backends.base import MetaOutput, Observation, ReasonerOutput, TrajectorySlice
+from agents.mctr.memory import Entry, KnowledgeBase, Proposal
+
+
+@dataclasses.dataclass
+class EmbeddedConfig:
+    """The embedded reasoner's knobs."""
+
+    ao_scale: float = 3.0  # logit per unit of (confidence-weighted) mean advantage of an action-outcome entry
+    rule_scale: float = 2.0  # logit per unit of approach-rule value times towardness
+    min_branches: int = 2  # branch outcomes needed before an action-outcome entry is written
+    min_motion_samples: int = 24  # transitions needed before the player is identified
+    player_r2: float = 0.25  # share of an object's motion variance the actions must explain to call it the player
+    min_rule_samples: int = 8  # branch outcomes with a target needed for the approach rule
+    min_rule_effect: float = 0.1  # |regression slope| below which no approach rule is written
+
+
+# ------------------------------------------------------------------------------------------ knowledge helpers
+_VIEW_CACHE: dict = {}
+
+
+def _cached(kind: str, memory: KnowledgeBase, game: str, extra: tuple, fn):
+    key = (kind, id(memory), memory.version, game, extra)
+    if key not in _VIEW_CACHE:
+        if len(_VIEW_CACHE) > 256:
+            _VIEW_CACHE.clear()
+        _VIEW_CACHE[key] = fn()
+    return _VIEW_CACHE[key]
+
+
+def player_signature(memory: KnowledgeBase | None, game: str) -> str | None:
+    """The object signature the memory believes is the player in ``game`` (None while unknown)."""
+    if memory is None:
+        return None
+    return _cached("player", memory, game, (), lambda: _player_signature(memory, game))
+
+
+def _player_signature(memory: KnowledgeBase, game: str) -> str | None:
+    best, score = None, 0.0
+    for e in memory.entries.values():
+        if e.kind == "pattern" and e.scope == f"game:{game}" and e.key.startswith("player|"):
+            s = e.value * e.confidence
+            if s > score:
+                best, score = e.key.split("|", 1)[1], s
+    return best
+
+
+def move_table(memory: KnowledgeBase | None, game: str, action_names: Sequence[str]) -> np.ndarray:
+    """[A, 2] learned player displacement (px per decision) for each action (zeros while unknown)."""
+    if memory is None:
+        return np.zeros((len(action_names), 2), np.float32)
+    return _cached("moves", memory, game, tuple(action_names), lambda: _move_table(memory, game, action_names))
+
+
+def _move_table(memory: KnowledgeBase, game: str, action_names: Sequence[str]) -> np.ndarray:
+    moves = np.zeros((len(action_names), 2), np.float32)
+    index = {n: i for i, n in enumerate(action_names)}
+    for e in memory.entries.values():
+        if e.kind == "pattern" and e.scope == f"game:{game}" and e.key.startswith("move|"):
+            _, name, axis = e.key.split("|")
+            if name in index:
+                moves[index[name], 0 if axis == "x" else 1] = e.value
+    return moves
+
+
+def towardness(moves: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
+    """[A] in [-1, 1]: cosine-like alignment of each action's player motion with the target offset."""
+    off = np.asarray(offset, np.float32)
+    norm = float(np.linalg.norm(off))
+    speed = float(np.max(np.linalg.norm(moves, axis=1))) if moves.size else 0.0
+    if norm < 1e-6 or speed < 1e-6:
+        return np.zeros(moves.shape[0], np.float32)
+    return (moves @ off / (norm * speed)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ action reasoning
+class EmbeddedActionReasoner:
+    """Knowledge entries (or raw examples) -> action logits; no learning of its own."""
+
+    def __init__(self, cfg: EmbeddedConfig | None = None):
+        self.cfg = cfg or EmbeddedConfig()
+
+    def _logits_one(self, obs: Observation) -> np.ndarray:
+        cfg, names = self.cfg, list(obs.action_names)
+        logits = np.zeros(len(names), np.float32)
+        sit = obs.situation
+        toward = towardness(obs.moves, sit.offset)
+        for e in obs.knowledge:
+            if e.kind == "action_outcome" and e.key.startswith("ao|"):
+                _, cond, name = e.key.split("|")
+                if name in names and (cond == sit.key or cond == sit.phase):
+                    logits[names.index(name)] += cfg.ao_scale * e.confidence * e.value
+            elif e.kind == "rule" and e.key == "approach" and sit.horiz:
+                logits += cfg.rule_scale * e.confidence * e.value * toward
+        if obs.examples:  # in-context examples: per-action mean advantage among examples of this situation
+            sums, counts = np.zeros(len(names)), np.zeros(len(names))
+            for ex in obs.examples:
+                if ex["situation"] == sit.key and ex["action"] in names:
+                    sums[names.index(ex["action"])] += ex["advantage"]
+                    counts[names.index(ex["action"])] += 1
+            logits += (cfg.ao_scale * sums / np.maximum(counts, 1.0) * (counts > 0)).astype(np.float32)
+        return logits
+
+    def propose(self, observations: Sequence[Observation]) -> ReasonerOutput:
+        return ReasonerOutput(np.stack([self._logits_one(o) for o in observations]).astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------------ meta-reasoning
+class EmbeddedMetaReasoner:
+    """Induces templated natural-language knowledge from the action-outcome statistics of a trajectory slice."""
+
+    def __init__(self, cfg: EmbeddedConfig | None = None):
+        self.cfg = cfg or EmbeddedConfig()
+
+    def _player(self, traj: TrajectorySlice) -> list[Proposal]:
+        """Which object signature moves with the actions (share of motion variance explained by the action)."""
+        by_sig: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+        for t in traj.transitions:
+            for sig, dx, dy in t.motion:
+                by_sig[sig].append((t.action, dx, dy))
+        out = []
+        scope = f"game:{traj.game}"
+        best_sig, best_r2, best_rows = None, self.cfg.player_r2, None
+        for sig, rows in by_sig.items():
+            if len(rows) < self.cfg.min_motion_samples:
+                continue
+            d = np.array([[dx, dy] for _, dx, dy in rows], np.float32)  # [N, 2]
+            total = float(((d - d.mean(0)) ** 2).sum())
+            if total < 1e-6 or float(np.abs(d).mean()) < 0.25:
+                continue
+            groups = defaultdict(list)
+            for (a, _, _), row in zip(rows, d):
+                groups[a].append(row)
+            if len(groups) < 2:
+                continue
+            between = sum(len(g) * float(((np.mean(g, 0) - d.mean(0)) ** 2).sum()) for g in groups.values())
+            r2 = between / total
+            if r2 > best_r2:
+                best_sig, best_r2, best_rows = sig, r2, groups
+        if best_sig is None:
+            return out
+        n = sum(len(g) for g in best_rows.values())
+        color, size = best_sig.split("-")
+        out.append(Proposal("pattern", f"In {traj.game}, the #{color} object (size class {size}) moves with the "
+                            f"joystick: it is the player (actions explain {best_r2:.0%} of its motion).", scope,
+                            n, key=f"player|{best_sig}", value=float(best_r2)))
+        for a, rows in best_rows.items():
+            mx, my = np.mean(rows, 0)
+            for axis, v in (("x", mx), ("y", my)):
+                direction = ("right" if v > 0 else "left") if axis == "x" else ("down" if v > 0 else "up")
+                out.append(Proposal("pattern", f"In {traj.game}, {a} moves the player {abs(v):.1f} px {direction} "
+                                    f"per decision.", scope, len(rows), key=f"move|{a}|{axis}", value=float(v)))
+        return out
+
+    def _action_outcomes(self, traj: TrajectorySlice) -> list[Proposal]:
+        out = []
+        for level in ("game", "genre"):
+            groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+            texts: dict[str, str] = {}
+            for b in traj.branches:
+                cond = b.situation.key if level == "game" else b.situation.phase
+                groups[(cond, b.action)].append(b.advantage)
+                texts[cond] = b.situation.text() if level == "game" else {
+                    "start": "at the start of an episode", "life_lost": "just after losing a life",
+                    "play": "during play"}[b.situation.phase]
+            where = traj.game if level == "game" else f"{traj.genre} games"
+            scope = f"game:{traj.game}" if level == "game" else f"genre:{traj.genre}"
+            for (cond, a), advs in groups.items():
+                if len(advs) < self.cfg.min_branches:
+                    continue
+                v = float(np.mean(advs))
+                verdict = ("makes no clear difference" if abs(v) < 0.05 else
+                           "works better than the alternatives" if v > 0 else "works worse than the alternatives")
+                out.append(Proposal("action_outcome", f"In {where}, {texts[cond]}, {a} {verdict} (mean advantage "
+                                    f"{v:+.2f} over {len(advs)} branched tries).", scope, len(advs),
+                                    key=f"ao|{cond}|{a}", value=v))
+        return out
+
+    def _approach(self, traj: TrajectorySlice) -> list[Proposal]:
+        rows = [(b.towardness, b.advantage) for b in traj.branches if b.situation.horiz]
+        if len(rows) < self.cfg.min_rule_samples:
+            return []
+        x, y = np.array(rows, np.float32).T
+        var = float(((x - x.mean()) ** 2).mean())
+        if var < 1e-3:
+            return []
+        slope = float(((x - x.mean()) * (y - y.mean())).mean() / var)
+        if abs(slope) < self.cfg.min_rule_effect:
+            return []
+        verb = "toward" if slope > 0 else "away from"
+        out = []
+        for scope, where in ((f"game:{traj.game}", traj.game), (f"genre:{traj.genre}", f"{traj.genre} games")):
+            out.append(Proposal("rule", f"In {where}, moving the player {verb} the nearest moving object pays off "
+                                f"(advantage slope {slope:+.2f} over {len(rows)} branched tries).", scope, len(rows),
+                                key="approach", value=slope))
+        return out
+
+    def reflect(self, traj: TrajectorySlice, memory: KnowledgeBase, step: int) -> MetaOutput:
+        del memory, step  # the embedded meta-reasoner proposes from statistics; KnowledgeBase.apply merges/revises
+        return MetaOutput(self._player(traj) + self._action_outcomes(traj) + self._approach(traj))
+
+
+def knowledge_for(memory: KnowledgeBase | None, game: str, genre: str, query: str, k: int) -> list[Entry]:
+    """Top-k rules/action-outcome entries for ``query`` (patterns are read directly by the perception helpers)."""
+    if memory is None or k <= 0:
+        return []
+    return memory.retrieve(query, game, genre, k, kinds=("rule", "action_outcome"))
