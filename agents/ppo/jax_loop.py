@@ -1,0 +1,167 @@
+"""PPO on JAX-native envs: rollout + update as one jitted ``lax.scan``, vmappable over contexts and seeds.
+
+Public entry points (used by the MBTL transfer-matrix code):
+  ``train_over_contexts(cfg, env_id, contexts [N, C], key, num_envs=, total_env_steps=)`` -> params, leaves [N, ...]
+  ``evaluate_over_contexts(cfg, params [N, ...], env_id, contexts [M, C], key, num_episodes)`` -> returns [N, M]
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.ppo.config import PPOConfig
+from agents.ppo.learner import PPOLearner, PPOTrainState, Rollout, make_learner, num_updates_for
+from envs.functional import jax_functions
+from envs.jax_env import JaxEnvFunctions
+from envs.spec import EnvSpec
+
+
+class RunnerState(NamedTuple):
+    """Complete state of a jitted PPO run (enough to resume exactly)."""
+
+    train_state: PPOTrainState
+    env_state: Any  # pytree, leaves [B, ...]
+    obs: jax.Array  # [B, *obs_shape] observation to act on next
+    env_params: Any  # pytree, leaves [B]: physical parameters from each env's context row
+    key: jax.Array  # [2] PRNG key for acting and env stepping
+    env_steps: jax.Array  # [] int32 env steps taken (summed over envs)
+
+
+def make_jax_ppo(cfg: PPOConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: int, num_updates: int):
+    """Closures ``(learner, init(key, contexts [B, C]) -> RunnerState, run(runner, n) -> (runner, metrics [n]))``.
+
+    ``run`` does ``n`` (static) PPO iterations, each ``num_envs * cfg.num_steps`` env steps plus one update, in a
+    single ``lax.scan``; metrics come back stacked over iterations.
+    """
+    learner = make_learner(cfg, spec, num_envs, num_updates)
+
+    def init(key, contexts):
+        k_learn, k_env, k_run = jax.random.split(key, 3)
+        env_params = jax.vmap(fns.params_from_context)(jnp.asarray(contexts, jnp.float32))
+        env_state, ts = jax.vmap(fns.reset)(jax.random.split(k_env, num_envs), env_params)
+        return RunnerState(learner.init(k_learn), env_state, ts.observation, env_params, k_run,
+                           jnp.zeros((), jnp.int32))
+
+    def env_step(runner: RunnerState, _):
+        key, k_act, k_env = jax.random.split(runner.key, 3)
+        action, to_env, log_prob, value = learner.act(runner.train_state.params, runner.obs, k_act)
+        env_state, ts = jax.vmap(fns.step)(jax.random.split(k_env, num_envs), runner.env_state, to_env,
+                                           runner.env_params)
+        transition = Rollout(runner.obs, action, log_prob, value, ts.reward, ts.terminated, ts.truncated,
+                             ts.info["final_observation"])
+        episode = (ts.done, ts.info["episode_return"], ts.info["episode_length"])
+        runner = runner._replace(env_state=env_state, obs=ts.observation, key=key,
+                                 env_steps=runner.env_steps + num_envs)
+        return runner, (transition, episode)
+
+    def iteration(runner: RunnerState, _):
+        runner, (batch, (done, ep_ret, ep_len)) = jax.lax.scan(env_step, runner, None, cfg.num_steps)
+        train_state, metrics = learner.update(runner.train_state, batch)
+        n_done = jnp.sum(done)
+        metrics["train/episodes"] = n_done.astype(jnp.float32)
+        metrics["train/episode_return"] = jnp.where(n_done > 0, jnp.sum(ep_ret * done) / jnp.maximum(n_done, 1),
+                                                    jnp.nan)
+        metrics["train/episode_length"] = jnp.where(
+            n_done > 0, jnp.sum(ep_len * done) / jnp.maximum(n_done, 1), jnp.nan)
+        return runner._replace(train_state=train_state), metrics
+
+    def run(runner: RunnerState, num_iterations: int):
+        return jax.lax.scan(iteration, runner, None, num_iterations)
+
+    return learner, init, run
+
+
+def evaluate_params(learner: PPOLearner, fns: JaxEnvFunctions, max_steps: int, params, contexts, key,
+                    deterministic: bool = True):
+    """One episode per context row with one policy. ``contexts [E, C]`` -> dict of ``[E]`` arrays.
+
+    Runs ``max_steps`` steps (the env's time limit) and keeps the first episode of every env.
+    """
+    num = contexts.shape[0]
+    env_params = jax.vmap(fns.params_from_context)(contexts)
+    k_reset, k_run = jax.random.split(key)
+    env_state, ts = jax.vmap(fns.reset)(jax.random.split(k_reset, num), env_params)
+
+    def body(carry, key):
+        env_state, obs, alive, ret, length, success = carry
+        k_act, k_env = jax.random.split(key)
+        _, to_env, _, _ = learner.act(params, obs, k_act, deterministic)
+        env_state, ts = jax.vmap(fns.step)(jax.random.split(k_env, num), env_state, to_env, env_params)
+        ret = ret + alive * ts.reward
+        length = length + alive.astype(jnp.int32)
+        success = jnp.where(alive & ts.done, ts.info["success"].astype(jnp.float32), success)
+        alive = alive & ~ts.done
+        return (env_state, ts.observation, alive, ret, length, success), None
+
+    init = (env_state, ts.observation, jnp.ones(num, bool), jnp.zeros(num), jnp.zeros(num, jnp.int32),
+            jnp.zeros(num))
+    (_, _, _, ret, length, success), _ = jax.lax.scan(body, init, jax.random.split(k_run, max_steps))
+    return {"return": ret, "length": length, "success": success}
+
+
+def _functional(env_id: str) -> tuple[EnvSpec, JaxEnvFunctions]:
+    out = jax_functions(env_id)
+    if out is None:
+        raise ValueError(f"{env_id} is not a JAX-native environment; train_over_contexts/evaluate_over_contexts "
+                         "need one (e.g. classic/CartPole-v1)")
+    return out
+
+
+def _check_contexts(spec: EnvSpec, contexts) -> jax.Array:
+    contexts = np.asarray(contexts, np.float32)
+    if contexts.ndim != 2 or contexts.shape[1] != len(spec.context_vars):
+        raise ValueError(f"{spec.env_id}: contexts must be [N, {len(spec.context_vars)}] in the order "
+                         f"{spec.context_names}, got shape {contexts.shape}")
+    for j, var in enumerate(spec.context_vars):  # same range checks as envs.make
+        spec.resolve_context({var.name: contexts[:, j]}, contexts.shape[0])
+    return jnp.asarray(contexts)
+
+
+def train_over_contexts(cfg: PPOConfig, env_id: str, contexts, key: jax.Array, *, num_envs: int,
+                        total_env_steps: int, return_metrics: bool = False):
+    """Train one independent PPO policy per context row, all at once (``vmap`` inside one ``jit``).
+
+    ``contexts``: ``[N, C]`` in ``spec.context_vars`` order; policy ``i`` trains on ``num_envs`` copies of
+    context ``i`` for ``total_env_steps`` env steps (rounded up to whole PPO updates). Returns the params
+    pytree with a leading ``[N]`` axis (and, with ``return_metrics``, the per-update metrics ``[N, U]``).
+    """
+    spec, fns = _functional(env_id)
+    contexts = _check_contexts(spec, contexts)
+    n = contexts.shape[0]
+    num_updates = num_updates_for(total_env_steps, num_envs, cfg)
+    _, init, run = make_jax_ppo(cfg, spec, fns, num_envs, num_updates)
+
+    def train_one(key, context):
+        runner = init(key, jnp.broadcast_to(context, (num_envs, context.shape[0])))
+        runner, metrics = run(runner, num_updates)
+        return runner.train_state.params, metrics
+
+    params, metrics = jax.jit(jax.vmap(train_one))(jax.random.split(key, n), contexts)
+    return (params, metrics) if return_metrics else params
+
+
+def evaluate_over_contexts(cfg: PPOConfig, params, env_id: str, contexts, key: jax.Array,
+                           num_episodes: int = 10, deterministic: bool = True) -> np.ndarray:
+    """Zero-shot transfer: mean episode return of every policy on every context.
+
+    ``params``: pytree with leading ``[N]`` axis (as returned by ``train_over_contexts``); ``contexts [M, C]``.
+    Returns a numpy ``[N, M]`` matrix, entry ``(i, j)`` = mean return of policy ``i`` over ``num_episodes``
+    episodes of context ``j``.
+    """
+    spec, fns = _functional(env_id)
+    contexts = _check_contexts(spec, contexts)
+    learner = make_learner(cfg, spec, num_envs=cfg.num_minibatches, num_updates=1)  # network only
+    max_steps = int(spec.max_episode_steps or 1000)
+
+    def one(params_i, context, key):
+        rows = jnp.broadcast_to(context, (num_episodes, context.shape[0]))
+        return evaluate_params(learner, fns, max_steps, params_i, rows, key, deterministic)["return"].mean()
+
+    n = jax.tree.leaves(params)[0].shape[0]
+    m = contexts.shape[0]
+    keys = jax.random.split(key, n * m).reshape(n, m, -1)
+    over_contexts = jax.vmap(one, in_axes=(None, 0, 0))
+    return np.asarray(jax.jit(jax.vmap(over_contexts, in_axes=(0, None, 0)))(params, contexts, keys))
