@@ -18,6 +18,11 @@ def _dqn():
     return DQNConfig, DQNTrainer
 
 
+def _mbtl():
+    from agents.mbtl import MBTLConfig, MBTLTrainer
+    return MBTLConfig, MBTLTrainer
+
+
 def _mctr():
     from agents.mctr import MCTRConfig, MCTRTrainer
     return MCTRConfig, MCTRTrainer
@@ -26,5 +31,6 @@ def _mctr():
 AGENTS: dict[str, Callable[[], tuple[type, type]]] = {
     "ppo": _ppo,
     "dqn": _dqn,
+    "mbtl": _mbtl,
     "mctr": _mctr,
 }

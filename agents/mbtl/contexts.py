@@ -24,8 +24,8 @@ class ContextAxis:
 
     name: str = "length"  # context variable name (see ``omnitask envs <id>``)
     num: int = 10  # number of grid points along this axis
-    low_factor: Optional[float] = 0.1  # lower end as a multiple of the default (ignored when ``low`` is set)
-    high_factor: Optional[float] = 10.0  # upper end as a multiple of the default (ignored when ``high`` is set)
+    low_factor: Optional[float] = 0.1  # lower end as a multiple of the default (``low`` wins; both None: var.low)
+    high_factor: Optional[float] = 10.0  # upper end as a multiple of the default (``high`` wins; both None: var.high)
     low: Optional[float] = None  # absolute lower end (overrides low_factor)
     high: Optional[float] = None  # absolute upper end (overrides high_factor)
     spacing: str = "log"  # 'log' (geometric, natural for 0.1x-10x ranges) or 'linear'
@@ -41,8 +41,10 @@ def axis_values(spec: EnvSpec, axis: ContextAxis) -> np.ndarray:
     if axis.num < 2:
         raise ValueError(f"context axis {axis.name}: num must be >= 2, got {axis.num}")
     var = spec.context_vars[spec.context_names.index(axis.name)]
-    low = axis.low if axis.low is not None else var.default * float(axis.low_factor)
-    high = axis.high if axis.high is not None else var.default * float(axis.high_factor)
+    low = axis.low if axis.low is not None else (
+        var.default * float(axis.low_factor) if axis.low_factor is not None else var.low)
+    high = axis.high if axis.high is not None else (
+        var.default * float(axis.high_factor) if axis.high_factor is not None else var.high)
     if not low < high:
         raise ValueError(f"context axis {axis.name}: low {low:g} must be < high {high:g}")
     if low < var.low - 1e-9 * abs(var.low) or high > var.high + 1e-9 * abs(var.high):
