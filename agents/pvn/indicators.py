@@ -1,0 +1,187 @@
+"""Indicator functions ``r_i(x) = 1{x in S_i}`` that define PVN's auxiliary tasks.
+
+Two families (Farebrother et al. 2023, section 4):
+
+* ``rnd``: ``ceil(T / tasks_per_net)`` frozen, randomly initialised conv nets (stacked with ``vmap``), each with
+  ``tasks_per_net`` linear outputs ``f_i(x)``. Task ``i`` fires when ``f_i(x) > q_i``; the per-task threshold
+  ``q_i`` (the paper's learnable bias, with the sign flipped) is trained by the quantile-regression (pinball) loss
+  at level ``1 - fire_fraction`` so each indicator fires on ``fire_fraction`` of the data. The quantile loss runs
+  alone for a warm-up before TD learning starts (``pretrain.py``).
+* ``hash``: Carter-Wegman multiply-shift universal hash of the raw uint8 pixels,
+  ``h_i(x) = ((sum_j a_ij x_j + b_i) mod P) mod M`` with ``P = 2^13 - 1`` and ``M = 100`` bins; fires when
+  ``h_i(x) == 0`` (about ``1/M`` of states). Deterministic, nothing to train.
+
+All functions are pure: ``IndicatorState`` is data, ``make_indicators`` returns closures.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.pvn.networks import Encoder, EncoderSpec
+
+FAMILIES = ("rnd", "hash")
+HASH_PRIME = 2 ** 13 - 1
+_HASH_BLOCK = 1024  # pixels per exact int32 partial sum: 1024 * (P-1) * 255 < 2^31
+
+
+@dataclasses.dataclass
+class IndicatorConfig:
+    """Auxiliary-task indicator family and its settings."""
+
+    family: str = "rnd"  # 'rnd' (random nets + quantile-trained thresholds) or 'hash' (multiply-shift hash)
+    fire_fraction: float = 0.01  # rnd: target fraction of states on which each indicator fires
+    tasks_per_net: int = 10  # rnd: indicator outputs per frozen random network
+    net: EncoderSpec = dataclasses.field(  # rnd: architecture of each frozen random network
+        default_factory=lambda: EncoderSpec(arch="nature", width=1, feature_dim=512, padding="VALID"))
+    threshold_lr: float = 1e-2  # rnd: Adam learning rate of the quantile-regression thresholds
+    hash_bins: int = 100  # hash: M, the number of bins (fires on ~1/M of states)
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"indicator family {self.family!r} unknown; allowed: {', '.join(FAMILIES)}")
+        if not 0.0 < self.fire_fraction < 1.0:
+            raise ValueError(f"fire_fraction must be in (0, 1), got {self.fire_fraction}")
+        if self.tasks_per_net < 1 or self.hash_bins < 2:
+            raise ValueError(f"tasks_per_net must be >= 1 ({self.tasks_per_net}) and hash_bins >= 2 "
+                             f"({self.hash_bins})")
+
+
+class IndicatorState(NamedTuple):
+    """Indicator parameters. Only ``threshold`` is ever trained (rnd family)."""
+
+    frozen: dict  # rnd: stacked random-net params (leading axis = net); hash: {'a': [T, D] i32, 'b': [T] i32}
+    threshold: jax.Array  # [T] f32: rnd fires when score > threshold; hash: unused zeros
+
+
+class Indicators(NamedTuple):
+    """Closures over one indicator family (all pure, jittable)."""
+
+    init: Callable[[jax.Array], IndicatorState]  # key -> state
+    scores: Callable[[IndicatorState, jax.Array], jax.Array]  # (state, obs [B, *obs]) -> [B, T] f32
+    fire: Callable[[IndicatorState, jax.Array], jax.Array]  # (state, obs [B, *obs]) -> [B, T] f32 in {0, 1}
+    trains_threshold: bool  # True for rnd (quantile warm-up needed)
+
+
+def _random_net_cls():
+    import flax.linen as nn
+
+    class RandomIndicatorNet(nn.Module):
+        """A frozen random conv net with ``num_outputs`` linear outputs (one per task)."""
+
+        spec: EncoderSpec
+        num_outputs: int
+
+        @nn.compact
+        def __call__(self, obs):  # [B, *obs]
+            return nn.Dense(self.num_outputs)(Encoder(self.spec)(obs))  # [B, num_outputs]
+
+    return RandomIndicatorNet
+
+
+def make_indicators(cfg: IndicatorConfig, obs_shape: tuple[int, ...], num_tasks: int) -> Indicators:
+    """Build the indicator closures for observations of un-batched shape ``obs_shape``."""
+    if num_tasks < 1:
+        raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+    if cfg.family == "hash":
+        return _make_hash(cfg, obs_shape, num_tasks)
+    return _make_rnd(cfg, obs_shape, num_tasks)
+
+
+def _make_rnd(cfg: IndicatorConfig, obs_shape, num_tasks) -> Indicators:
+    num_nets = math.ceil(num_tasks / cfg.tasks_per_net)
+    net = _random_net_cls()(cfg.net, cfg.tasks_per_net)
+    dummy = jnp.zeros((1, *obs_shape), jnp.uint8)
+
+    def init(key):
+        params = jax.vmap(lambda k: net.init(k, dummy))(jax.random.split(key, num_nets))
+        return IndicatorState(params, jnp.zeros((num_tasks,), jnp.float32))
+
+    def scores(state, obs):  # obs [B, *obs] -> [B, T]
+        out = jax.vmap(lambda p: net.apply(p, obs))(state.frozen)  # [N, B, tasks_per_net]
+        out = jnp.transpose(out, (1, 0, 2)).reshape(obs.shape[0], num_nets * cfg.tasks_per_net)
+        return jax.lax.stop_gradient(out[:, :num_tasks])
+
+    def fire(state, obs):
+        return (scores(state, obs) > state.threshold[None]).astype(jnp.float32)
+
+    return Indicators(init, scores, fire, True)
+
+
+def _make_hash(cfg: IndicatorConfig, obs_shape, num_tasks) -> Indicators:
+    dim = int(np.prod(obs_shape))
+
+    def init(key):
+        ka, kb = jax.random.split(key)
+        a = jax.random.randint(ka, (num_tasks, dim), 1, HASH_PRIME, jnp.int32)
+        b = jax.random.randint(kb, (num_tasks,), 0, HASH_PRIME, jnp.int32)
+        return IndicatorState({"a": a, "b": b}, jnp.zeros((num_tasks,), jnp.float32))
+
+    def scores(state, obs):  # the hash value h_i(x) in [0, M), as float: [B, T]
+        return hash_values(state.frozen["a"], state.frozen["b"], obs, cfg.hash_bins).astype(jnp.float32)
+
+    def fire(state, obs):
+        return (hash_values(state.frozen["a"], state.frozen["b"], obs, cfg.hash_bins) == 0).astype(jnp.float32)
+
+    return Indicators(init, scores, fire, False)
+
+
+def hash_values(a: jax.Array, b: jax.Array, obs: jax.Array, bins: int) -> jax.Array:
+    """Exact ``((sum_j a_ij x_j + b_i) mod P) mod bins`` for uint8 pixels, in int32 without overflow.
+
+    a: [T, D] int32 in [1, P); b: [T] int32 in [0, P); obs: [B, *obs] uint8 (D = prod(obs)). Returns [B, T] int32.
+    Pixels are summed in blocks of 1024 (each block's dot product < 2^31), reduced mod P, then combined.
+    """
+    if obs.dtype != jnp.uint8:
+        raise ValueError(f"hash indicators need raw uint8 pixels, got dtype {obs.dtype}")
+    num_tasks, dim = a.shape
+    x = obs.reshape(obs.shape[0], -1).astype(jnp.int32)  # [B, D]
+    if x.shape[1] != dim:
+        raise ValueError(f"observation has {x.shape[1]} pixels, hash was built for {dim}")
+    blocks = math.ceil(dim / _HASH_BLOCK)
+    pad = blocks * _HASH_BLOCK - dim
+    x = jnp.pad(x, ((0, 0), (0, pad))).reshape(-1, blocks, _HASH_BLOCK)  # [B, nb, K]
+    ab = jnp.pad(a, ((0, 0), (0, pad))).reshape(num_tasks, blocks, _HASH_BLOCK)  # [T, nb, K]
+    partial = jnp.einsum("bnk,tnk->bnt", x, ab, preferred_element_type=jnp.int32)  # [B, nb, T], each < 2^31
+    total = jnp.sum(partial % HASH_PRIME, axis=1)  # [B, T] < nb * P
+    return ((total + b[None]) % HASH_PRIME) % bins
+
+
+def hash_values_reference(a: np.ndarray, b: np.ndarray, obs: np.ndarray, bins: int) -> np.ndarray:
+    """Slow pure-Python reference of ``hash_values`` (arbitrary-precision ints), for tests."""
+    a = np.asarray(a).tolist()
+    b = np.asarray(b).tolist()
+    out = np.zeros((obs.shape[0], len(a)), np.int64)
+    for n, frame in enumerate(np.asarray(obs).reshape(obs.shape[0], -1).tolist()):
+        for i, (ai, bi) in enumerate(zip(a, b)):
+            out[n, i] = ((sum(x * y for x, y in zip(ai, frame)) + bi) % HASH_PRIME) % bins
+    return out
+
+
+def quantile_threshold_loss(scores: jax.Array, threshold: jax.Array, fire_fraction: float) -> jax.Array:
+    """Pinball loss that moves ``threshold`` [T] to the ``(1 - fire_fraction)`` quantile of ``scores`` [B, T].
+
+    Its gradient w.r.t. ``threshold_i`` is ``P(score_i <= threshold_i) - (1 - fire_fraction)``, zero exactly when
+    indicator i fires on ``fire_fraction`` of the batch.
+    """
+    tau = 1.0 - fire_fraction
+    u = jax.lax.stop_gradient(scores) - threshold[None]  # [B, T]
+    return jnp.mean(jnp.sum(jnp.maximum(tau * u, (tau - 1.0) * u), axis=1))
+
+
+def firing_rates(indicators: Indicators, state: IndicatorState, obs_batches) -> np.ndarray:
+    """Measured fraction of states on which each indicator fires, over an iterable of ``[B, *obs]`` batches: [T]."""
+    fire = jax.jit(indicators.fire)
+    total, count = None, 0
+    for obs in obs_batches:
+        f = np.asarray(fire(state, jnp.asarray(obs))).sum(axis=0)
+        total = f if total is None else total + f
+        count += obs.shape[0]
+    if not count:
+        raise ValueError("firing_rates needs at least one non-empty batch")
+    return total / count

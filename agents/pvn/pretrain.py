@@ -1,0 +1,116 @@
+"""PVN pretraining: one pure ``update(state, batch) -> (state, metrics)`` over offline transitions.
+
+Each update (a) moves the rnd indicator thresholds one quantile-regression step and, once ``step >=
+warmup_steps``, (b) takes one Adam step on the multi-task TD loss with uniform-policy expected-SARSA targets from
+an EMA target network. During warm-up only (a) runs (the paper's quantile warm-up before TD starts).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from agents.pvn.indicators import IndicatorConfig, Indicators, IndicatorState, make_indicators, \
+    quantile_threshold_loss
+from agents.pvn.losses import ema_update, pvn_td_loss, uniform_policy_targets
+from agents.pvn.networks import EncoderSpec, PVNNetwork
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """PVN pretraining settings (defaults: the paper's)."""
+
+    num_tasks: int = 100  # number of auxiliary tasks (indicators); the paper scales it together with width
+    encoder: EncoderSpec = dataclasses.field(default_factory=lambda: EncoderSpec(arch="impala", width=8,
+                                                                                 feature_dim=4096))
+    indicators: IndicatorConfig = dataclasses.field(default_factory=IndicatorConfig)
+    gamma: float = 0.99  # discount of the auxiliary successor-measure tasks
+    target_tau: float = 0.99  # EMA coefficient of the target network (target = tau*target + (1-tau)*online)
+    learning_rate: float = 1.1e-4  # Adam step size (6.25e-5 * (256/32)^0.25 in the paper)
+    adam_eps: float = 1.5e-4  # Adam epsilon
+    batch_size: int = 256  # transitions per update
+    num_updates: int = 1_560_000  # total gradient steps (warm-up included)
+    warmup_steps: int = 1_000  # quantile-only updates before TD starts (rnd family)
+    updates_per_call: int = 100  # updates fused into one jitted scan (one host->device batch transfer)
+
+
+class PretrainState(NamedTuple):
+    """Everything pretraining needs to resume exactly."""
+
+    params: dict  # online PVNNetwork params
+    target_params: dict  # EMA target params
+    opt_state: optax.OptState
+    indicator: IndicatorState  # frozen indicator params + trained thresholds [T]
+    threshold_opt_state: optax.OptState
+    step: jax.Array  # [] int32 updates done (warm-up included)
+
+
+class Pretrainer(NamedTuple):
+    network: PVNNetwork
+    indicators: Indicators
+    init: Callable[[jax.Array], PretrainState]
+    update: Callable[[PretrainState, dict], tuple[PretrainState, dict]]  # pure, jittable
+    update_many: Callable[[PretrainState, dict], tuple[PretrainState, dict]]  # scan over a [K, B, ...] batch
+
+
+def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions: int) -> Pretrainer:
+    """Closures for PVN pretraining on observations of shape ``obs_shape`` with ``num_actions`` actions."""
+    if cfg.warmup_steps < 0 or cfg.batch_size < 1 or cfg.num_updates < 1:
+        raise ValueError(f"pretrain: warmup_steps ({cfg.warmup_steps}) must be >= 0, batch_size "
+                         f"({cfg.batch_size}) and num_updates ({cfg.num_updates}) >= 1")
+    network = PVNNetwork(cfg.encoder, cfg.num_tasks, num_actions)
+    indicators = make_indicators(cfg.indicators, obs_shape, cfg.num_tasks)
+    optimizer = optax.adam(cfg.learning_rate, eps=cfg.adam_eps)
+    threshold_opt = optax.adam(cfg.indicators.threshold_lr)
+    warmup = cfg.warmup_steps if indicators.trains_threshold else 0
+
+    def init(key) -> PretrainState:
+        k_net, k_ind = jax.random.split(key)
+        params = network.init(k_net, jnp.zeros((1, *obs_shape), jnp.uint8))
+        ind = indicators.init(k_ind)
+        return PretrainState(params, params, optimizer.init(params), ind, threshold_opt.init(ind.threshold),
+                             jnp.zeros((), jnp.int32))
+
+    def td_loss(params, target_params, batch, rewards):
+        q = network.apply(params, batch["observation"])  # [B, T, A]
+        next_q = network.apply(target_params, batch["next_observation"])  # [B, T, A]
+        targets = uniform_policy_targets(rewards, batch["terminated"], next_q, cfg.gamma)
+        return pvn_td_loss(q, batch["action"], targets), jnp.mean(q)
+
+    def update(state: PretrainState, batch: dict) -> tuple[PretrainState, dict]:
+        obs = batch["observation"]  # [B, *obs] uint8
+        ind = state.indicator
+        if indicators.trains_threshold:
+            scores = indicators.scores(ind, obs)  # [B, T]
+            q_loss, g = jax.value_and_grad(lambda t: quantile_threshold_loss(scores, t, cfg.indicators.fire_fraction)
+                                           )(ind.threshold)
+            upd, th_opt = threshold_opt.update(g, state.threshold_opt_state)
+            ind = ind._replace(threshold=optax.apply_updates(ind.threshold, upd))
+        else:
+            q_loss, th_opt = jnp.zeros(()), state.threshold_opt_state
+        rewards = indicators.fire(ind, obs)  # [B, T] r_i(x) = 1{x in S_i}
+
+        def td_step(_):
+            (loss, q_mean), grads = jax.value_and_grad(td_loss, has_aux=True)(
+                state.params, state.target_params, batch, rewards)
+            upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, upd)
+            return params, ema_update(state.target_params, params, cfg.target_tau), opt_state, loss, q_mean
+
+        def skip(_):
+            return state.params, state.target_params, state.opt_state, jnp.zeros(()), jnp.zeros(())
+
+        params, target, opt_state, loss, q_mean = jax.lax.cond(state.step >= warmup, td_step, skip, None)
+        new = PretrainState(params, target, opt_state, ind, th_opt, state.step + 1)
+        metrics = {"td_loss": loss, "quantile_loss": q_loss, "q_mean": q_mean,
+                   "fire_rate_batch": jnp.mean(rewards), "td_active": (state.step >= warmup).astype(jnp.float32)}
+        return new, metrics
+
+    def update_many(state, batches):  # batches: dict of [K, B, ...]
+        state, metrics = jax.lax.scan(update, state, batches)
+        return state, jax.tree.map(jnp.mean, metrics)
+
+    return Pretrainer(network, indicators, init, update, update_many)
