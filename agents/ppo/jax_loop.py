@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.common.jax_eval import run_episodes
 from agents.ppo.config import PPOConfig
 from agents.ppo.learner import PPOLearner, PPOTrainState, Rollout, make_learner, num_updates_for
 from envs.functional import jax_functions
@@ -76,30 +77,12 @@ def make_jax_ppo(cfg: PPOConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: 
 
 def evaluate_params(learner: PPOLearner, fns: JaxEnvFunctions, max_steps: int, params, contexts, key,
                     deterministic: bool = True):
-    """One episode per context row with one policy. ``contexts [E, C]`` -> dict of ``[E]`` arrays.
+    """One episode per context row ``contexts [E, C]`` with one PPO policy -> dict of ``[E]`` arrays."""
 
-    Runs ``max_steps`` steps (the env's time limit) and keeps the first episode of every env.
-    """
-    num = contexts.shape[0]
-    env_params = jax.vmap(fns.params_from_context)(contexts)
-    k_reset, k_run = jax.random.split(key)
-    env_state, ts = jax.vmap(fns.reset)(jax.random.split(k_reset, num), env_params)
+    def policy(obs, k):
+        return learner.act(params, obs, k, deterministic)[1]
 
-    def body(carry, key):
-        env_state, obs, alive, ret, length, success = carry
-        k_act, k_env = jax.random.split(key)
-        _, to_env, _, _ = learner.act(params, obs, k_act, deterministic)
-        env_state, ts = jax.vmap(fns.step)(jax.random.split(k_env, num), env_state, to_env, env_params)
-        ret = ret + alive * ts.reward
-        length = length + alive.astype(jnp.int32)
-        success = jnp.where(alive & ts.done, ts.info["success"].astype(jnp.float32), success)
-        alive = alive & ~ts.done
-        return (env_state, ts.observation, alive, ret, length, success), None
-
-    init = (env_state, ts.observation, jnp.ones(num, bool), jnp.zeros(num), jnp.zeros(num, jnp.int32),
-            jnp.zeros(num))
-    (_, _, _, ret, length, success), _ = jax.lax.scan(body, init, jax.random.split(k_run, max_steps))
-    return {"return": ret, "length": length, "success": success}
+    return run_episodes(policy, fns, contexts, key, max_steps)
 
 
 def _functional(env_id: str) -> tuple[EnvSpec, JaxEnvFunctions]:
