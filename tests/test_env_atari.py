@@ -293,3 +293,13 @@ def test_raw_rgb_frames():
         ts2 = env.step(np.zeros(2, np.int64))
         assert ts2.info["rgb"].shape == (2, 210, 160, 3)
     assert not np.shares_memory(ts.observation, ts2.observation)  # handed-out observations are never rewritten
+
+
+def test_multitask_backends_agree_on_the_full_action_space():
+    kw = dict(num_envs=2, seed=0, games=["Pong", "Breakout"], noop_max=0, protocol="world_model", mode="eval")
+    with envs.make("atari/multitask", backend="vector", **kw) as a, envs.make("atari/multitask", backend="ale",
+                                                                              **kw) as b:
+        out_a, out_b = _rollout(a, 15), _rollout(b, 15)  # all 18 actions, incl. ones outside minimal sets
+    for ta, tb in zip(out_a, out_b):
+        np.testing.assert_array_equal(ta.observation, tb.observation)
+        np.testing.assert_array_equal(ta.task_id, tb.task_id)
