@@ -127,7 +127,7 @@ def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZero
     tau = cfg.target_ema
     target = jax.tree_util.tree_map(lambda tp, p: (1 - tau) * tp + tau * p, state.target_params, params)
     metrics = {"loss": loss, **{f"loss/{k}": v for k, v in aux["terms"].items()},
-               "grad_norm": optax.global_norm(grads), "lb_loss": aux["lb_loss"],
+               "grad_norm": optax.tree.norm(grads), "lb_loss": aux["lb_loss"],
                "value_target_mean": aux["value_target_mean"], "value_pred_mean": aux["value_pred_mean"],
                "per_slot_loss": aux["per_slot_loss"], "expert_load": jnp.mean(aux["load"], 0)}
     return TrainState(params, target, opt_state, state.step + 1), metrics, aux["priority"]
