@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="batched steps per round")
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds per side (alternating)")
     parser.add_argument("--strategy", choices=("sync", "async"), default="sync", help="vectorisation for both")
+    parser.add_argument("--async-context", default="forkserver", choices=("spawn", "fork", "forkserver"),
+                        help="our subprocess start method for --strategy async (raw gymnasium uses fork)")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -43,7 +45,8 @@ def main() -> None:
     t_raw_make = time.perf_counter() - t0
     mw_env._generated_tasks.cache_clear()  # time our construction without the memoised goal set
     t0 = time.perf_counter()
-    ours = envs.make("metaworld/MT10", num_envs=num_envs, seed=0, vector_strategy=args.strategy)
+    extra = {"async_context": args.async_context} if args.strategy == "async" else {}
+    ours = envs.make("metaworld/MT10", num_envs=num_envs, seed=0, vector_strategy=args.strategy, **extra)
     t_ours_make = time.perf_counter() - t0
 
     rng = np.random.default_rng(0)
@@ -60,7 +63,8 @@ def main() -> None:
 
     n = args.steps * num_envs
     raw_sps, ours_sps = n / statistics.median(raw_s), n / statistics.median(ours_s)
-    print(f"Meta-World MT10, {num_envs} envs, {args.strategy}, {args.rounds} rounds x {args.steps} steps "
+    how = args.strategy + (f" (ours: {args.async_context})" if args.strategy == "async" else "")
+    print(f"Meta-World MT10, {num_envs} envs, {how}, {args.rounds} rounds x {args.steps} steps "
           f"(median round), {os.cpu_count()} CPUs")
     print(f"  construction: raw {t_raw_make:.1f} s, omnitask {t_ours_make:.1f} s")
     print(f"  raw gymnasium.make_vec : {raw_sps:8.0f} env-steps/s  (min {n / max(raw_s):.0f}, max {n / min(raw_s):.0f})")

@@ -51,8 +51,10 @@ class MetaWorldOptions:
     """End the episode (terminated=True) on success. None = Meta-World's convention (only ML test splits)."""
     vector_strategy: str = "sync"
     """'sync': envs stepped in this process; 'async': one subprocess per env (gymnasium AsyncVectorEnv)."""
-    async_context: str = "spawn"
-    """multiprocessing start method for 'async' ('spawn' is safe after JAX is imported; 'fork', 'forkserver')."""
+    async_context: str = "forkserver"
+    """multiprocessing start method for 'async'. 'forkserver' (default): a clean helper process imports
+    metaworld once and forks the workers (safe after JAX is imported, ~5x faster to start than 'spawn'); the helper
+    lives until this Python process exits. 'spawn': no helper, slow start. 'fork': fastest, unsafe once JAX runs."""
     camera: str = "corner"
     """Camera for ``render()``: one of tasks.CAMERAS."""
     width: int = 480
@@ -249,6 +251,11 @@ class MetaWorldEnv(BatchedEnv):
         if opts.vector_strategy == "sync":
             self._vec = gym.vector.SyncVectorEnv(thunks, autoreset_mode=mode)
         else:
+            if opts.async_context == "forkserver":  # the server imports these once; workers fork from it
+                import multiprocessing
+
+                multiprocessing.get_context("forkserver").set_forkserver_preload(
+                    ["envs.metaworld.wrapper", "metaworld"])
             self._vec = gym.vector.AsyncVectorEnv(thunks, autoreset_mode=mode, context=opts.async_context)
         self._stats = EpisodeStats(num_envs)
         self._ep_success = np.zeros(num_envs, bool)  # [B] success at any step of the current episode
