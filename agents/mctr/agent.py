@@ -121,6 +121,9 @@ class MCTRAgent:
         since_loss = np.where(lost, 0, np.where(done, 10**6, p.since_loss + 1)).astype(np.int32)
         return Percept(frames, objects, lives, since_start, since_loss), lost
 
+    def _needs_objects(self) -> bool:
+        return self.memory is not None and player_signature(self.memory, self.game) is not None
+
     def _situations(self, p: Percept) -> list[Situation]:
         sig = player_signature(self.memory, self.game)
         w = self.cfg.phase_window
@@ -171,7 +174,8 @@ class MCTRAgent:
                     acts = np.asarray(acts)
                 ts = self.env.step(acts)
                 self.branch_decisions += 1
-                p, lost = self._perceive(ts, p, want_objects=h < horizon - 1)
+                # objects only matter once a player is known (situations); skip them otherwise (cheaper branches)
+                p, lost = self._perceive(ts, p, want_objects=h < horizon - 1 and self._needs_objects())
                 returns[:, g] += alive * (np.asarray(ts.reward, np.float32) - cfg.life_loss_penalty * lost)
                 alive &= ~(np.asarray(ts.terminated) | np.asarray(ts.truncated))
         self.env.restore_state(snap_env)
@@ -261,7 +265,7 @@ class MCTRAgent:
             actions = np.asarray(actions)
             ts = self.env.step(actions)
             self.decisions += 1
-            new_p, lost = self._perceive(ts, self.p)
+            new_p, lost = self._perceive(ts, self.p, want_objects=self.memory is not None or self.cfg.server.text_only)
             reward = np.asarray(ts.reward, np.float32)
             reward_sum += float(reward.sum())
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -30,6 +31,21 @@ import numpy as np
 from agents.mctr.retrieval import embed_text, scope_bonus, top_k
 
 KINDS = ("rule", "pattern", "action_outcome")  # strategic rule / environment pattern / action-outcome relation
+
+
+_CHOICE = re.compile(r"\[\[(.*?)\|(.*?)\|(.*?)\]\]")
+
+
+def render(template: str, value: float, evidence: int, min_effect: float) -> str:
+    """Fill a keyed entry's text template with its current belief.
+
+    ``{value}``/``{abs}`` (format specs allowed, e.g. ``{value:+.2f}``) and ``{evidence}`` are substituted, and a
+    ``[[negative|neutral|positive]]`` block picks the wording by the sign of ``value`` (neutral when
+    ``|value| < min_effect``), so a merged entry's sentence always states the merged numbers.
+    """
+    pick = 0 if value <= -min_effect else (2 if value >= min_effect else 1)
+    text = _CHOICE.sub(lambda m: m.group(pick + 1), template)
+    return text.format(value=value, abs=abs(value), evidence=evidence)
 
 
 def validate_scope(scope: str) -> str:
@@ -64,6 +80,7 @@ class Proposal:
     key: str = ""  # machine-readable identity (embedded meta-reasoner only), '' for free text
     value: float = 0.0  # numeric belief for keyed proposals (e.g. mean advantage)
     replaces: str = ""  # id of an entry this proposal explicitly revises ('' = none)
+    template: str = ""  # keyed proposals: text template re-rendered after merges (see ``render``)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -90,6 +107,7 @@ class Entry:
     key: str = ""
     value: float = 0.0
     revisions: int = 0  # how many times a contradiction rewrote it
+    template: str = ""  # keyed entries: the text template (``render``) that restates value/evidence after merges
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "entry") -> "Entry":
@@ -209,7 +227,7 @@ class KnowledgeBase:
                 eid = f"k{self._next_id:05d}"
                 self._next_id += 1
                 self.entries[eid] = Entry(eid, p.kind, p.text, p.scope, p.evidence, cfg.init_confidence, step, step,
-                                          p.key, float(p.value))
+                                          p.key, float(p.value), template=p.template)
                 report.added.append(eid)
                 touched.add(eid)
                 continue
@@ -218,6 +236,7 @@ class KnowledgeBase:
                 and np.sign(p.value) != np.sign(e.value))
             if contradicted:
                 e.text, e.value, e.evidence = p.text, float(p.value), p.evidence
+                e.template = p.template or e.template
                 e.confidence *= cfg.revise_confidence_factor
                 e.revisions += 1
                 report.revised.append(e.id)
@@ -225,7 +244,9 @@ class KnowledgeBase:
                 total = e.evidence + p.evidence
                 e.value = float((e.value * e.evidence + p.value * p.evidence) / total)
                 e.evidence = total
-                e.text = p.text if p.key else e.text  # keyed texts restate the (updated) numbers
+                if p.template:  # keyed texts restate the merged numbers
+                    e.template = p.template
+                    e.text = render(p.template, e.value, e.evidence, cfg.min_effect)
                 e.confidence = 1.0 - (1.0 - e.confidence) * (1.0 - cfg.init_confidence)
                 report.merged.append(e.id)
             e.updated = step

@@ -62,7 +62,7 @@ def extract_objects(rgb: np.ndarray, max_objects: int = 96, max_area_frac: float
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"extract_objects wants one [H, W, 3] uint8 frame, got {rgb.shape} {rgb.dtype}")
     code = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]  # [H, W]
-    colors, counts = np.unique(code, return_counts=True)
+    colors, counts = np.unique(code[::3, ::2], return_counts=True)  # background = mode of a 1-in-6 subsample
     background = colors[np.argmax(counts)]
     mask = code != background
     labels, num = ndimage.label(mask, structure=np.ones((3, 3), bool))  # [H, W] int32

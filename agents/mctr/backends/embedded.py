@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from agents.mctr.backends.base import MetaOutput, Observation, ReasonerOutput, TrajectorySlice
-from agents.mctr.memory import Entry, KnowledgeBase, Proposal
+from agents.mctr.memory import Entry, KnowledgeBase, Proposal, render
 
 
 @dataclasses.dataclass
@@ -169,9 +169,10 @@ class EmbeddedMetaReasoner:
         for a, rows in best_rows.items():
             mx, my = np.mean(rows, 0)
             for axis, v in (("x", mx), ("y", my)):
-                direction = ("right" if v > 0 else "left") if axis == "x" else ("down" if v > 0 else "up")
-                out.append(Proposal("pattern", f"In {traj.game}, {a} moves the player {abs(v):.1f} px {direction} "
-                                    f"per decision.", scope, len(rows), key=f"move|{a}|{axis}", value=float(v)))
+                words = "[[left|horizontally|right]]" if axis == "x" else "[[up|vertically|down]]"
+                template = f"In {traj.game}, {a} moves the player {{abs:.1f}} px {words} per decision."
+                out.append(Proposal("pattern", render(template, float(v), len(rows), 0.05), scope, len(rows),
+                                    key=f"move|{a}|{axis}", value=float(v), template=template))
         return out
 
     def _action_outcomes(self, traj: TrajectorySlice) -> list[Proposal]:
@@ -191,11 +192,11 @@ class EmbeddedMetaReasoner:
                 if len(advs) < self.cfg.min_branches:
                     continue
                 v = float(np.mean(advs))
-                verdict = ("makes no clear difference" if abs(v) < 0.05 else
-                           "works better than the alternatives" if v > 0 else "works worse than the alternatives")
-                out.append(Proposal("action_outcome", f"In {where}, {texts[cond]}, {a} {verdict} (mean advantage "
-                                    f"{v:+.2f} over {len(advs)} branched tries).", scope, len(advs),
-                                    key=f"ao|{cond}|{a}", value=v))
+                template = (f"In {where}, {texts[cond]}, {a} [[works worse than the alternatives|makes no clear "
+                            f"difference|works better than the alternatives]] (mean advantage {{value:+.2f}} over "
+                            f"{{evidence}} branched tries).")
+                out.append(Proposal("action_outcome", render(template, v, len(advs), 0.05), scope, len(advs),
+                                    key=f"ao|{cond}|{a}", value=v, template=template))
         return out
 
     def _approach(self, traj: TrajectorySlice) -> list[Proposal]:
@@ -209,12 +210,13 @@ class EmbeddedMetaReasoner:
         slope = float(((x - x.mean()) * (y - y.mean())).mean() / var)
         if abs(slope) < self.cfg.min_rule_effect:
             return []
-        verb = "toward" if slope > 0 else "away from"
         out = []
         for scope, where in ((f"game:{traj.game}", traj.game), (f"genre:{traj.genre}", f"{traj.genre} games")):
-            out.append(Proposal("rule", f"In {where}, moving the player {verb} the nearest moving object pays off "
-                                f"(advantage slope {slope:+.2f} over {len(rows)} branched tries).", scope, len(rows),
-                                key="approach", value=slope))
+            template = (f"In {where}, moving the player [[away from|toward or away from|toward]] the nearest moving "
+                        f"object [[pays off|makes little difference|pays off]] (advantage slope {{value:+.2f}} over "
+                        f"{{evidence}} branched tries).")
+            out.append(Proposal("rule", render(template, slope, len(rows), 0.05), scope, len(rows), key="approach",
+                                value=slope, template=template))
         return out
 
     def reflect(self, traj: TrajectorySlice, memory: KnowledgeBase, step: int) -> MetaOutput:
