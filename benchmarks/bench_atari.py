@@ -4,7 +4,7 @@ preprocessing), printed side by side with the ratio (target >= 0.95).
     .venv/bin/python benchmarks/bench_atari.py                      # Pong + Breakout, 8 envs, DQN protocol
     .venv/bin/python benchmarks/bench_atari.py --games Pong --num-envs 16 --protocol world_model --per-env
 
-Raw and ours alternate every 25 steps, ``--repeats`` runs each, and the median env-steps/s is reported (per wall
+Raw and ours alternate every 25 steps (which side goes first alternates too), ``--repeats`` runs each, and the median env-steps/s is reported (per wall
 second and per CPU second of the process), so a busy machine affects both sides alike. Random actions are drawn beforehand (the same for both sides). ``--per-env`` adds rows
 for the per-env ALE backend (``backend='ale'``: clone/restore, raw RGB) against the same raw baseline.
 """
@@ -67,10 +67,14 @@ def bench(env_id: str, rom_ids: list[str], counts: list[int], options: dict, ste
     res = {k: [] for k in ("raw_wall", "ours_wall", "raw_cpu", "ours_cpu")}
     for _ in range(repeats):
         tot = np.zeros(4)
-        for s in range(0, steps, chunk):
+        for c, s in enumerate(range(0, steps, chunk)):
             a = actions[s:s + chunk]
-            tot[[0, 2]] += _timed(raw.step, a)
-            tot[[1, 3]] += _timed(env.step, a)
+            if c % 2 == 0:  # alternate which side goes first: cancels cache/scheduler order effects
+                tot[[0, 2]] += _timed(raw.step, a)
+                tot[[1, 3]] += _timed(env.step, a)
+            else:
+                tot[[1, 3]] += _timed(env.step, a)
+                tot[[0, 2]] += _timed(raw.step, a)
         for k, t in zip(res, tot):
             res[k].append(steps * B / t)
     env.close()
