@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import subprocess
 import sys
 import warnings
@@ -13,6 +14,8 @@ pytest.importorskip("metaworld")
 
 import envs  # noqa: E402
 from envs.metaworld import tasks as T  # noqa: E402
+
+FAST = {"num_goals": 5}  # 5 goals per task instead of Meta-World's 50: goal-set generation is the slow part
 
 
 def _rollout(env, steps: int, seed: int = 0):
@@ -35,7 +38,7 @@ def _same(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def mt10():
-    env = envs.make("metaworld/MT10", num_envs=10, seed=0, one_hot=True, max_episode_steps=8)
+    env = envs.make("metaworld/MT10", num_envs=10, seed=0, one_hot=True, max_episode_steps=8, **FAST)
     yield env
     env.close()
 
@@ -60,6 +63,27 @@ def test_static_task_tables_match_metaworld():
     assert T.ML10_TRAIN_TASKS == tuple(D.ML10_V3["train"]) and T.ML10_TEST_TASKS == tuple(D.ML10_V3["test"])
     assert T.ML45_TRAIN_TASKS == tuple(D.ML45_V3["train"]) and T.ML45_TEST_TASKS == tuple(D.ML45_V3["test"])
     assert T.SETTABLE_GOAL_TASKS <= set(T.ALL_TASKS)
+
+
+def test_goal_sets_match_metaworld_benchmarks():
+    import metaworld
+
+    from envs.metaworld.env import _generated_tasks
+
+    def goals(tasks):
+        return [pickle.loads(t.data)["rand_vec"].tolist() for t in tasks]
+
+    saved = metaworld._N_GOALS
+    metaworld._N_GOALS = 5  # the reference, built the way metaworld.ML1 builds it, with 5 goals per task
+    try:
+        ref = metaworld.ML1("reach-v3", seed=7)
+    finally:
+        metaworld._N_GOALS = saved
+    for split, want in (("train", ref.train_tasks), ("test", ref.test_tasks)):
+        got = _generated_tasks("ML1", split, ("reach-v3",), 7, 5)
+        assert len(got) == 5 and goals(got) == goals(want)
+    assert metaworld._N_GOALS == saved  # the module global is restored
+    assert goals(ref.train_tasks) != goals(ref.test_tasks)
 
 
 def test_mt10_spec_task_ids_one_hot_and_autoreset(mt10):
@@ -92,13 +116,25 @@ def test_mt10_spec_task_ids_one_hot_and_autoreset(mt10):
     assert (traj[8].info["final_observation"][:, :18] != traj[7].observation[:, :18]).any()  # one more step moved
 
 
+def test_default_horizon_truncates_at_500():
+    env = envs.make("metaworld/MT1/reach-v3", num_envs=1, seed=0, **FAST)
+    try:
+        assert env.spec.max_episode_steps == 500
+        env.reset()
+        zeros = np.zeros((1, 4), np.float32)
+        ends = [t for t in range(1, 502) if env.step(zeros).truncated[0]]
+        assert ends == [500]  # Meta-World's own horizon; the next episode then runs normally
+    finally:
+        env.close()
+
+
 def test_mt10_refuses_bad_num_envs():
     with pytest.raises(ValueError, match="multiple of 10"):
         envs.make("metaworld/MT10", num_envs=5)
 
 
 def test_seeded_determinism_and_reset_seed():
-    kwargs = dict(num_envs=2, seed=3, max_episode_steps=6)
+    kwargs = dict(num_envs=2, seed=3, max_episode_steps=6, **FAST)
     a, b = envs.make("metaworld/MT1/reach-v3", **kwargs), envs.make("metaworld/MT1/reach-v3", **kwargs)
     c = envs.make("metaworld/MT1/reach-v3", **{**kwargs, "seed": 4})
     try:
@@ -123,11 +159,10 @@ def test_seeded_determinism_and_reset_seed():
 def test_ml1_goal_context_sets_the_goal():
     goals = {"goal_x": [-0.08, 0.08], "goal_y": [0.82, 0.88], "goal_z": [0.1, 0.25]}
     want = np.array([[-0.08, 0.82, 0.1], [0.08, 0.88, 0.25]], np.float32)
-    hidden = envs.make("metaworld/ML1-train/reach-v3", num_envs=2, seed=0, context=goals, max_episode_steps=5)
-    swapped = envs.make("metaworld/ML1-train/reach-v3", num_envs=2, seed=0, max_episode_steps=5,
-                        context={k: v[::-1] for k, v in goals.items()})
-    shown = envs.make("metaworld/ML1-train/reach-v3", num_envs=2, seed=0, context=goals, max_episode_steps=5,
-                      goal_observable=True)
+    kwargs = dict(num_envs=2, seed=0, max_episode_steps=5, **FAST)
+    hidden = envs.make("metaworld/ML1-train/reach-v3", context=goals, **kwargs)
+    swapped = envs.make("metaworld/ML1-train/reach-v3", context={k: v[::-1] for k, v in goals.items()}, **kwargs)
+    shown = envs.make("metaworld/ML1-train/reach-v3", context=goals, goal_observable=True, **kwargs)
     try:
         spec = hidden.spec
         assert spec.context_names == ("goal_x", "goal_y", "goal_z")
@@ -150,7 +185,7 @@ def test_ml1_goal_context_sets_the_goal():
 
 
 def test_ml_goal_changes_only_on_sample_tasks():
-    env = envs.make("metaworld/ML1-train/reach-v3", num_envs=1, seed=0, max_episode_steps=3)
+    env = envs.make("metaworld/ML1-train/reach-v3", num_envs=1, seed=0, max_episode_steps=3, **FAST)
     try:
         traj = _rollout(env, 9)  # three episodes
         assert all(np.array_equal(ts.context, traj[0].context) for ts in traj)  # same task across episodes
@@ -177,6 +212,19 @@ def test_bad_goal_context_and_options_refused():
         envs.make("metaworld/MT1/reach-v3", camera="corners")
 
 
+def test_infeasible_goal_refused_then_replaced():
+    # box-close needs the lid >= 0.25 m (xy) from the box; objects spawn at y <= 0.55, so y = 0.7 never fits
+    env = envs.make("metaworld/ML1-train/box-close-v3", context={"goal_x": 0.0, "goal_y": 0.7, "goal_z": 0.133},
+                    **FAST)
+    try:
+        with pytest.raises(ValueError, match=r"box-close-v3: goal \[0.0, 0.7, 0.133\] was rejected"):
+            env.reset()
+        env.set_goals({"goal_x": 0.1, "goal_y": 0.8, "goal_z": 0.133})
+        np.testing.assert_allclose(env.reset().context, [[0.1, 0.8, 0.133]], atol=1e-6)
+    finally:
+        env.close()
+
+
 def test_bad_task_name_refused_with_close_matches():
     with pytest.raises(ValueError, match="metaworld/MT1/reach-v3"):
         envs.make("metaworld/MT1/reach-v2")
@@ -188,7 +236,7 @@ def test_success_and_terminate_on_success_in_ml_test():
     from metaworld.policies import SawyerReachV3Policy
 
     policy = SawyerReachV3Policy()  # Meta-World's scripted expert; it reads the goal from the observation
-    env = envs.make("metaworld/ML1-test/reach-v3", num_envs=2, seed=0, goal_observable=True)
+    env = envs.make("metaworld/ML1-test/reach-v3", num_envs=2, seed=0, goal_observable=True, **FAST)
     try:
         ts = env.reset()
         ended = np.zeros(2, bool)
@@ -210,7 +258,7 @@ def test_success_and_terminate_on_success_in_ml_test():
 
 
 def test_async_matches_sync_and_leaves_no_processes():
-    kwargs = dict(num_envs=2, seed=0, max_episode_steps=5)
+    kwargs = dict(num_envs=2, seed=0, max_episode_steps=5, **FAST)
     sync = envs.make("metaworld/MT1/reach-v3", **kwargs)
     asy = envs.make("metaworld/MT1/reach-v3", vector_strategy="async", **kwargs)
     try:
@@ -228,7 +276,7 @@ def test_async_matches_sync_and_leaves_no_processes():
 
 
 def test_render_one_env_one_frame():
-    env = envs.make("metaworld/MT1/reach-v3", num_envs=1, seed=0, width=64, height=48)
+    env = envs.make("metaworld/MT1/reach-v3", num_envs=1, seed=0, width=64, height=48, **FAST)
     try:
         env.reset()
         frame = env.render()

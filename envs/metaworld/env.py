@@ -22,6 +22,7 @@ import difflib
 import functools
 import os
 import pickle
+import threading
 from collections import OrderedDict
 from typing import Any, Mapping, Sequence
 
@@ -66,6 +67,9 @@ class MetaWorldOptions:
     down for Meta-World's scene, so frames come out upright."""
     reward_function_version: str = "v2"
     """Meta-World reward function version ('v1' or 'v2')."""
+    num_goals: int = 50
+    """Goals per task in the benchmark's goal set (Meta-World's ``num_goals``; 50 is the standard benchmark).
+    Generating them resets each task's simulator ``num_goals`` times, so small values build envs faster."""
 
     @classmethod
     def from_kwargs(cls, env_id: str, options: Mapping[str, Any]) -> "MetaWorldOptions":
@@ -90,6 +94,8 @@ class MetaWorldOptions:
             raise ValueError(f"{env_id}: unknown camera {opts.camera!r}{hint}; allowed: {', '.join(T.CAMERAS)}")
         if int(opts.width) < 1 or int(opts.height) < 1:
             raise ValueError(f"{env_id}: width/height must be >= 1, got {opts.width}x{opts.height}")
+        if not 1 <= int(opts.num_goals) <= 1000:
+            raise ValueError(f"{env_id}: num_goals={opts.num_goals} must be in [1, 1000] (standard: 50)")
         if opts.reward_function_version not in ("v1", "v2"):
             raise ValueError(f"{env_id}: reward_function_version={opts.reward_function_version!r}; "
                              "allowed: 'v1', 'v2'")
@@ -147,14 +153,27 @@ def _check_goals(bench: BenchmarkDef, goals: np.ndarray, task_ids: np.ndarray) -
 
 
 @functools.lru_cache(maxsize=8)
-def _generated_tasks(name: str, split: str, task_names: tuple[str, ...], seed: int) -> tuple:
-    """Meta-World's goal set (50 ``Task``s per task name), generated exactly as metaworld does.
+def _generated_tasks(name: str, split: str, task_names: tuple[str, ...], seed: int, num_goals: int = 50) -> tuple:
+    """Meta-World's goal set (``num_goals`` ``Task``s per task name), generated exactly as metaworld does.
 
     Generation resets every task's simulator 50 times (~1 s per task on 2 busy cores), and its result depends only
     on the arguments, so it is memoised: building a second env of the same benchmark and seed (an evaluation
     copy, a test) is fast. ``Task`` objects are immutable (name + pickled bytes).
     """
     import metaworld
+
+    with _GOALS_LOCK:  # metaworld reads the goal count from a module global (its make_vec sets it the same way)
+        previous, metaworld._N_GOALS = metaworld._N_GOALS, int(num_goals)
+        try:
+            return _generate(metaworld, name, split, task_names, seed)
+        finally:
+            metaworld._N_GOALS = previous
+
+
+_GOALS_LOCK = threading.Lock()
+
+
+def _generate(metaworld, name: str, split: str, task_names: tuple[str, ...], seed: int) -> tuple:
     from metaworld import env_dict as D
 
     if name == "MT1":
@@ -173,12 +192,12 @@ def _generated_tasks(name: str, split: str, task_names: tuple[str, ...], seed: i
     return tuple(metaworld._make_tasks(classes, args, metaworld._ML_OVERRIDE, seed=split_seed))
 
 
-def _benchmark_tasks(bench: BenchmarkDef, seed: int, goal_observable: bool) -> dict[str, list]:
+def _benchmark_tasks(bench: BenchmarkDef, seed: int, goal_observable: bool, num_goals: int) -> dict[str, list]:
     """The benchmark's ``Task``s grouped by task name, with the goal visibility we want."""
     import metaworld
 
     by_name: dict[str, list] = {name: [] for name in bench.task_names}
-    for task in _generated_tasks(bench.name, bench.split, bench.task_names, seed):
+    for task in _generated_tasks(bench.name, bench.split, bench.task_names, seed, num_goals):
         data = pickle.loads(task.data)
         if data["partially_observable"] == goal_observable:  # flip Meta-World's observability convention
             data["partially_observable"] = not goal_observable
@@ -221,9 +240,9 @@ class MetaWorldEnv(BatchedEnv):
                 f"{bench.env_id} has {num_tasks} tasks: num_envs must be a positive multiple of {num_tasks} "
                 f"(envs are assigned to tasks round-robin, env i runs task i % {num_tasks}); got {num_envs}")
         per_task = num_envs // num_tasks
-        if bench.kind == "ML" and per_task > 50:
-            raise ValueError(f"{bench.env_id}: at most 50 envs per task (each ML task has 50 goals, split between "
-                             f"its envs); got {per_task} envs per task")
+        if bench.kind == "ML" and per_task > opts.num_goals:
+            raise ValueError(f"{bench.env_id}: at most num_goals={opts.num_goals} envs per task (an ML task's goals "
+                             f"are split between its envs); got {per_task} envs per task")
         self.bench, self.options, self.num_envs, self.seed = bench, opts, int(num_envs), int(seed)
         self.spec = make_spec(bench, opts)
         self._task_ids = (np.arange(num_envs) % num_tasks).astype(np.int32)  # [B]
@@ -238,12 +257,12 @@ class MetaWorldEnv(BatchedEnv):
         terminate = (bench.kind == "ML" and bench.split == "test") if opts.terminate_on_success is None \
             else bool(opts.terminate_on_success)
         task_select = "random" if bench.kind == "MT" else "pseudorandom"
-        goal_sets = _benchmark_tasks(bench, self.seed, observable)
+        goal_sets = _benchmark_tasks(bench, self.seed, observable, int(opts.num_goals))
         thunks = []
         for i in range(num_envs):
             name = bench.task_names[self._task_ids[i]]
             env_tasks = goal_sets[name]
-            if bench.kind == "ML":  # Meta-World's meta-batch split: the envs of one task share out its 50 goals
+            if bench.kind == "ML":  # Meta-World's meta-batch split: the envs of one task share out its goals
                 env_tasks = env_tasks[i // num_tasks::per_task]
             thunks.append(_Thunk(D.ALL_V3_ENVIRONMENTS[name], list(env_tasks), _derived_seed(self.seed, i), i,
                                  task_select, opts, terminate, None if goals is None else goals[i]))

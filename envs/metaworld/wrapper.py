@@ -88,7 +88,8 @@ class OmniWrapper(gym.Wrapper):
                 base = unwrapped.np_random.uniform(space.low, space.high)
             else:
                 raise ValueError(
-                    f"{unwrapped.task_name}: goal {tuple(np.round(goal, 4))} was rejected by Meta-World's reset for "
+                    f"{self._initial_tasks[0].env_name}: goal {[round(float(x), 4) for x in goal]} was rejected by "
+                    f"Meta-World's reset for "
                     f"{self._max_goal_tries} object placements (goals must keep a minimum distance from the object); "
                     "choose another goal")
             return np.concatenate([base[:-3], goal])
