@@ -14,6 +14,11 @@ task-sampling protocol is exactly Meta-World's. What this module adds:
   re-sampled when Meta-World's reset rejects the pair (e.g. goal too close to the object).
 * Seeding: ``make(seed=s)`` builds the benchmark's goal set with seed ``s`` (as ``metaworld.MT10(seed=s)`` does) and
   seeds env ``i`` from ``(s, i)``; ``reset(seed=s')`` re-seeds every env and restarts its task sequence.
+* Task protocol (Meta-World's): MT envs draw a random goal from their task's goal set at every reset; ML envs keep
+  their goal until ``sample_tasks()`` (then switch at the next reset, in Meta-World's pseudo-random order), and the
+  envs of one ML task split its goal set between them. ML test splits terminate an episode on success.
+* ``vector_strategy='async'`` starts worker processes: scripts that use it need an ``if __name__ == '__main__':``
+  guard (as with any multiprocessing start method other than fork).
 """
 from __future__ import annotations
 
