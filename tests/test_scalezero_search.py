@@ -1,5 +1,6 @@
 """Search on a tiny known MDP with a perfect model: both mctx policies as configured pick the optimal action."""
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -32,13 +33,18 @@ def _root(b):
 
 # muzero with collection (Dirichlet) noise is left out: with a uniform prior and zero values, PUCT needs ~50
 # simulations to revisit a1 at all, and the noise often keeps it on a0 (a known MuZero weakness gumbel avoids).
+@functools.lru_cache(maxsize=None)
+def _policy(search, sims, train, b=8):
+    """Compiled search output for one setting (shared by the tests to compile each setting once)."""
+    cfg = dataclasses.replace(ScaleZeroConfig(), search=search, collect_temperature=0.25)
+    return jax.jit(lambda key: run_policy(cfg, None, key, _root(b), _recurrent, sims, train))(jax.random.PRNGKey(3))
+
+
 @pytest.mark.parametrize("search,sims,train", [("muzero", 64, False), ("gumbel_muzero", 16, False),
                                                ("gumbel_muzero", 16, True)])
 def test_search_picks_optimal_action_with_perfect_model(search, sims, train):
-    cfg = dataclasses.replace(ScaleZeroConfig(), search=search, collect_temperature=0.25)
     b = 8
-    fn = jax.jit(lambda key: run_policy(cfg, None, key, _root(b), _recurrent, sims, train))
-    out = fn(jax.random.PRNGKey(3))
+    out = _policy(search, sims, train, b)
     if train:  # collection noise may deviate occasionally; the search policy must still prefer a1
         assert np.mean(np.asarray(out.action) == 1) >= 0.75
     else:
@@ -50,8 +56,7 @@ def test_search_picks_optimal_action_with_perfect_model(search, sims, train):
 
 
 def test_tree_min_max_normalisation_hand_computed():
-    out = jax.jit(lambda key: run_policy(dataclasses.replace(ScaleZeroConfig(), search="muzero"), None, key,
-                                         _root(1), _recurrent, 6, False))(jax.random.PRNGKey(0))
+    out = _policy("muzero", 64, False)
     tree = jax.tree_util.tree_map(lambda x: x[0], out.search_tree)
     q = np.asarray(tree.qvalues(0))
     visits = np.asarray(tree.children_visits[0])
