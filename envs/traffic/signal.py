@@ -132,9 +132,11 @@ class SignalSim:
             t.start(["sumo"] + self._args(seed))
             self._started = True
         self.lights = [_Light(tid, t) for tid in sorted(t.trafficlight.getIDList())]
+        self._in_lanes = sorted({ln for lt in self.lights for ln in lt.in_lanes})
+        self._lanes = sorted({ln for lt in self.lights for ln in lt.in_lanes + lt.out_lanes})
         for lt in self.lights:
             t.trafficlight.setRedYellowGreenState(lt.id, lt.green[0])
-        return self._observe()
+        return self._observe(*self._lane_counts())
 
     def _wait(self, lt: _Light) -> float:
         t = self.traci
@@ -144,17 +146,24 @@ class SignalSim:
                 total += t.vehicle.getAccumulatedWaitingTime(veh)
         return total / 100.0
 
-    def _observe(self) -> np.ndarray:
-        t, c = self.traci, self.cfg
+    def _lane_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(vehicles, halting vehicles) per lane touched by any light, one libsumo query each per step."""
+        t = self.traci
+        veh = {ln: t.lane.getLastStepVehicleNumber(ln) for ln in self._lanes}
+        halt = {ln: t.lane.getLastStepHaltingNumber(ln) for ln in self._in_lanes}
+        return veh, halt
+
+    def _observe(self, veh: dict[str, int], halt: dict[str, int]) -> np.ndarray:
+        c = self.cfg
         obs = np.zeros((len(self.lights), OBS_DIM), np.float32)
         for a, lt in enumerate(self.lights):
             obs[a, lt.next_phase] = 1.0
             obs[a, NUM_PHASES] = float(lt.time_in_phase >= c.min_green + c.yellow_time and not lt.yellow)
             obs[a, NUM_PHASES + 1] = min(1.0, lt.time_in_phase / c.max_green)
-            veh = np.array([t.lane.getLastStepVehicleNumber(ln) for ln in lt.in_lanes], np.float64)
-            halt = np.array([t.lane.getLastStepHaltingNumber(ln) for ln in lt.in_lanes], np.float64)
-            obs[a, NUM_PHASES + 2:NUM_PHASES + 2 + LANES_PER_LIGHT] = np.clip(veh / lt.capacity, 0.0, 1.0)
-            obs[a, NUM_PHASES + 2 + LANES_PER_LIGHT:] = np.clip(halt / lt.capacity, 0.0, 1.0)
+            v = np.array([veh[ln] for ln in lt.in_lanes], np.float64)
+            h = np.array([halt[ln] for ln in lt.in_lanes], np.float64)
+            obs[a, NUM_PHASES + 2:NUM_PHASES + 2 + LANES_PER_LIGHT] = np.minimum(v / lt.capacity, 1.0)
+            obs[a, NUM_PHASES + 2 + LANES_PER_LIGHT:] = np.minimum(h / lt.capacity, 1.0)
         return obs
 
     def _apply(self, lt: _Light, action: int) -> None:
@@ -178,7 +187,8 @@ class SignalSim:
                 if lt.yellow and lt.time_in_phase >= c.yellow_time:
                     t.trafficlight.setRedYellowGreenState(lt.id, lt.green[lt.next_phase])
                     lt.yellow, lt.phase = False, lt.next_phase
-        obs = self._observe()
+        veh, halt = self._lane_counts()
+        obs = self._observe(veh, halt)
         A = len(self.lights)
         reward = np.zeros(A, np.float32)
         info: dict[str, Any] = {"queue": np.zeros(A, np.float32), "waiting_time": np.zeros(A, np.float32),
@@ -188,10 +198,10 @@ class SignalSim:
             reward[a] = lt.last_wait - w
             lt.last_wait = w
             info["waiting_time"][a] = w * 100.0
-            info["queue"][a] = sum(t.lane.getLastStepHaltingNumber(ln) for ln in lt.in_lanes)
+            info["queue"][a] = sum(halt[ln] for ln in lt.in_lanes)
             for p in range(NUM_PHASES):
-                info["phase_pressure"][a, p] = (sum(t.lane.getLastStepVehicleNumber(ln) for ln in lt.phase_in[p])
-                                                - sum(t.lane.getLastStepVehicleNumber(ln) for ln in lt.phase_out[p]))
+                info["phase_pressure"][a, p] = (sum(veh[ln] for ln in lt.phase_in[p])
+                                                - sum(veh[ln] for ln in lt.phase_out[p]))
         sim_time = t.simulation.getTime()
         info["backlog"] = np.full(A, len(t.simulation.getPendingVehicles()), np.float32)
         info["sim_time"] = np.full(A, sim_time, np.float32)
