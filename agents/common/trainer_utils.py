@@ -27,6 +27,13 @@ def env_settings(cfg: Any) -> tuple[str, int, dict, dict]:
     return str(env.id), int(env.num_envs), dict(context), dict(options)
 
 
+def eval_env_options(cfg: Any) -> dict:
+    """Options of the evaluation envs: ``env.options`` overridden by ``env.eval_options`` (e.g. sticky actions)."""
+    options = dict(plain(getattr(cfg.env, "options", None)) or {})
+    options.update(plain(getattr(cfg.env, "eval_options", None)) or {})
+    return options
+
+
 def seed_from_key(key: jax.Array) -> int:
     """A host-side integer seed drawn from a JAX key (for seeding host simulators)."""
     return int(jax.random.randint(key, (), 0, 2**31 - 1))

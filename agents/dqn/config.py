@@ -57,6 +57,8 @@ class DQNConfig:
     """MLP activation: 'tanh' or 'relu'."""
     steps_per_train_step: int = 1_000
     """Vector steps per ``Trainer.train_step`` (one jitted scan on JAX-native envs)."""
+    host_loop: bool = False
+    """Use the host-env Python loop even on a JAX-native env (tests the Atari/Meta-World/SUMO path cheaply)."""
 
 
 def dqn_config_from(section: Any) -> DQNConfig:

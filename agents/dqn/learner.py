@@ -88,7 +88,7 @@ def make_dqn_update(q_fn: Callable[[Any, jax.Array], jax.Array], optimizer: opta
         moved = optax.incremental_update(params, state.target_params, cfg.target_tau)
         target_params = jax.tree.map(lambda new, old: jnp.where(due, new, old), moved, state.target_params)
         metrics = {"loss/td": loss, "loss/q_mean": info["q_mean"], "loss/td_abs": info["td_abs"],
-                   "grad_norm": optax.global_norm(grads)}
+                   "grad_norm": optax.tree.norm(grads)}
         return DQNTrainState(params, target_params, opt_state, num_updates), metrics
 
     return update

@@ -17,7 +17,7 @@ import numpy as np
 
 import envs
 from agents.common.jax_eval import run_episodes
-from agents.common.trainer_utils import env_settings, evaluate_host, mean_metrics, seed_from_key
+from agents.common.trainer_utils import env_settings, eval_env_options, evaluate_host, mean_metrics, seed_from_key
 from agents.dqn.agent import DQNState, epsilon_greedy, make_dqn_agent
 from agents.dqn.config import dqn_config_from
 from agents.dqn.jax_loop import make_jax_dqn, summarize
@@ -32,10 +32,11 @@ class DQNTrainer:
         self.cfg = dqn_config_from(cfg.dqn)
         self.seed = int(cfg.seed)
         self.env_id, self.num_envs, self.context, self.options = env_settings(cfg)
+        self.eval_options = eval_env_options(cfg)
         self.env = envs.make(self.env_id, num_envs=self.num_envs, seed=self.seed, context=self.context,
                              **self.options)
         self.spec = self.env.spec
-        self.jax_native = isinstance(self.env, JaxBatchedEnv)
+        self.jax_native = isinstance(self.env, JaxBatchedEnv) and not self.cfg.host_loop
         self._eval_env = None
         n = self.cfg.steps_per_train_step
         if self.jax_native:
@@ -96,7 +97,7 @@ class DQNTrainer:
         params = state.train_state.params
         if self._eval_env is None:
             self._eval_env = envs.make(self.env_id, num_envs=min(self.num_envs, num_episodes), seed=self.seed + 1,
-                                       context=self.context, **self.options)
+                                       context=self.context, **self.eval_options)
 
         def policy(obs, k):
             return np.asarray(self._greedy(params, jnp.asarray(obs), k))

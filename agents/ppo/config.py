@@ -49,6 +49,8 @@ class PPOConfig:
     """PPO updates done by one ``Trainer.train_step`` (jitted together on JAX-native envs)."""
     eval_deterministic: bool = True
     """Evaluate with the greedy action (argmax / Gaussian mean) instead of sampling."""
+    host_loop: bool = False
+    """Use the host-env Python loop even on a JAX-native env (tests the Atari/Meta-World/SUMO path cheaply)."""
 
 
 def ppo_config_from(section: Any) -> PPOConfig:

@@ -39,12 +39,14 @@ def make_jax_ppo(cfg: PPOConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: 
     """
     learner = make_learner(cfg, spec, num_envs, num_updates)
 
-    def init(key, contexts):
+    def init(key, contexts, train_state=None):
+        """Fresh run; ``train_state`` (default ``learner.init`` of this key's learner stream) may be precomputed."""
         k_learn, k_env, k_run = jax.random.split(key, 3)
+        if train_state is None:
+            train_state = learner.init(k_learn)
         env_params = jax.vmap(fns.params_from_context)(jnp.asarray(contexts, jnp.float32))
         env_state, ts = jax.vmap(fns.reset)(jax.random.split(k_env, num_envs), env_params)
-        return RunnerState(learner.init(k_learn), env_state, ts.observation, env_params, k_run,
-                           jnp.zeros((), jnp.int32))
+        return RunnerState(train_state, env_state, ts.observation, env_params, k_run, jnp.zeros((), jnp.int32))
 
     def env_step(runner: RunnerState, _):
         key, k_act, k_env = jax.random.split(runner.key, 3)
@@ -108,21 +110,33 @@ def train_over_contexts(cfg: PPOConfig, env_id: str, contexts, key: jax.Array, *
     """Train one independent PPO policy per context row, all at once (``vmap`` inside one ``jit``).
 
     ``contexts``: ``[N, C]`` in ``spec.context_vars`` order; policy ``i`` trains on ``num_envs`` copies of
-    context ``i`` for ``total_env_steps`` env steps (rounded up to whole PPO updates). Returns the params
+    context ``i`` for ``total_env_steps`` env steps (rounded up to whole PPO updates). ``key`` is one PRNG key
+    (split per row) or ``[N, 2]`` keys, one per row (equal keys isolate the effect of the context). Returns the params
     pytree with a leading ``[N]`` axis (and, with ``return_metrics``, the per-update metrics ``[N, U]``).
     """
     spec, fns = _functional(env_id)
     contexts = _check_contexts(spec, contexts)
     n = contexts.shape[0]
     num_updates = num_updates_for(total_env_steps, num_envs, cfg)
-    _, init, run = make_jax_ppo(cfg, spec, fns, num_envs, num_updates)
+    learner, init, run = make_jax_ppo(cfg, spec, fns, num_envs, num_updates)
 
-    def train_one(key, context):
-        runner = init(key, jnp.broadcast_to(context, (num_envs, context.shape[0])))
+    def train_one(key, context, train_state):
+        runner = init(key, jnp.broadcast_to(context, (num_envs, context.shape[0])), train_state)
         runner, metrics = run(runner, num_updates)
         return runner.train_state.params, metrics
 
-    params, metrics = jax.jit(jax.vmap(train_one))(jax.random.split(key, n), contexts)
+    def train_all(keys, contexts):
+        # Network init runs sequentially (lax.map), not under vmap: vmapped orthogonal init is a batched LAPACK
+        # QR, which can deadlock on CPU in jaxlib 0.10.2 (ParallelBatchMap). Same keys as init(key, ...) uses.
+        train_states = jax.lax.map(lambda k: learner.init(jax.random.split(k, 3)[0]), keys)
+        return jax.vmap(train_one)(keys, contexts, train_states)
+
+    keys = jnp.asarray(key)
+    if keys.ndim == 1:
+        keys = jax.random.split(keys, n)
+    elif keys.shape[0] != n:
+        raise ValueError(f"key must be one PRNG key or one per context row [{n}, 2], got shape {keys.shape}")
+    params, metrics = jax.jit(train_all)(keys, contexts)
     return (params, metrics) if return_metrics else params
 
 

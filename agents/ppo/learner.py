@@ -141,7 +141,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
                 params, opt_state = carry
                 (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
                 updates, opt_state = optimizer.update(grads, opt_state, params)
-                info["grad_norm"] = optax.global_norm(grads)
+                info["grad_norm"] = optax.tree.norm(grads)
                 return (optax.apply_updates(params, updates), opt_state), info
 
             return jax.lax.scan(minibatch, (params, opt_state), mbs)

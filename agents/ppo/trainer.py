@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
-from agents.common.trainer_utils import env_settings, evaluate_host, mean_metrics, seed_from_key
+from agents.common.trainer_utils import env_settings, eval_env_options, evaluate_host, mean_metrics, seed_from_key
 from agents.ppo.config import ppo_config_from
 from agents.ppo.jax_loop import evaluate_params, make_jax_ppo
 from agents.ppo.learner import PPOTrainState, Rollout, make_learner, num_updates_for
@@ -39,11 +39,12 @@ class PPOTrainer:
         self.cfg = ppo_config_from(cfg.ppo)
         self.seed = int(cfg.seed)
         self.env_id, self.num_envs, self.context, self.options = env_settings(cfg)
+        self.eval_options = eval_env_options(cfg)
         self.env = envs.make(self.env_id, num_envs=self.num_envs, seed=self.seed, context=self.context,
                              **self.options)
         self.spec = self.env.spec
         num_updates = num_updates_for(int(cfg.run.total_env_steps), self.num_envs, self.cfg)
-        self.jax_native = isinstance(self.env, JaxBatchedEnv)
+        self.jax_native = isinstance(self.env, JaxBatchedEnv) and not self.cfg.host_loop
         self.steps_per_update = self.num_envs * self.cfg.num_steps
         self._eval_env = None
         if self.jax_native:
@@ -97,7 +98,7 @@ class PPOTrainer:
                     "length_mean": float(out["length"].mean()), "success_rate": float(out["success"].mean())}
         if self._eval_env is None:
             self._eval_env = envs.make(self.env_id, num_envs=min(self.num_envs, num_episodes), seed=self.seed + 1,
-                                       context=self.context, **self.options)
+                                       context=self.context, **self.eval_options)
         det = self.cfg.eval_deterministic
 
         def policy(obs, k):
