@@ -186,3 +186,26 @@ def test_no_zombies_after_exception():
             pids = list(env.pool.pids)
             raise RuntimeError("boom")
     assert pids and all(_gone(p) for p in pids)
+
+
+def test_simulation_error_is_reported_not_retried():
+    from envs.traffic.signal import SignalConfig
+    from envs.traffic.worker import WorkerError, WorkerPool
+
+    pool = WorkerPool([SignalConfig("/nonexistent/net.net.xml", "/nonexistent/routes.rou.xml")])
+    try:
+        with pytest.raises(WorkerError, match=r"SUMO input file /nonexistent/net.net.xml does not exist"):
+            pool.reset([0])
+        assert pool.restarts.tolist() == [0]  # a SUMO error is a bug/bad input: reported, not a crash to retry
+        pids = list(pool.pids)
+    finally:
+        pool.close()
+    assert all(_gone(p) for p in pids)
+
+
+def test_3x3_grid_smoke():
+    with envs.make("traffic/signal-3x3", num_envs=1, seed=0, episode_seconds=20) as env:
+        ts = env.reset()
+        assert env.num_envs == 9
+        ts = env.step(np.arange(9, dtype=np.int32) % 4)
+        envs.check_timestep(ts, env.spec, 9)

@@ -26,7 +26,7 @@ import dataclasses
 import numpy as np
 
 from envs.spec import ArraySpec, BoxActionSpec, ContextVar, EnvSpec
-from envs.traffic.netgen import GridParams, grid_scenario
+from envs.traffic.netgen import GridParams, grid_scenario, require_files
 
 SLOTS = 8
 SLOT_DIM = 7
@@ -75,6 +75,7 @@ class EcoSim:
         args = ["-n", c.net_file, "-r", c.route_file, "--seed", str(seed), "--step-length", "1",
                 "--no-step-log", "true", "--no-warnings", "true", "--xml-validation", "never",
                 "--end", str(c.episode_seconds + 10)]
+        require_files(c.net_file, c.route_file)
         if self._started:
             t.load(args)
         else:

@@ -42,6 +42,14 @@ def sumo_binary(name: str) -> str:
     return path
 
 
+def require_files(*paths: str) -> None:
+    """Raise a clear FileNotFoundError before SUMO would fail with a bare 'Process Error'."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"SUMO input file {path} does not exist (was the scenario cache "
+                                    f"{os.environ.get('OMNITASK_TRAFFIC_CACHE', '~/.cache/omnitask/traffic')} deleted?)")
+
+
 def _netconvert(out_dir: Path, extra_args: list[str]) -> None:
     cmd = [sumo_binary("netconvert"), "-n", "net.nod.xml", "-e", "net.edg.xml", "-o", "net.net.xml",
            "--no-turnarounds", "true", "--no-warnings", "true", "--xml-validation", "never",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from envs.traffic import ring as R
-from envs.traffic.netgen import RingParams, ring_edges, ring_scenario
+from envs.traffic.netgen import RingParams, require_files, ring_edges, ring_scenario
 
 VTYPE = "idm"
 
@@ -51,6 +51,7 @@ class RingSumoSim:
         args = ["-n", c.net_file, "-a", c.add_file, "--step-length", str(R.DT), "--no-step-log", "true",
                 "--no-warnings", "true", "--seed", str(seed), "--collision.action", "warn",
                 "--time-to-teleport", "-1", "--xml-validation", "never"]
+        require_files(c.net_file, c.add_file)
         if self._started:
             t.load(args)
         else:

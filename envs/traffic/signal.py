@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from envs.spec import ArraySpec, ContextVar, DiscreteActionSpec, EnvSpec
-from envs.traffic.netgen import CAR_LENGTH, CAR_MIN_GAP, GridParams, grid_scenario
+from envs.traffic.netgen import CAR_LENGTH, CAR_MIN_GAP, GridParams, grid_scenario, require_files
 
 NUM_PHASES = 4
 LANES_PER_LIGHT = 8
@@ -126,6 +126,7 @@ class SignalSim:
 
     def reset(self, seed: int) -> np.ndarray:
         t = self.traci
+        require_files(self.cfg.net_file, self.cfg.route_file)
         if self._started:
             t.load(self._args(seed))
         else:

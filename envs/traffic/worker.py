@@ -241,7 +241,7 @@ class WorkerPool:
         """Reset every worker (concurrently); returns per-worker first observations."""
         self._check_open()
         sent = [self._send(i, ("reset", int(s))) for i, s in enumerate(seeds)]
-        out = []
+        out, errors = [], []
         for i, s in enumerate(seeds):
             try:
                 if not sent[i]:
@@ -249,6 +249,11 @@ class WorkerPool:
                 out.append(self._recv(i, self.reset_timeout_s))
             except ConnectionError as err:
                 out.append(self._restart(i, str(err), int(s)))
+            except WorkerError as err:  # drain the other workers first so no stale answer stays in a pipe
+                out.append(None)
+                errors.append(err)
+        if errors:
+            raise errors[0]
         return out
 
     def step(self, actions: Sequence[Any], next_seeds: Sequence[int]) -> tuple[list[Any], list[int]]:
@@ -256,7 +261,7 @@ class WorkerPool:
         new first observation (not a step tuple)."""
         self._check_open()
         sent = [self._send(i, ("step", a, int(s))) for i, (a, s) in enumerate(zip(actions, next_seeds))]
-        out, restarted = [], []
+        out, restarted, errors = [], [], []
         for i in range(len(self._workers)):
             try:
                 if not sent[i]:
@@ -265,6 +270,11 @@ class WorkerPool:
             except ConnectionError as err:
                 out.append(self._restart(i, str(err), int(next_seeds[i])))
                 restarted.append(i)
+            except WorkerError as err:  # drain the other workers first so no stale answer stays in a pipe
+                out.append(None)
+                errors.append(err)
+        if errors:
+            raise errors[0]
         return out, restarted
 
     def _check_open(self) -> None:
