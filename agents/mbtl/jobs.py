@@ -74,33 +74,80 @@ def _job_key(job: Job):
     return jax.random.fold_in(jax.random.PRNGKey(job.seed), job.sources[0] + 1)
 
 
-def _ppo_jax(job: Job) -> tuple[np.ndarray, int]:
-    """Vmapped PPO: every source of the chunk trains at once, then a vmapped evaluation on all targets."""
+_COMPILED: dict[tuple, Any] = {}  # jitted train/eval per (env, PPO config, shapes): one compile per worker
+
+
+def _ppo_programs(env_id: str, ppo: Any, num_envs: int, num_updates: int, eval_episodes: int):
+    """Cached ``(train(keys [S], contexts [S, C]) -> params [S, ...], evaluate(params [S], contexts [T, C],
+    keys [S, T]) -> returns [S, T])`` built from PPO's building blocks (agents.ppo.jax_loop)."""
+    cache_key = (env_id, repr(ppo), num_envs, num_updates, eval_episodes)
+    if cache_key in _COMPILED:
+        return _COMPILED[cache_key]
     import jax
     import jax.numpy as jnp
 
-    from agents.ppo import evaluate_over_contexts, num_updates_for, train_over_contexts
-    from agents.ppo.jax_loop import _functional, make_jax_ppo
+    from agents.ppo import evaluate_params, make_jax_ppo, make_learner
+    from envs.functional import jax_functions
+
+    out = jax_functions(env_id)
+    if out is None:
+        raise ValueError(f"{env_id} is not JAX-native; use mbtl.source_trainer=run_loop")
+    spec, fns = out
+    _, init, run = make_jax_ppo(ppo, spec, fns, num_envs, num_updates)
+
+    def train_one(key, context):  # context [C] -> params of one policy
+        runner = init(key, jnp.broadcast_to(context, (num_envs, context.shape[0])))
+        runner, _ = run(runner, num_updates)
+        return runner.train_state.params
+
+    learner = make_learner(ppo, spec, num_envs=ppo.num_minibatches, num_updates=1)  # network only
+    max_steps = int(spec.max_episode_steps or 1000)
+
+    def eval_one(params_i, context, key):  # mean return of one policy over eval_episodes of one context
+        rows = jnp.broadcast_to(context, (eval_episodes, context.shape[0]))
+        return evaluate_params(learner, fns, max_steps, params_i, rows, key, ppo.eval_deterministic)["return"].mean()
+
+    train = jax.jit(jax.vmap(train_one))
+    evaluate = jax.jit(jax.vmap(jax.vmap(eval_one, in_axes=(None, 0, 0)), in_axes=(0, None, 0)))
+    _COMPILED[cache_key] = (train, evaluate)
+    return train, evaluate
+
+
+def _ppo_jax(job: Job) -> tuple[np.ndarray, int]:
+    """Vmapped PPO: every source of the chunk trains at once (one policy per source context, ``num_envs`` copies
+    of it), then a vmapped zero-shot evaluation of every policy on every target. The multi-task policy trains on
+    envs spread over the whole grid."""
+    import jax
+    import jax.numpy as jnp
+
+    from agents.ppo import num_updates_for
 
     key_train, key_eval = jax.random.split(_job_key(job))
-    contexts = np.asarray(job.contexts, np.float32)
+    contexts = np.asarray(job.contexts, np.float32)  # [N, C]
+    n = contexts.shape[0]
     if job.sources == (MULTITASK,):
-        spec, fns = _functional(job.env_id)
-        # one policy, envs spread over the grid (num_envs rounded up to cover every context at least once)
-        reps = int(np.ceil(max(job.num_envs, contexts.shape[0]) / contexts.shape[0]))
-        per_env = np.tile(contexts, (reps, 1))  # [B, C]
-        num_envs = per_env.shape[0]
+        # one policy; num_envs rounded up to a multiple of N so every context has the same number of envs
+        reps = int(np.ceil(max(job.num_envs, n) / n))
+        num_envs = reps * n
         num_updates = num_updates_for(job.steps, num_envs, job.ppo)
+        train, evaluate = _ppo_programs(job.env_id, job.ppo, num_envs, num_updates, job.eval_episodes)
+        from agents.ppo import make_jax_ppo
+        from envs.functional import jax_functions
+        spec, fns = jax_functions(job.env_id)
         _, init, run = make_jax_ppo(job.ppo, spec, fns, num_envs, num_updates)
-        runner, _ = jax.jit(lambda k: run(init(k, jnp.asarray(per_env)), num_updates))(key_train)
-        params = jax.tree.map(lambda x: x[None], runner.train_state.params)
-        steps = num_updates * num_envs * job.ppo.num_steps
+        per_env = jnp.asarray(np.tile(contexts, (reps, 1)))  # [B, C]
+        runner, _ = jax.jit(lambda k: run(init(k, per_env), num_updates))(key_train)
+        params = jax.tree.map(lambda x: x[None], runner.train_state.params)  # [1, ...]
     else:
-        params = train_over_contexts(job.ppo, job.env_id, contexts[list(job.sources)], key_train,
-                                     num_envs=job.num_envs, total_env_steps=job.steps)
-        steps = num_updates_for(job.steps, job.num_envs, job.ppo) * job.num_envs * job.ppo.num_steps
-    values = evaluate_over_contexts(job.ppo, params, job.env_id, contexts, key_eval,
-                                    num_episodes=job.eval_episodes)
+        num_envs = job.num_envs
+        num_updates = num_updates_for(job.steps, num_envs, job.ppo)
+        train, evaluate = _ppo_programs(job.env_id, job.ppo, num_envs, num_updates, job.eval_episodes)
+        src = jnp.asarray(contexts[list(job.sources)])  # [S, C]
+        params = train(jax.random.split(key_train, src.shape[0]), src)
+    s = len(job.sources)
+    keys = jax.random.split(key_eval, s * n).reshape(s, n, -1)
+    values = evaluate(params, jnp.asarray(contexts), keys)  # [S, N]
+    steps = num_updates * num_envs * job.ppo.num_steps
     return np.asarray(values, np.float64), int(steps)
 
 
