@@ -3,7 +3,7 @@
 See ``envs.timestep`` for the TimeStep pytree and the autoreset semantics, ``envs.spec`` for EnvSpec.
 """
 from envs.base import BatchedEnv, EpisodeStats
-from envs.registry import list_ids, make, register
+from envs.registry import list_ids, make, register, spec
 from envs.spec import ArraySpec, BoxActionSpec, ContextVar, DiscreteActionSpec, EnvSpec
 from envs.timestep import TimeStep, check_timestep
 
@@ -18,4 +18,4 @@ for _optional in ("envs.atari", "envs.metaworld", "envs.traffic"):
             raise
 
 __all__ = ["ArraySpec", "BatchedEnv", "BoxActionSpec", "ContextVar", "DiscreteActionSpec", "EnvSpec",
-           "EpisodeStats", "TimeStep", "check_timestep", "list_ids", "make", "register"]
+           "EpisodeStats", "TimeStep", "check_timestep", "list_ids", "make", "register", "spec"]

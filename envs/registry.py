@@ -19,16 +19,17 @@ class EnvEntry:
     family: str
     extra: str | None = None  # pyproject extra that provides the simulator, for the install hint
     description: str = ""
+    spec_fn: Callable[..., Any] | None = None  # spec_fn(**options) -> EnvSpec without building simulators
 
 
 _REGISTRY: dict[str, EnvEntry] = {}
 
 
 def register(env_id: str, factory: Callable[..., BatchedEnv], *, family: str, extra: str | None = None,
-             description: str = "") -> None:
+             description: str = "", spec_fn: Callable[..., Any] | None = None) -> None:
     if env_id in _REGISTRY:
         raise ValueError(f"environment id {env_id!r} registered twice")
-    _REGISTRY[env_id] = EnvEntry(env_id, factory, family, extra, description)
+    _REGISTRY[env_id] = EnvEntry(env_id, factory, family, extra, description, spec_fn)
 
 
 def list_ids(family: str | None = None) -> list[str]:
@@ -63,3 +64,15 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, context: Mapping[str, An
             raise ModuleNotFoundError(
                 f"{env_id} needs the '{e.extra}' extra: pip install 'omnitask[{e.extra}]' ({err})") from err
         raise
+
+
+def spec(env_id: str, **options: Any):
+    """The EnvSpec of ``env_id`` (cheaply when the family can tell it without building simulators)."""
+    e = entry(env_id)
+    if e.spec_fn is not None:
+        return e.spec_fn(**options)
+    env = make(env_id, num_envs=1, **options)
+    try:
+        return env.spec
+    finally:
+        env.close()

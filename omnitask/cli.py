@@ -73,11 +73,7 @@ def _cmd_envs(args, console: Console) -> int:
     import envs
     from envs.registry import entry
     if args.env_id:
-        env = envs.make(args.env_id, num_envs=1)
-        try:
-            print(env.spec.describe())
-        finally:
-            env.close()
+        print(envs.spec(args.env_id).describe())
         return 0
     for env_id in envs.list_ids(args.family):
         e = entry(env_id)

@@ -167,8 +167,19 @@ def _register_all() -> None:
     for rom in ROM_IDS:
         register(f"atari/{camel_name(rom)}", lambda rom=rom, **kw: make_game(rom, **kw), family="atari",
                  extra="atari", description=f"Atari 2600 {camel_name(rom)} (ale-py ROM {rom!r})")
-    register("atari/multitask", make_multitask, family="atari", extra="atari",
+    register("atari/multitask", make_multitask, family="atari", extra="atari", spec_fn=_multitask_spec,
              description="several Atari games in one batch (option games=[...]), task ids, 18 actions")
+
+
+def _multitask_spec(**options: Any) -> EnvSpec:
+    """Spec of ``atari/multitask`` from a one-env-per-game batch (the smallest batch it accepts)."""
+    games = options.get("games")
+    count = len(ATARI8) if games is None else (1 if isinstance(games, str) else len(games))
+    env = make_multitask(num_envs=max(count, 1), seed=0, **options)
+    try:
+        return env.spec
+    finally:
+        env.close()
 
 
 _register_all()

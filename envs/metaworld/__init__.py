@@ -55,12 +55,12 @@ def _register_all() -> None:
                                            ("ML1-test", "ML", "ML1", "test")):
             env_id = f"metaworld/{suffix}/{task}"
             register(env_id, functools.partial(make_metaworld, env_id, kind, bench, split, (task,)),
-                     family="metaworld", extra="metaworld",
+                     family="metaworld", extra="metaworld", spec_fn=functools.partial(spec_for, env_id),
                      description=f"Meta-World {bench}{'' if kind == 'MT' else ' ' + split} {task}")
     for suffix, (kind, bench, split, names) in _SPLITS.items():
         env_id = f"metaworld/{suffix}"
         register(env_id, functools.partial(make_metaworld, env_id, kind, bench, split, names),
-                 family="metaworld", extra="metaworld",
+                 family="metaworld", extra="metaworld", spec_fn=functools.partial(spec_for, env_id),
                  description=f"Meta-World {bench} {split} split ({len(names)} tasks)")
 
 
