@@ -2,7 +2,8 @@
 
 1. Signal control on one intersection: ``traffic/signal-1x1`` vs sumo-rl's ``SumoEnvironment(single_agent=True)``
    with ``LIBSUMO_AS_TRACI=1`` on the *same* generated network and demand, same delta_time/yellow/min_green,
-   random actions, episodes of ``--episode-seconds`` (resets included in the timing). Agent-steps/s.
+   random actions, 3600 s episodes (resets included in the timing). Agent-steps per wall second, and per CPU
+   second (parent + SUMO workers; robust to other load on the machine).
 2. Ring road: ``traffic/ring-sumo`` (SUMO IDM, one worker per env) vs ``traffic/ring-jax`` vmapped over 1024 and
    10240 contexts inside one jitted ``lax.scan``. Env-steps/s (one env step = a 1 s hold = 10 IDM steps).
 
@@ -27,19 +28,34 @@ import envs  # noqa: E402
 from envs.traffic.netgen import GridParams, grid_scenario, sumo_home  # noqa: E402
 
 
-def bench_ours(num_envs: int, steps: int, episode_seconds: int, context: dict) -> float:
+def _cpu_seconds(pids) -> float:
+    """User+system CPU seconds of processes ``pids`` (from /proc; Linux only)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def bench_ours(num_envs: int, steps: int, episode_seconds: int, context: dict) -> tuple[float, float]:
+    """(agent-steps per wall second, agent-steps per CPU second of parent + workers)."""
     rng = np.random.default_rng(0)
     with envs.make("traffic/signal-1x1", num_envs=num_envs, seed=0, episode_seconds=episode_seconds,
                    context=context) as env:
         env.reset()
         env.step(np.zeros(env.num_envs, np.int32))
-        t0 = time.perf_counter()
+        pids = env.pool.pids
+        c0, t0 = time.process_time() + _cpu_seconds(pids), time.perf_counter()
         for _ in range(steps):
             env.step(rng.integers(0, 4, env.num_envs).astype(np.int32))
-        return steps * env.num_envs / (time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() + _cpu_seconds(pids) - c0
+        return steps * env.num_envs / wall, steps * env.num_envs / cpu
 
 
-def bench_sumo_rl(steps: int, episode_seconds: int, context: dict) -> float | None:
+def bench_sumo_rl(steps: int, episode_seconds: int, context: dict) -> tuple[float, float] | None:
     try:
         sumo_home()
         from sumo_rl import SumoEnvironment
@@ -54,28 +70,33 @@ def bench_sumo_rl(steps: int, episode_seconds: int, context: dict) -> float | No
     rng = np.random.default_rng(0)
     env.reset()
     n_act = env.action_space.n
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()  # libsumo runs inside this process
     for _ in range(steps):
         _, _, term, trunc, _ = env.step(int(rng.integers(0, n_act)))
         if term or trunc:
             env.reset()
-    rate = steps / (time.perf_counter() - t0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     env.close()
-    return rate
+    return steps / wall, steps / cpu
 
 
-def bench_ring_sumo(num_envs: int, steps: int) -> float:
+def bench_ring_sumo(num_envs: int, steps: int) -> tuple[float, float]:
+    """(env-steps per wall second, per CPU second of parent + workers)."""
     with envs.make("traffic/ring-sumo", num_envs=num_envs, seed=0) as env:
         env.reset()
         act = np.ones((num_envs, 1), np.float32)
         env.step(act)
-        t0 = time.perf_counter()
+        pids = env.pool.pids
+        c0, t0 = time.process_time() + _cpu_seconds(pids), time.perf_counter()
         for _ in range(steps):
             env.step(act)
-        return steps * num_envs / (time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() + _cpu_seconds(pids) - c0
+        return steps * num_envs / wall, steps * num_envs / cpu
 
 
-def bench_ring_jax(num_envs: int, steps: int) -> float:
+def bench_ring_jax(num_envs: int, steps: int) -> tuple[float, float]:
+    """(env-steps per wall second, per CPU second of this process, all XLA threads included)."""
     import jax
     import jax.numpy as jnp
 
@@ -99,9 +120,10 @@ def bench_ring_jax(num_envs: int, steps: int) -> float:
         return jax.lax.scan(body, state, jax.random.split(key, steps))[1]
 
     jax.block_until_ready(rollout(jax.random.PRNGKey(0), params))  # compile
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     jax.block_until_ready(rollout(jax.random.PRNGKey(1), params))
-    return steps * num_envs / (time.perf_counter() - t0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return steps * num_envs / wall, steps * num_envs / cpu
 
 
 def main() -> None:
@@ -121,13 +143,17 @@ def main() -> None:
         res["ours_1env"] = bench_ours(1, steps, episode_seconds, context)
         res["ours_2env"] = bench_ours(2, steps // 2, episode_seconds, context)
         res["sumo_rl"] = bench_sumo_rl(steps, episode_seconds, context)
-        print(f"  {'env':34s} {'agent-steps/s':>14s} {'vs sumo-rl':>10s}")
+        print(f"  {'env':34s} {'steps/s wall':>12s} {'vs sumo-rl':>10s} {'steps/CPU-s':>12s} {'vs sumo-rl':>10s}")
+        ref = res.get("sumo_rl")
         for name, key in (("omnitask traffic/signal-1x1 (B=1)", "ours_1env"),
-                          ("omnitask traffic/signal-1x1 (B=2)", "ours_2env"), ("sumo-rl single_agent (libsumo)",
-                                                                             "sumo_rl")):
+                          ("omnitask traffic/signal-1x1 (B=2)", "ours_2env"),
+                          ("sumo-rl single_agent (libsumo)", "sumo_rl")):
             v = res[key]
-            ratio = f"{v / res['sumo_rl']:.2f}x" if v and res.get("sumo_rl") else "-"
-            print(f"  {name:34s} {v if v else float('nan'):14.1f} {ratio:>10s}")
+            if v is None:
+                continue
+            r_wall = f"{v[0] / ref[0]:.2f}x" if ref else "-"
+            r_cpu = f"{v[1] / ref[1]:.2f}x" if ref else "-"
+            print(f"  {name:34s} {v[0]:12.1f} {r_wall:>10s} {v[1]:12.1f} {r_cpu:>10s}")
 
     print("== ring road: SUMO IDM vs JAX IDM (1 env step = 1 s hold = 10 x 0.1 s IDM steps) ==")
     ring_steps = 100 if args.quick else 300
@@ -136,14 +162,18 @@ def main() -> None:
     import jax
 
     res["jax_backend"] = jax.default_backend()
-    print(f"  {'env':40s} {'env-steps/s':>14s} {'vs SUMO B=1':>12s}")
-    for name, key in (("traffic/ring-sumo (B=1)", "ring_sumo_1env"), ("traffic/ring-sumo (B=2)", "ring_sumo_2env")):
-        print(f"  {name:40s} {res[key]:14.1f} {res[key] / res['ring_sumo_1env']:11.1f}x")
+    ref = res["ring_sumo_1env"]
+    print(f"  {'env':38s} {'steps/s wall':>12s} {'vs SUMO':>9s} {'steps/CPU-s':>12s} {'vs SUMO':>9s}")
+
+    def row(name, v):
+        print(f"  {name:38s} {v[0]:12.1f} {v[0] / ref[0]:8.1f}x {v[1]:12.1f} {v[1] / ref[1]:8.1f}x")
+
+    row("traffic/ring-sumo (B=1)", res["ring_sumo_1env"])
+    row("traffic/ring-sumo (B=2)", res["ring_sumo_2env"])
     for n in (int(s) for s in args.jax_sizes.split(",")):
         key = f"ring_jax_{n}"
         res[key] = bench_ring_jax(n, 50 if args.quick else 200)
-        name = f"traffic/ring-jax vmap B={n} ({res['jax_backend']})"
-        print(f"  {name:40s} {res[key]:14.1f} {res[key] / res['ring_sumo_1env']:11.1f}x")
+        row(f"traffic/ring-jax vmap B={n} ({res['jax_backend']})", res[key])
     if args.json:
         with open(args.json + ".tmp", "w") as f:
             json.dump(res, f, indent=1)
