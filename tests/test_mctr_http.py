@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from agents.mctr.backends.base import BranchOutcome, Observation, TrajectorySlice, Transition
+from agents.mctr.backends.local_server import LocalChatServer
 from agents.mctr.backends.openai_http import BackendError, ChatClient, OpenAIActionReasoner, OpenAIMetaReasoner
 from agents.mctr.config import ServerConfig
 from agents.mctr.memory import KnowledgeBase, Proposal
@@ -22,68 +20,9 @@ from agents.mctr.perception import Obj, Situation
 NAMES = ("NOOP", "FIRE", "RIGHT", "LEFT")
 
 
-class FakeServer:
-    """Chat-completions server. ``script``: list of behaviours consumed per request; when empty, ``default``.
-
-    A behaviour is ('ok', text) | ('status', code) | ('sleep', seconds, text) | ('garbage', body).
-    """
-
-    def __init__(self, default=("ok", "<think>go</think><answer>FIRE</answer>"), latency: float = 0.0):
-        self.script, self.default, self.latency = [], default, latency
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-                    behaviour = outer.script.pop(0) if outer.script else outer.default
-                if outer.latency:
-                    time.sleep(outer.latency)
-                kind = behaviour[0]
-                if kind == "status":
-                    self._send(behaviour[1], b'{"error": "overloaded"}')
-                elif kind == "garbage":
-                    self._send(200, behaviour[1])
-                else:
-                    if kind == "sleep":
-                        time.sleep(behaviour[1])
-                    text = behaviour[-1]
-                    reply = {"id": "x", "object": "chat.completion", "model": body["model"],
-                             "choices": [{"index": 0, "finish_reason": "stop",
-                                          "message": {"role": "assistant", "content": text}}],
-                             "usage": {"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107}}
-                    self._send(200, json.dumps(reply).encode())
-
-            def _send(self, code, data):
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client timed out and hung up
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
-    s = FakeServer()
+    s = LocalChatServer()
     yield s
     s.close()
 
@@ -187,7 +126,7 @@ def test_parse_action_normalises_names():
 
 
 def test_concurrent_requests_and_token_accounting():
-    server = FakeServer(latency=0.4)
+    server = LocalChatServer(latency=0.4)
     try:
         r = OpenAIActionReasoner(_cfg(server.url, concurrency=8))
         t0 = time.perf_counter()

@@ -8,7 +8,10 @@ frame), the current entries with ids, and the entry format the parser expects.
 from __future__ import annotations
 
 import base64
+import collections
+import hashlib
 import io
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -29,15 +32,33 @@ META_SYSTEM = (
     '<revise id="ENTRY_ID">corrected statement</revise>. Output nothing else.')
 
 
+_PNG_CACHE: "collections.OrderedDict[bytes, str]" = collections.OrderedDict()
+_PNG_LOCK = threading.Lock()
+
+
 def png_data_url(frame: np.ndarray) -> str:
-    """[H, W, 3] uint8 -> 'data:image/png;base64,...'."""
+    """[H, W, 3] uint8 -> 'data:image/png;base64,...' (lossless; fast zlib level 1).
+
+    Each frame is sent in K consecutive decisions (the K-frame window), so encodings are cached by content hash.
+    """
     from PIL import Image  # the 'llm' extra
 
     if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"png_data_url wants an [H, W, 3] uint8 frame, got {frame.shape} {frame.dtype}")
+    digest = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest() + bytes(frame.shape[:2])
+    with _PNG_LOCK:
+        hit = _PNG_CACHE.get(digest)
+        if hit is not None:
+            _PNG_CACHE.move_to_end(digest)
+            return hit
     buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    with _PNG_LOCK:
+        _PNG_CACHE[digest] = url
+        while len(_PNG_CACHE) > 256:
+            _PNG_CACHE.popitem(last=False)
+    return url
 
 
 def format_knowledge(entries: Sequence[Entry]) -> str:
