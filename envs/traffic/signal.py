@@ -181,13 +181,17 @@ class SignalSim:
         actions = np.asarray(actions).reshape(-1)
         for lt, a in zip(self.lights, actions):
             self._apply(lt, int(a))
-        for s in range(c.delta_time):
-            t.simulationStep()
+        # advance in at most two libsumo calls: up to the end of the yellow (if any light switched), then the rest
+        start = t.simulation.getTime()
+        yellow = any(lt.yellow for lt in self.lights) and c.yellow_time > 0
+        for until in ((c.yellow_time, c.delta_time) if yellow else (c.delta_time,)):
+            t.simulationStep(start + until)
             for lt in self.lights:
-                lt.time_in_phase += 1.0
-                if lt.yellow and lt.time_in_phase >= c.yellow_time:
+                if lt.yellow and until >= c.yellow_time:
                     t.trafficlight.setRedYellowGreenState(lt.id, lt.green[lt.next_phase])
                     lt.yellow, lt.phase = False, lt.next_phase
+        for lt in self.lights:
+            lt.time_in_phase += c.delta_time
         veh, halt = self._lane_counts()
         obs = self._observe(veh, halt)
         A = len(self.lights)
