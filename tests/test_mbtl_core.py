@@ -236,3 +236,13 @@ def test_outputs_and_sample_efficiency(tmp_path):
     rows = (tmp_path / "curves.csv").read_text().splitlines()
     assert rows[0].startswith("strategy,k,") and len(rows) == 1 + 4 * 10
     assert summary["mbtl_order"] == curves[2].order.tolist()
+
+
+def test_gp_learns_per_dimension_length_scales():
+    g = np.linspace(0, 1, 5)
+    x = np.array([[a, b] for a in g for b in g])  # [25, 2]
+    y = np.sin(4 * x[:, 0])  # varies along dimension 0 only
+    xp, yp, mask = gp.pad_training_set(x, y)
+    params, _ = gp.make_fit(gp.GPConfig(num_restarts=2))(jax.random.PRNGKey(0), xp, yp, mask)
+    ls = np.exp(np.asarray(params.log_length_scale))
+    assert ls[1] > 5 * ls[0], ls
