@@ -28,9 +28,15 @@ def _mctr():
     return MCTRConfig, MCTRTrainer
 
 
+def _pvn():
+    from agents.pvn import PVNConfig, PVNTrainer
+    return PVNConfig, PVNTrainer
+
+
 AGENTS: dict[str, Callable[[], tuple[type, type]]] = {
     "ppo": _ppo,
     "dqn": _dqn,
     "mbtl": _mbtl,
     "mctr": _mctr,
+    "pvn": _pvn,
 }

@@ -159,6 +159,26 @@ class TransitionDataset:
         for i in range(len(self.meta["chunks"])):
             yield self.load_chunk(i)
 
+    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, chunks_in_memory: int = 4
+               ) -> dict[str, np.ndarray]:
+        """``num_batches`` uniformly drawn batches as ``[num_batches, batch_size, ...]`` arrays.
+
+        A pure function of ``rng``'s state (the trainer seeds it with (seed, update step), so a resumed run reads
+        exactly the batches of an uninterrupted one). Draws ``chunks_in_memory`` chunks (weighted by size), then
+        rows inside them; chunks are memory-mapped, so only the sampled rows are read from disk.
+        """
+        sizes = np.array([c["size"] for c in self.meta["chunks"]], np.float64)
+        k = max(1, min(chunks_in_memory, len(sizes)))
+        chosen = rng.choice(len(sizes), size=k, replace=False, p=sizes / sizes.sum())
+        window = [self.load_chunk(int(c)) for c in chosen]
+        self.max_resident_chunks = max(self.max_resident_chunks, len(window))
+        w_sizes = sizes[chosen]
+        n = batch_size * num_batches
+        which = rng.choice(k, size=n, p=w_sizes / w_sizes.sum())
+        rows = rng.integers(0, w_sizes[which].astype(np.int64))
+        out = {key: _gather(window, key, which, rows) for key in FIELDS}
+        return {key: v.reshape(num_batches, batch_size, *v.shape[1:]) for key, v in out.items()}
+
     def iter_batches(self, batch_size: int, seed: int, chunks_in_memory: int = 4,
                      batches_per_refill: int | None = None) -> Iterator[dict[str, np.ndarray]]:
         """Endless stream of uniformly sampled batches (dict of [batch_size, ...] arrays).
@@ -193,10 +213,12 @@ class TransitionDataset:
 
 
 def _gather(window, key, which, rows):
+    """Rows ``rows[i]`` of chunk ``window[which[i]]`` for field ``key`` (sorted reads per chunk, mmap-friendly)."""
     out = np.empty((len(rows), *window[0][key].shape[1:]), window[0][key].dtype)
     for w in np.unique(which):
-        m = which == w
-        out[m] = window[w][key][rows[m]]
+        m = np.nonzero(which == w)[0]
+        order = np.argsort(rows[m])
+        out[m[order]] = window[w][key][rows[m][order]]
     return out
 
 
@@ -274,6 +296,17 @@ class DQNReplayDataset:
                 "reward": data["reward"][indices].astype(np.float32),
                 "terminated": data["terminal"][indices].astype(bool),
                 "truncated": np.zeros(indices.shape, bool), "next_observation": nxt}
+
+    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, checkpoint: int
+               ) -> dict[str, np.ndarray]:
+        """``[num_batches, batch_size, ...]`` transitions from ``checkpoint`` (kept loaded until another is asked)."""
+        if getattr(self, "_cached", (None,))[0] != checkpoint:
+            self._cached = None  # free the previous checkpoint before loading the next
+            data = self.load_checkpoint(int(checkpoint))
+            self._cached = (checkpoint, data, self.valid_indices(data))
+        _, data, valid = self._cached
+        out = self.transitions(data, rng.choice(valid, size=batch_size * num_batches))
+        return {k: v.reshape(num_batches, batch_size, *v.shape[1:]) for k, v in out.items()}
 
     def iter_batches(self, batch_size: int, seed: int, batches_per_checkpoint: int | None = None
                      ) -> Iterator[dict[str, np.ndarray]]:

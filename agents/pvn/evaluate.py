@@ -10,6 +10,8 @@ Acting is epsilon-greedy with sticky actions (the environment repeats the previo
 The replay buffer is ``[rows, E]`` per-env time-ordered storage so n-step returns are gathered at sample time.
 With a frozen encoder the replay stores the encoder's features instead of pixels (computed once when acting), so
 an update is a linear-head step: identical maths, ~``3 * batch / E`` times fewer encoder passes.
+The gradient step is the DQN baseline's own double-DQN update (``agents.dqn.learner.make_dqn_update``) with a
+pluggable Q-function, so PVN evaluation and the DQN agent share one implementation of the loss and target update.
 Everything is a pure function of ``LearnerState``; ``make_learner`` returns the closures.
 """
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
-
-from agents.pvn.losses import double_dqn_loss
+from agents.common.replay import NStepBatch
+from agents.dqn.config import DQNConfig
+from agents.dqn.learner import DQNTrainState, make_dqn_update, make_optimizer
 from agents.pvn.networks import Encoder, EncoderSpec, LinearQ
 
 
@@ -61,23 +63,22 @@ class Replay(NamedTuple):
 
 
 class LearnerState(NamedTuple):
-    params: dict  # {'encoder': ..., 'head': ...}
-    target_params: dict
-    opt_state: optax.OptState
+    encoder_params: dict  # the encoder (frozen unless fine_tune; then the trained copy lives in train.params)
+    train: DQNTrainState  # DQN learner state over the trainable params: head (frozen) or {encoder, head}
     replay: Replay
     env_state: Any  # batched env state [E]
     obs: jax.Array  # [E, *obs] uint8 current observations
     prev_action: jax.Array  # [E] int32 action the env executed last (for sticky actions)
     key: jax.Array
     env_steps: jax.Array  # [] int32 (summed over envs)
-    updates: jax.Array  # [] int32
 
 
 class Learner(NamedTuple):
     init: Callable[[jax.Array, dict | None], LearnerState]  # (key, encoder params or None=random) -> state
     train: Callable[[LearnerState], tuple[LearnerState, dict]]  # iterations_per_call env steps per env
-    evaluate: Callable[[dict, jax.Array, int], jax.Array]  # (params, key, num_episodes) -> returns [N]
-    q_values: Callable[[dict, jax.Array], jax.Array]  # (params, obs [B, *obs]) -> [B, A]
+    evaluate: Callable[[LearnerState, jax.Array, int], jax.Array]  # (state, key, num_episodes) -> returns [N]
+    q_values: Callable[[dict, jax.Array], jax.Array]  # ({'encoder','head'} params, obs [B, *obs]) -> [B, A]
+    full_params: Callable[[LearnerState], dict]  # the current {'encoder', 'head'} params
 
 
 def to_pixels(obs):
@@ -99,7 +100,10 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
     updates_per_iter = max(1, num_envs // cfg.update_period)
     iters_per_update = max(1, cfg.update_period // num_envs)
     encoder, head = Encoder(encoder_spec), LinearQ(num_actions)
-    optimizer = optax.adam(cfg.learning_rate, eps=cfg.adam_eps)
+    dqn_cfg = DQNConfig(lr=cfg.learning_rate, adam_eps=cfg.adam_eps, gamma=cfg.gamma, n_step=cfg.n_step,
+                        batch_size=cfg.batch_size, target_update_period=cfg.target_update_period, target_tau=1.0,
+                        double_q=True, huber_delta=cfg.huber_delta, max_grad_norm=0.0)
+    optimizer = make_optimizer(dqn_cfg)
 
     def q_values(params, obs):  # [B, *obs] -> [B, A]
         feats = encoder.apply(params["encoder"], obs)
@@ -110,11 +114,14 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
     def embed(params, obs):  # what the replay stores: frozen features [B, D] or the pixels themselves
         return obs if cfg.fine_tune else encoder.apply(params["encoder"], obs)
 
-    def q_stored(params, x):  # Q from stored replay entries: [B, A]
-        return q_values(params, x) if cfg.fine_tune else head.apply(params["head"], x)
+    def q_stored(train_params, x):  # Q of the trainable params on stored replay entries: [B, A]
+        return q_values(train_params, x) if cfg.fine_tune else head.apply(train_params, x)
 
-    def trainable(params):
-        return params if cfg.fine_tune else params["head"]
+    def full_params(state: LearnerState) -> dict:
+        p = state.train.params
+        return p if cfg.fine_tune else {"encoder": state.encoder_params, "head": p}
+
+    dqn_update = make_dqn_update(q_stored, optimizer, dqn_cfg)
 
     def init(key, encoder_params=None) -> LearnerState:
         k_enc, k_head, k_env, k_run = jax.random.split(key, 4)
@@ -129,9 +136,10 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
                         jnp.zeros((rows, num_envs), jnp.float32), jnp.zeros((rows, num_envs), bool),
                         jnp.zeros((rows, num_envs), bool), jnp.zeros((rows, num_envs, *x_shape), x_dtype),
                         jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
-        return LearnerState(params, params, optimizer.init(trainable(params)), replay, env_state,
-                            to_pixels(ts.observation), jnp.zeros((num_envs,), jnp.int32), k_run,
-                            jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+        train_params = params if cfg.fine_tune else params["head"]
+        train = DQNTrainState(train_params, train_params, optimizer.init(train_params), jnp.zeros((), jnp.int32))
+        return LearnerState(encoder_params, train, replay, env_state, to_pixels(ts.observation),
+                            jnp.zeros((num_envs,), jnp.int32), k_run, jnp.zeros((), jnp.int32))
 
     def act(params, obs, prev_action, key, epsilon):
         """Epsilon-greedy choice, then sticky execution: returns (chosen [E], executed [E])."""
@@ -165,38 +173,24 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
         last = jnp.take_along_axis(rk, (m - 1)[:, None], axis=1)[:, 0]  # [B]
         last_term = jnp.take_along_axis(term, (m - 1)[:, None], axis=1)[:, 0]
         boot = (cfg.gamma ** m.astype(jnp.float32)) * (1.0 - last_term.astype(jnp.float32))
-        return (replay.obs[r0, e], replay.action[r0, e], returns, boot, replay.next_obs[last, e])
-
-    def loss_fn(train_params, params, target_params, batch):
-        obs, action, returns, boot, next_obs = batch
-        full = train_params if cfg.fine_tune else {"encoder": params["encoder"], "head": train_params}
-        q = q_stored(full, obs)
-        next_online = jax.lax.stop_gradient(q_stored(full, next_obs))
-        next_target = q_stored(target_params, next_obs)
-        return double_dqn_loss(q, action, returns, boot, next_online, next_target, cfg.huber_delta)
+        return NStepBatch(replay.obs[r0, e], replay.action[r0, e], returns, boot, replay.next_obs[last, e])
 
     def sgd_step(state: LearnerState, key):
-        batch = sample(state.replay, key)
-        loss, grads = jax.value_and_grad(loss_fn)(trainable(state.params), state.params, state.target_params, batch)
-        upd, opt_state = optimizer.update(grads, state.opt_state, trainable(state.params))
-        new_tr = optax.apply_updates(trainable(state.params), upd)
-        params = new_tr if cfg.fine_tune else {"encoder": state.params["encoder"], "head": new_tr}
-        updates = state.updates + 1
-        copy = (updates % cfg.target_update_period) == 0
-        target = jax.tree.map(lambda t, p: jnp.where(copy, p, t), state.target_params, params)
-        return state._replace(params=params, target_params=target, opt_state=opt_state, updates=updates), loss
+        train, metrics = dqn_update(state.train, sample(state.replay, key))
+        return state._replace(train=train), metrics["loss/td"]
 
     def iteration(carry, _):
         state, ep_ret_sum, ep_count = carry
         key, k_act, k_env, k_upd = jax.random.split(state.key, 4)
         eps = epsilon_at(state.env_steps)
-        chosen, executed = act(state.params, state.obs, state.prev_action, k_act, eps)
+        params = full_params(state)
+        chosen, executed = act(params, state.obs, state.prev_action, k_act, eps)
         env_state, ts = jax.vmap(fns.step)(jax.random.split(k_env, num_envs), state.env_state, executed, env_params)
         rp = state.replay
-        rp = Replay(rp.obs.at[rp.ptr].set(embed(state.params, state.obs)), rp.action.at[rp.ptr].set(chosen),
+        rp = Replay(rp.obs.at[rp.ptr].set(embed(params, state.obs)), rp.action.at[rp.ptr].set(chosen),
                     rp.reward.at[rp.ptr].set(ts.reward), rp.terminated.at[rp.ptr].set(ts.terminated),
                     rp.done.at[rp.ptr].set(ts.done),
-                    rp.next_obs.at[rp.ptr].set(embed(state.params, to_pixels(ts.info["final_observation"]))),
+                    rp.next_obs.at[rp.ptr].set(embed(params, to_pixels(ts.info["final_observation"]))),
                     (rp.ptr + 1) % rows, jnp.minimum(rp.size + 1, rows))
         done = ts.done
         state = state._replace(replay=rp, env_state=env_state, obs=to_pixels(ts.observation),
@@ -221,11 +215,12 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
         metrics = {"episode_return": jnp.where(count > 0, ret_sum / jnp.maximum(count, 1), jnp.nan),
                    "episodes": count, "loss": jnp.where(n_ready > 0, jnp.sum(losses) / jnp.maximum(n_ready, 1),
                                                         jnp.nan),
-                   "epsilon": epsilon_at(state.env_steps), "updates": state.updates}
+                   "epsilon": epsilon_at(state.env_steps), "updates": state.train.num_updates}
         return state, metrics
 
-    def evaluate(params, key, num_episodes: int):
-        """Returns of ``num_episodes`` greedy episodes (one per parallel env copy): [N]."""
+    def evaluate(state: LearnerState, key, num_episodes: int):
+        """Returns of ``num_episodes`` greedy episodes (one per parallel env copy): [N]. Pure: state unchanged."""
+        params = full_params(state)
         ep_params = jax.tree.map(lambda x: jnp.repeat(x[:1], num_episodes, axis=0), env_params)  # env 0's context
         k_reset, k_loop = jax.random.split(key)
         env_state, ts = jax.vmap(fns.reset)(jax.random.split(k_reset, num_episodes), ep_params)
@@ -248,4 +243,4 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
                   jnp.zeros((num_episodes,), jnp.float32))
         return jax.lax.while_loop(cond, body, init_c)[-1]
 
-    return Learner(init, train, evaluate, q_values)
+    return Learner(init, train, evaluate, q_values, full_params)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.pvn.networks import Encoder, EncoderSpec
+from agents.pvn.networks import Encoder, EncoderConfig, EncoderSpec
 
 FAMILIES = ("rnd", "hash")
 HASH_PRIME = 2 ** 13 - 1
@@ -37,8 +37,8 @@ class IndicatorConfig:
     family: str = "rnd"  # 'rnd' (random nets + quantile-trained thresholds) or 'hash' (multiply-shift hash)
     fire_fraction: float = 0.01  # rnd: target fraction of states on which each indicator fires
     tasks_per_net: int = 10  # rnd: indicator outputs per frozen random network
-    net: EncoderSpec = dataclasses.field(  # rnd: architecture of each frozen random network
-        default_factory=lambda: EncoderSpec(arch="nature", width=1, feature_dim=512, padding="VALID"))
+    net: EncoderConfig = dataclasses.field(  # rnd: architecture of each frozen random network
+        default_factory=lambda: EncoderConfig(arch="nature", width=1, feature_dim=512, padding="VALID"))
     threshold_lr: float = 1e-2  # rnd: Adam learning rate of the quantile-regression thresholds
     hash_bins: int = 100  # hash: M, the number of bins (fires on ~1/M of states)
 
@@ -95,7 +95,7 @@ def make_indicators(cfg: IndicatorConfig, obs_shape: tuple[int, ...], num_tasks:
 
 def _make_rnd(cfg: IndicatorConfig, obs_shape, num_tasks) -> Indicators:
     num_nets = math.ceil(num_tasks / cfg.tasks_per_net)
-    net = _random_net_cls()(cfg.net, cfg.tasks_per_net)
+    net = _random_net_cls()(cfg.net.spec(), cfg.tasks_per_net)
     dummy = jnp.zeros((1, *obs_shape), jnp.uint8)
 
     def init(key):

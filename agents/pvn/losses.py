@@ -4,7 +4,7 @@
   ``y_i = r_i + gamma * (1 - term) * mean_a Q_target(x', a; S_i)`` (off-policy from any behaviour data).
 * ``pvn_td_loss``: L2 (mean squared) TD error of the taken action's Q over all tasks.
 * ``ema_update``: target parameters ``tau * target + (1 - tau) * online`` (tau = 0.99 in the paper).
-* ``double_dqn_loss``: n-step double-Q loss used by the linear-Q evaluation (van Hasselt et al. 2016).
+The linear-Q evaluation's double-DQN loss is the DQN agent's (``agents.dqn.learner.make_dqn_update``).
 """
 from __future__ import annotations
 
@@ -31,24 +31,3 @@ def pvn_td_loss(q: jax.Array, actions: jax.Array, targets: jax.Array) -> jax.Arr
 def ema_update(target, online, tau: float):
     """Exponential moving average of parameter pytrees: tau * target + (1 - tau) * online."""
     return jax.tree.map(lambda t, o: tau * t + (1.0 - tau) * o, target, online)
-
-
-def double_dqn_loss(q: jax.Array, actions: jax.Array, returns: jax.Array, bootstrap_discount: jax.Array,
-                    next_q_online: jax.Array, next_q_target: jax.Array, huber_delta: float = 1.0) -> jax.Array:
-    """n-step double-Q loss.
-
-    q [B, A] online Q(x_t, .); actions [B]; returns [B] the discounted n-step reward sum;
-    bootstrap_discount [B] = gamma^m * (1 - terminated) for the m <= n steps actually taken;
-    next_q_online / next_q_target [B, A] at x_{t+m}. Target = returns + discount * Q_target(x', argmax_a Q_online).
-    Huber loss (delta ``huber_delta``; ``0`` gives plain L2).
-    """
-    a_star = jnp.argmax(next_q_online, axis=-1)  # [B]
-    boot = jnp.take_along_axis(next_q_target, a_star[:, None], axis=-1)[:, 0]  # [B]
-    target = jax.lax.stop_gradient(returns + bootstrap_discount * boot)
-    q_taken = jnp.take_along_axis(q, actions[:, None].astype(jnp.int32), axis=-1)[:, 0]  # [B]
-    err = q_taken - target
-    if huber_delta <= 0:
-        return jnp.mean(0.5 * jnp.square(err))
-    abs_err = jnp.abs(err)
-    quad = jnp.minimum(abs_err, huber_delta)
-    return jnp.mean(0.5 * quad ** 2 + huber_delta * (abs_err - quad))

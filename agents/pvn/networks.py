@@ -37,6 +37,23 @@ class EncoderSpec:
             raise ValueError(f"pixel_scale must be > 0, got {self.pixel_scale}")
 
 
+@dataclasses.dataclass
+class EncoderConfig:
+    """YAML form of ``EncoderSpec`` (mutable, for OmegaConf); ``.spec()`` gives the frozen spec."""
+
+    arch: str = "impala"  # 'nature', 'impala' or 'minatar'
+    width: int = 1  # channel multiplier (the paper scales it with the number of tasks)
+    feature_dim: int = 512  # size of the final ReLU feature layer
+    padding: str = "SAME"  # conv padding for nature/minatar ('VALID' = DQN paper; 'SAME' for small frames)
+    pixel_scale: float = 255.0  # observations are divided by this (255 Atari uint8, 1 MinAtar 0/1 planes)
+
+    def __post_init__(self):
+        self.spec()  # validate early, with EncoderSpec's messages
+
+    def spec(self) -> EncoderSpec:
+        return EncoderSpec(self.arch, int(self.width), int(self.feature_dim), self.padding, float(self.pixel_scale))
+
+
 class NatureCNN(nn.Module):
     """DQN torso (Mnih et al. 2015): conv 8x8/4, 4x4/2, 3x3/1 then a dense ReLU layer."""
 

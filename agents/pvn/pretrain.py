@@ -16,7 +16,7 @@ import optax
 from agents.pvn.indicators import IndicatorConfig, Indicators, IndicatorState, make_indicators, \
     quantile_threshold_loss
 from agents.pvn.losses import ema_update, pvn_td_loss, uniform_policy_targets
-from agents.pvn.networks import EncoderSpec, PVNNetwork
+from agents.pvn.networks import EncoderConfig, PVNNetwork
 
 
 @dataclasses.dataclass
@@ -24,8 +24,8 @@ class PretrainConfig:
     """PVN pretraining settings (defaults: the paper's)."""
 
     num_tasks: int = 100  # number of auxiliary tasks (indicators); the paper scales it together with width
-    encoder: EncoderSpec = dataclasses.field(default_factory=lambda: EncoderSpec(arch="impala", width=8,
-                                                                                 feature_dim=4096))
+    encoder: EncoderConfig = dataclasses.field(  # the shared torso (paper: IMPALA x8 -> 4096 features)
+        default_factory=lambda: EncoderConfig(arch="impala", width=8, feature_dim=4096))
     indicators: IndicatorConfig = dataclasses.field(default_factory=IndicatorConfig)
     gamma: float = 0.99  # discount of the auxiliary successor-measure tasks
     target_tau: float = 0.99  # EMA coefficient of the target network (target = tau*target + (1-tau)*online)
@@ -61,7 +61,7 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
     if cfg.warmup_steps < 0 or cfg.batch_size < 1 or cfg.num_updates < 1:
         raise ValueError(f"pretrain: warmup_steps ({cfg.warmup_steps}) must be >= 0, batch_size "
                          f"({cfg.batch_size}) and num_updates ({cfg.num_updates}) >= 1")
-    network = PVNNetwork(cfg.encoder, cfg.num_tasks, num_actions)
+    network = PVNNetwork(cfg.encoder.spec(), cfg.num_tasks, num_actions)
     indicators = make_indicators(cfg.indicators, obs_shape, cfg.num_tasks)
     optimizer = optax.adam(cfg.learning_rate, eps=cfg.adam_eps)
     threshold_opt = optax.adam(cfg.indicators.threshold_lr)

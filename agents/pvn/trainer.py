@@ -1,0 +1,236 @@
+"""The run loop's PVN agent: collect -> pretrain -> online linear-Q evaluation (with baselines), in one run.
+
+State (a pytree of arrays, everything needed to resume exactly)::
+
+    {'phase': [] int32 (0 collect, 1 pretrain, 2 online), 'pretrain': PretrainState,
+     'learners': {'pvn_linear': LearnerState, 'random_linear': ..., 'dqn': ...}}
+
+Pretraining batches are drawn on the host by a generator seeded with ``(seed, update step)``, so a resumed run
+reads exactly the batches of an uninterrupted one. PVN-linear and random-linear share the learner seed (same head
+init, env seeds and exploration noise); they differ only in the frozen encoder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agents.common.trainer_utils import env_settings
+from agents.pvn.collect import collect_jax, uniform_policy
+from agents.pvn.config import PVNConfig
+from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter
+from agents.pvn.env_access import jax_env, observation_dtype_ok
+from agents.pvn.evaluate import make_learner
+from agents.pvn.export import save_encoder
+from agents.pvn.indicators import firing_rates
+from agents.pvn.pretrain import make_pretrainer
+from omnitask.fileio import atomic_write_json
+
+PHASE_COLLECT, PHASE_PRETRAIN, PHASE_ONLINE = 0, 1, 2
+
+
+class PVNTrainer:
+    """Trainer contract of ``omnitask.runner`` for PVN (see ``agents.pvn.config.PVNConfig`` for the phases)."""
+
+    def __init__(self, cfg: Any, run_dir: str | Path):
+        self.cfg = cfg
+        self.pcfg: PVNConfig = cfg.pvn
+        self.run_dir = Path(run_dir)
+        env_id, self.num_envs, context, options = env_settings(cfg)
+        self.spec, self.fns, self.env_params = jax_env(env_id, self.num_envs, context, options)
+        observation_dtype_ok(self.spec)
+        self.obs_shape = tuple(self.spec.observation.shape)
+        num_actions = self.spec.action.num_actions
+        pre = self.pcfg.pretrain
+        self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions)
+        enc_spec = pre.encoder.spec()
+        frozen = make_learner(self.pcfg.eval, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
+        self.names = ["pvn_linear"] + list(self.pcfg.baselines)
+        self.learners = {"pvn_linear": frozen}
+        if "random_linear" in self.names:
+            self.learners["random_linear"] = frozen  # same closures: identical compiled code
+        if "dqn" in self.names:
+            e2e = dataclasses.replace(self.pcfg.eval, fine_tune=True)
+            self.learners["dqn"] = make_learner(e2e, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
+        self._pretrain_many = jax.jit(self.pretrainer.update_many)
+        self._train = {n: jax.jit(l.train) for n, l in self.learners.items()}
+        self._eval = {n: jax.jit(l.evaluate, static_argnums=2) for n, l in self.learners.items()}
+        self._dataset = None
+        self.firing_rates: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ contract
+    def init(self, key) -> dict:
+        k_pre, k_learn, k_dqn = jax.random.split(key, 3)
+        learners = {}
+        for name in self.names:  # pvn_linear and random_linear share k_learn: only the encoder differs
+            learners[name] = self.learners[name].init(k_dqn if name == "dqn" else k_learn, None)
+        return {"phase": jnp.asarray(PHASE_COLLECT, jnp.int32), "pretrain": self.pretrainer.init(k_pre),
+                "learners": learners}
+
+    def train_step(self, state: dict):
+        phase = int(state["phase"])
+        if phase == PHASE_COLLECT:
+            metrics = self._collect()
+            return dict(state, phase=jnp.asarray(PHASE_PRETRAIN, jnp.int32)), metrics, 0
+        if phase == PHASE_PRETRAIN:
+            return self._pretrain_step(state)
+        return self._online_step(state)
+
+    def evaluate(self, state: dict, num_episodes: int, key) -> dict:
+        out = {}
+        for i, name in enumerate(self.names):
+            returns = np.asarray(self._eval[name](state["learners"][name], jax.random.fold_in(key, i),
+                                                  int(num_episodes)))
+            out[f"return_mean/{name}"] = float(returns.mean())
+            if name == "pvn_linear":
+                out["return_mean"], out["return_std"] = float(returns.mean()), float(returns.std())
+        return out
+
+    def close(self) -> None:
+        try:
+            plot_comparison(self.run_dir)
+        except Exception:  # plotting must never hide a training error
+            pass
+
+    # ------------------------------------------------------------------ phases
+    def dataset(self):
+        if self._dataset is None:
+            d = self.pcfg.data
+            if d.source == "dqn_replay":
+                self._dataset = DQNReplayDataset(d.path, list(d.dqn_replay_checkpoints) or None)
+            else:
+                self._dataset = TransitionDataset(str(self._dataset_dir()))
+        return self._dataset
+
+    def _dataset_dir(self) -> Path:
+        d = self.pcfg.data
+        return self.run_dir / "dataset" if d.source == "collect" else Path(d.path)
+
+    def _collect(self) -> dict:
+        d = self.pcfg.data
+        if d.source != "collect":
+            self.dataset()  # validates the path now, with the reader's error messages
+            return {"collect/transitions": 0.0}
+        root = self._dataset_dir()
+        meta = root / "meta.json"
+        if meta.exists() and json.loads(meta.read_text())["num_transitions"] >= d.collect_transitions:
+            return {"collect/transitions": float(json.loads(meta.read_text())["num_transitions"])}
+        shutil.rmtree(root, ignore_errors=True)  # a partial collection from an interrupted run
+        key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed), 0xC011EC7)
+        stats = collect_jax(self.fns, self.env_params, self.num_envs, d.collect_transitions, key,
+                            TransitionWriter(str(root), d.chunk_size), uniform_policy(self.spec.action.num_actions))
+        return {f"collect/{k}": float(v) for k, v in stats.items()}
+
+    def _batches(self, step: int, num_batches: int) -> dict:
+        pre, d = self.pcfg.pretrain, self.pcfg.data
+        rng = np.random.default_rng([int(self.cfg.seed), step])
+        ds = self.dataset()
+        if isinstance(ds, DQNReplayDataset):
+            ckpt = ds.checkpoints[(step // max(1, d.dqn_replay_updates_per_checkpoint)) % len(ds.checkpoints)]
+            return ds.sample(rng, pre.batch_size, num_batches, ckpt)
+        return ds.sample(rng, pre.batch_size, num_batches, d.chunks_in_memory)
+
+    def _pretrain_step(self, state: dict):
+        pre = self.pcfg.pretrain
+        step = int(state["pretrain"].step)
+        k = pre.updates_per_call
+        batches = {name: jnp.asarray(v) for name, v in self._batches(step, k).items()}
+        new_pre, m = self._pretrain_many(state["pretrain"], batches)
+        metrics = {f"pretrain/{name}": float(v) for name, v in m.items()}
+        metrics["pretrain/updates"] = float(step + k)
+        state = dict(state, pretrain=new_pre)
+        if step + k >= pre.num_updates:
+            metrics.update(self._finish_pretraining(new_pre))
+            torso = {"params": new_pre.params["params"]["torso"]}
+            learners = dict(state["learners"])
+            pvn = learners["pvn_linear"]
+            learners["pvn_linear"] = pvn._replace(encoder_params=torso)
+            state = dict(state, learners=learners, phase=jnp.asarray(PHASE_ONLINE, jnp.int32))
+        return state, metrics, 0
+
+    def _finish_pretraining(self, pre_state) -> dict:
+        """Measure indicator firing rates on the data and export the encoder."""
+        self.firing_rates = self.measure_firing_rates(pre_state)
+        fr = self.firing_rates
+        atomic_write_json(self.run_dir / "firing_rates.json",
+                          {"target": self.pcfg.pretrain.indicators.fire_fraction
+                           if self.pcfg.pretrain.indicators.family == "rnd"
+                           else 1.0 / self.pcfg.pretrain.indicators.hash_bins,
+                           "mean": float(fr.mean()), "min": float(fr.min()), "max": float(fr.max()),
+                           "per_task": [float(x) for x in fr]})
+        if self.pcfg.export_encoder:
+            save_encoder(self.run_dir / "encoder", self.pcfg.pretrain.encoder.spec(),
+                         {"params": pre_state.params["params"]["torso"]}, self.obs_shape, source="pvn",
+                         env_id=self.spec.env_id, num_tasks=self.pcfg.pretrain.num_tasks,
+                         pretrain_updates=int(pre_state.step))
+        return {"pretrain/fire_rate_mean": float(fr.mean()), "pretrain/fire_rate_min": float(fr.min()),
+                "pretrain/fire_rate_max": float(fr.max())}
+
+    def measure_firing_rates(self, pre_state) -> np.ndarray:
+        """Per-task fraction of dataset states on which each indicator fires: [T]."""
+        n = self.pcfg.fire_rate_transitions
+        rng = np.random.default_rng([int(self.cfg.seed), 0xF1])
+        batch = 1000
+        ds = self.dataset()
+
+        def batches():
+            done = 0
+            while done < n:
+                b = min(batch, n - done)
+                if isinstance(ds, DQNReplayDataset):
+                    yield ds.sample(rng, b, 1, ds.checkpoints[0])["observation"][0]
+                else:
+                    yield ds.sample(rng, b, 1, self.pcfg.data.chunks_in_memory)["observation"][0]
+                done += b
+        return firing_rates(self.pretrainer.indicators, pre_state.indicator, batches())
+
+    def _online_step(self, state: dict):
+        learners = dict(state["learners"])
+        metrics = {}
+        for name in self.names:
+            learners[name], m = self._train[name](learners[name])
+            for k, v in m.items():
+                v = float(v)
+                if np.isfinite(v):
+                    metrics[f"{name}/{k}"] = v
+        if "pvn_linear/episode_return" in metrics:
+            metrics["episode_return"] = metrics["pvn_linear/episode_return"]
+        n = self.pcfg.eval.iterations_per_call * self.num_envs
+        return dict(state, learners=learners), metrics, n
+
+
+LABELS = {"pvn_linear": "PVN + linear Q (frozen)", "random_linear": "random encoder + linear Q (frozen)",
+          "dqn": "DQN end-to-end (same architecture)"}
+
+
+def plot_comparison(run_dir: str | Path, out: str | Path | None = None) -> Path | None:
+    """PNG of the evaluation return of every learner vs online env steps (from the run's metrics.jsonl)."""
+    from omnitask.metrics_log import read_metrics
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    evals = [r for r in read_metrics(Path(run_dir)) if r.get("split") == "eval"]
+    if not evals:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, label in LABELS.items():
+        pts = [(r["env_steps"], r[f"return_mean/{name}"]) for r in evals if f"return_mean/{name}" in r]
+        if pts:
+            ax.plot(*zip(*pts), "o-", label=label)
+    ax.set_xlabel("online env steps (per learner)")
+    ax.set_ylabel("evaluation return (sticky actions)")
+    ax.set_title(f"PVN vs baselines: {Path(run_dir).name}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out) if out else Path(run_dir) / "pvn_comparison.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
