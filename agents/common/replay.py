@@ -43,10 +43,11 @@ def replay_init(num_rows: int, num_envs: int, obs_shape: Sequence[int], obs_dtyp
     """An empty buffer holding ``num_rows * num_envs`` transitions."""
     if num_rows < 1:
         raise ValueError(f"replay needs at least one row per env, got {num_rows} rows")
-    obs = jnp.zeros((num_rows, num_envs, *obs_shape), obs_dtype)
-    flags = jnp.zeros((num_rows, num_envs), bool)
-    return ReplayState(obs, jnp.zeros((num_rows, num_envs, *action_shape), action_dtype),
-                       jnp.zeros((num_rows, num_envs), jnp.float32), flags, flags, obs,
+    # Every field gets its own buffer (no aliasing), so host loops can donate the whole state to jit.
+    obs = lambda: jnp.zeros((num_rows, num_envs, *obs_shape), obs_dtype)  # noqa: E731
+    flags = lambda: jnp.zeros((num_rows, num_envs), bool)  # noqa: E731
+    return ReplayState(obs(), jnp.zeros((num_rows, num_envs, *action_shape), action_dtype),
+                       jnp.zeros((num_rows, num_envs), jnp.float32), flags(), flags(), obs(),
                        jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 

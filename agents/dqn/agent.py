@@ -69,10 +69,10 @@ def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = 
     def init(key):
         k_net, k_state = jax.random.split(key)
         params = network.init(k_net, jnp.zeros((1, *obs_shape), obs_dtype))
-        train_state = DQNTrainState(params, params, optimizer.init(params), jnp.zeros((), jnp.int32))
+        target = jax.tree.map(jnp.copy, params)  # a distinct buffer: host loops donate the whole state
+        train_state = DQNTrainState(params, target, optimizer.init(params), jnp.zeros((), jnp.int32))
         replay = replay_init(num_rows, num_envs, obs_shape, obs_dtype)
-        zero = jnp.zeros((), jnp.int32)
-        return DQNState(train_state, replay, k_state, zero, zero)
+        return DQNState(train_state, replay, k_state, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
     def act(params, obs, key, epsilon):
         return epsilon_greedy(q_fn(params, obs), key, epsilon)

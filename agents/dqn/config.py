@@ -13,7 +13,7 @@ class DQNConfig:
     ``steps_per_train_step`` count vector steps (one vector step = ``num_envs`` env steps).
     """
 
-    lr: float = 5e-4
+    lr: float = 2.5e-4
     """Adam learning rate."""
     adam_eps: float = 1e-8
     """Adam epsilon (the Atari reference uses 1.5e-4)."""
@@ -31,7 +31,7 @@ class DQNConfig:
     """Vector steps between gradient updates."""
     gradient_steps: int = 1
     """Gradient updates each time training happens."""
-    target_update_period: int = 250
+    target_update_period: int = 500
     """Gradient updates between target-network updates."""
     target_tau: float = 1.0
     """Target update ``target <- tau * online + (1 - tau) * target``: 1.0 = hard copy; period 1 + small tau = EMA."""
@@ -43,7 +43,7 @@ class DQNConfig:
     """Global gradient-norm clip (0 disables)."""
     epsilon_start: float = 1.0
     """Initial exploration epsilon."""
-    epsilon_end: float = 0.05
+    epsilon_end: float = 0.02
     """Final exploration epsilon."""
     epsilon_decay_steps: int = 20_000
     """Env steps over which epsilon decays linearly (after ``learning_starts``)."""
