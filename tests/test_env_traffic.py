@@ -57,7 +57,8 @@ def test_traffic_ids_registered():
     ("traffic/ecodrive", {"green_time": 10.5}, r"green_time must be a whole number"),
     ("traffic/ring-sumo", {"ring_length": 150.0, "num_vehicles": 30.0}, r"too short for num_vehicles=30"),
     ("traffic/ring-sumo", {"num_vehicles": 21.5}, r"num_vehicles must be an integer"),
-    ("traffic/ring-jax", {"hold_duration": 0.25}, r"multiple of the 0.1 s step"),
+    ("traffic/ring-jax", {"ring_length": 200.0, "num_vehicles": 40.0}, r"needs >= 7.5 m per car"),
+    ("traffic/ring-jax", {"hold_duration": 0.0}, r"hold_duration=0 is outside its allowed range \[0.1, 10\]"),
 ])
 def test_invalid_contexts_refused_before_sumo_starts(env_id, context, match):
     before = _children()
@@ -211,3 +212,12 @@ def test_3x3_grid_smoke():
         assert env.num_envs == 9
         ts = env.step(np.arange(9, dtype=np.int32) % 4)
         envs.check_timestep(ts, env.spec, 9)
+
+
+def test_specs_without_starting_sumo():
+    before = _children()
+    for env_id in envs.list_ids("traffic"):
+        spec = envs.spec(env_id)
+        assert spec.env_id == env_id and spec.context_vars
+    assert envs.spec("traffic/signal-1x1", episode_seconds=300).max_episode_steps == 60
+    assert _children() == before

@@ -1,19 +1,27 @@
 """Traffic family: SUMO-backed signal control, eco-driving and ring road, plus a JAX-native IDM ring road.
 
-Ids (family ``traffic``, extra ``traffic``):
+Ids (family ``traffic``):
   traffic/signal-1x1, traffic/signal-2x2, traffic/signal-3x3   signal control, one agent per light
   traffic/ecodrive                                            eco-driving at a fixed-time signal
-  traffic/ring-sumo, traffic/ring-jax                         Sugiyama ring road with one controlled vehicle
+  traffic/ring-sumo, traffic/ring-jax                         Sugiyama ring road with one advised AV
 SUMO scenarios are generated at run time (``envs.traffic.netgen``) into a cache keyed by the context
 (``envs.traffic.cache``); each SUMO simulation runs in its own worker process (``envs.traffic.worker``).
-Heavy imports (libsumo, jax) happen inside the factories.
+Heavy imports (libsumo, jax) happen inside the factories; specs are available without starting SUMO.
 """
 from envs.registry import register as _register
 from envs.traffic.signal import make_signal as _make_signal
+from envs.traffic.signal import signal_spec as _signal_spec
+
+
+def _signal_spec_fn(env_id):
+    def spec_fn(episode_seconds: int = 1800, delta_time: int = 5, **_options):
+        return _signal_spec(env_id, episode_seconds, delta_time)
+    return spec_fn
+
 
 for _r, _c in ((1, 1), (2, 2), (3, 3)):
     _id, _factory = _make_signal(_r, _c)
-    _register(_id, _factory, family="traffic", extra="traffic",
+    _register(_id, _factory, family="traffic", extra="traffic", spec_fn=_signal_spec_fn(_id),
               description=f"SUMO signal control, {_r}x{_c} grid, one agent per light; contexts inflow, speed_limit, "
                           "lane_length")
 
@@ -30,10 +38,19 @@ def _ring_sumo(**kw):
     return make_ring_sumo(**kw)
 
 
-_register("traffic/ring-jax", _ring_jax, family="traffic", extra=None,
+def _ring_spec_fn(env_id):
+    def spec_fn(horizon: float | None = None, **_options):
+        from envs.traffic.ring import DEFAULT_HORIZON, ring_spec
+
+        return ring_spec(env_id, DEFAULT_HORIZON if horizon is None else horizon)
+    return spec_fn
+
+
+_register("traffic/ring-jax", _ring_jax, family="traffic", extra=None, spec_fn=_ring_spec_fn("traffic/ring-jax"),
           description="IDM ring road in jax.numpy (jittable, vmappable); contexts ring_length, num_vehicles, "
                       "hold_duration")
 _register("traffic/ring-sumo", _ring_sumo, family="traffic", extra="traffic",
+          spec_fn=_ring_spec_fn("traffic/ring-sumo"),
           description="SUMO IDM ring road with one advised AV; contexts ring_length, num_vehicles, hold_duration")
 
 
@@ -43,5 +60,11 @@ def _ecodrive(**kw):
     return make_ecodrive(**kw)
 
 
-_register("traffic/ecodrive", _ecodrive, family="traffic", extra="traffic",
+def _eco_spec_fn(episode_seconds: int = 600, **_options):
+    from envs.traffic.ecodrive import eco_spec
+
+    return eco_spec(episode_seconds)
+
+
+_register("traffic/ecodrive", _ecodrive, family="traffic", extra="traffic", spec_fn=_eco_spec_fn,
           description="SUMO eco-driving of CAVs at a fixed-time intersection; contexts green_time, inflow, penetration")

@@ -17,7 +17,8 @@ yellow. A share ``penetration`` of the vehicles are CAVs (vType ``cav``); the re
 * episodes end by time limit after ``episode_seconds`` (``truncated``).
 
 Contexts (MBTL): ``green_time`` s (1-50), ``inflow`` veh/h per entry (40-2000), ``penetration`` (0.02-1.0).
-Info: ``fuel_g`` (this step), ``vehicles`` (in the network), ``waiting_to_enter`` (insertion backlog), ``controlled`` (CAVs in slots), ``arrived`` (this step).
+Info: ``fuel_g`` (this step), ``vehicles`` (in the network), ``waiting_to_enter`` (insertion backlog),
+``controlled`` (CAVs in slots), ``arrived`` (this step).
 """
 from __future__ import annotations
 
@@ -199,5 +200,6 @@ def make_ecodrive(num_envs: int, seed: int, context=None, episode_seconds: int =
         cfgs.append(EcoConfig(str(scen / "net.net.xml"), str(scen / "routes.rou.xml"), int(round(green)),
                               episode_seconds))
     return SumoBatchedEnv(spec, cfgs, 1, ctx, seed,
-                          info_shapes={"fuel_g": (), "vehicles": (), "waiting_to_enter": (), "controlled": (), "arrived": ()},
+                          info_shapes={k: () for k in ("fuel_g", "vehicles", "waiting_to_enter", "controlled",
+                                                       "arrived")},
                           step_timeout_s=step_timeout_s)

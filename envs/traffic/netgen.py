@@ -20,7 +20,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from envs.traffic.cache import cached_dir
+from envs.traffic.cache import cache_root, cached_dir
 
 TURN_SHARES = {"straight": 0.6, "left": 0.2, "right": 0.2}  # at the first intersection
 CAR_LENGTH = 5.0  # m
@@ -46,8 +46,8 @@ def require_files(*paths: str) -> None:
     """Raise a clear FileNotFoundError before SUMO would fail with a bare 'Process Error'."""
     for path in paths:
         if not os.path.exists(path):
-            raise FileNotFoundError(f"SUMO input file {path} does not exist (was the scenario cache "
-                                    f"{os.environ.get('OMNITASK_TRAFFIC_CACHE', '~/.cache/omnitask/traffic')} deleted?)")
+            raise FileNotFoundError(f"SUMO input file {path} does not exist (was the scenario cache {cache_root()} "
+                                    "deleted while an env was running?)")
 
 
 def _netconvert(out_dir: Path, extra_args: list[str]) -> None:
@@ -199,8 +199,8 @@ def build_ring(p: RingParams, out_dir: Path) -> None:
     arc = p.ring_length / RING_ARCS
     for k in range(RING_ARCS):
         a0, a1 = 2 * math.pi * k / RING_ARCS, 2 * math.pi * (k + 1) / RING_ARCS
-        shape = " ".join(f"{radius * math.cos(a0 + (a1 - a0) * t / 16):.3f},{radius * math.sin(a0 + (a1 - a0) * t / 16):.3f}"
-                         for t in range(17))
+        angles = [a0 + (a1 - a0) * t / 16 for t in range(17)]
+        shape = " ".join(f"{radius * math.cos(a):.3f},{radius * math.sin(a):.3f}" for a in angles)
         edges.append(f'  <edge id="{ids[k]}__{ids[(k + 1) % RING_ARCS]}" from="{ids[k]}" '
                      f'to="{ids[(k + 1) % RING_ARCS]}" numLanes="1" speed="{p.speed_limit:.3f}" '
                      f'length="{arc:.4f}" shape="{shape}"/>')

@@ -101,7 +101,10 @@ def _hash_uniform(key, n: int):
 
 
 def sample_positions(key, params: RingParams):
-    """[N_MAX] equal spacing + U(-p, p) noise (p = 10% of the free gap), car 0 unperturbed; see ring.initial_positions."""
+    """[N_MAX] equal spacing + U(-p, p) noise (p = 10% of the free gap), car 0 unperturbed.
+
+    The same distribution as ``ring.initial_positions`` (numpy, used by the SUMO ring); here drawn by hashing.
+    """
     n = params.num_vehicles
     spacing = params.ring_length / n
     p = 0.1 * (spacing - R.IDM.length)
