@@ -156,7 +156,7 @@ class MCTRAgent:
         g_size, horizon = cfg.group_size, cfg.horizon
         k_first, k_rest = jax.random.split(key)
         first = np.asarray(self._sample(tstate.params, feats0, logits0, k_first))  # [B, G]
-        keys = np.asarray(jax.random.split(k_rest, g_size * horizon))  # raw uint32 keys: host indexing is free
+        keys = np.asarray(jax.random.split(k_rest, horizon))  # [H] common random numbers shared by the G branches
         snap_env, snap_p = self.env.clone_state(), self.p.copy()
         b = feats0.shape[0]
         returns = np.zeros((b, g_size), np.float32)
@@ -166,11 +166,11 @@ class MCTRAgent:
             alive = np.ones(b, bool)
             acts = first[:, g]
             for h in range(horizon):
-                if h > 0:
+                if h >= max(cfg.commit, 1):
                     sits = self._situations(p)
                     rl = self.branch_reasoner.propose(self._observations(p, sits, with_frames=False)).logits
                     acts, _ = self._act(tstate.params, self._features(p, sits), rl,
-                                        keys[g * horizon + h])
+                                        keys[h])
                     acts = np.asarray(acts)
                 ts = self.env.step(acts)
                 self.branch_decisions += 1

@@ -7,7 +7,10 @@ What learns: only the head's parameters (and, outside this module, the non-param
 weights are never updated (no LoRA in this implementation).
 
 Update: group-relative policy gradient (GRPO-style). From one cloned emulator state s0 per env, G branched rollouts
-start with first actions a0_g ~ pi(.|s0) and continue with the current policy for H-1 decisions; their returns R_g
+start with first actions a0_g ~ pi(.|s0), repeat a0_g for ``commit`` decisions (so the choice has a visible
+effect), then continue with the current policy up to H decisions, with common random numbers: every branch of a
+group uses the same PRNG keys for its continuation, so returns differ by the first action's consequences rather
+than by independent sampling noise. Their returns R_g
 are normalised within the group, A_g = (R_g - mean_g R) / (std_g R + eps), and the loss is
     L = -mean_{b,g} A_{b,g} * log pi(a0_{b,g} | s0_b)  -  entropy_coef * mean_b H(pi(.|s0_b)).
 Only the first action of a branch gets credit (the continuation is shared policy behaviour).
@@ -31,6 +34,7 @@ class TTRLConfig:
     enabled: bool = True  # False: the head never updates (the "no test-time RL" ablation)
     group_size: int = 4  # G: branched rollouts per group (one group per env per update)
     horizon: int = 8  # H: decisions per branched rollout
+    commit: int = 4  # a branch repeats its first action for this many decisions before following the policy
     every: int = 8  # real decisions between two updates
     learning_rate: float = 3e-3  # Adam step size of the head
     hidden: int = 64  # head hidden width
