@@ -106,7 +106,11 @@ def test_signal_conformance_autoreset_and_determinism():
 
 
 def test_grid_has_one_agent_per_light():
-    with envs.make("traffic/signal-2x2", num_envs=2, seed=0, episode_seconds=50, context={"inflow": 900.0}) as env:
+    with pytest.raises(ValueError, match="num_envs must be a multiple of 4; got 6"):
+        envs.make("traffic/signal-2x2", num_envs=6)
+    with pytest.raises(ValueError, match="must repeat in groups of 4"):
+        envs.make("traffic/signal-2x2", num_envs=4, context={"inflow": [300.0, 300.0, 300.0, 900.0]})
+    with envs.make("traffic/signal-2x2", num_envs=8, seed=0, episode_seconds=50, context={"inflow": 900.0}) as env:
         assert env.num_envs == 8 and env.agents_per_sim == 4
         np.testing.assert_array_equal(env.sim_index, [0, 0, 0, 0, 1, 1, 1, 1])
         ts = env.reset()
@@ -207,7 +211,7 @@ def test_simulation_error_is_reported_not_retried():
 
 
 def test_3x3_grid_smoke():
-    with envs.make("traffic/signal-3x3", num_envs=1, seed=0, episode_seconds=20) as env:
+    with envs.make("traffic/signal-3x3", num_envs=9, seed=0, episode_seconds=20) as env:
         ts = env.reset()
         assert env.num_envs == 9
         ts = env.step(np.arange(9, dtype=np.int32) % 4)

@@ -2,6 +2,7 @@
 
 ``N`` simulations, each with ``A`` agents (lights of a grid, or 1), give a batch of ``B = N * A`` agents; agent
 ``b`` belongs to simulation ``b // A``. All agents of a simulation end their episodes together. Numpy in, numpy out.
+``context`` is given per simulation ``[N, C]`` and reported per agent ``[B, C]``.
 """
 from __future__ import annotations
 

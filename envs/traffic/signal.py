@@ -13,7 +13,9 @@ The MBTL signal-control benchmark. Per light (agent), every ``delta_time`` = 5 s
 * **episodes** end by time limit (``truncated``) after ``episode_seconds``; there is no terminal state.
 
 Contexts (MBTL): ``inflow`` veh/h per entry (50-2500), ``speed_limit`` m/s (0.5-25), ``lane_length`` m (50-2500).
-Grids ``traffic/signal-2x2`` / ``-3x3``: every light is one agent in the batch (B = num_envs * lights).
+Grids ``traffic/signal-2x2`` / ``-3x3``: every light is one agent in the batch. ``num_envs`` counts agents, so it
+must be a multiple of the number of lights; agents ``L*i .. L*i+L-1`` are the lights of simulation ``i`` and share
+its context (per-env context values must repeat in groups of ``L``).
 Info (per agent): ``queue`` (halting vehicles on incoming lanes), ``waiting_time`` (W_t, s), ``backlog`` (vehicles
 waiting to be inserted, i.e. spill-back to the network boundary; per simulation), ``phase_pressure`` [4] (vehicles on
 the phase's incoming lanes minus on its outgoing lanes; used by the max-pressure controller), ``sim_time``.
@@ -250,7 +252,18 @@ def make_signal(rows: int, cols: int):
         if not (isinstance(episode_seconds, int) and episode_seconds >= delta_time):
             raise ValueError(f"{env_id}: episode_seconds must be an int >= delta_time, got {episode_seconds!r}")
         spec = signal_spec(env_id, episode_seconds, delta_time)
-        ctx = spec.resolve_context(context, num_envs)  # refused here, before any SUMO process starts
+        lights = rows * cols
+        if num_envs % lights:
+            raise ValueError(f"{env_id}: num_envs counts agents and every simulation has {lights} lights (agents), "
+                             f"so num_envs must be a multiple of {lights}; got {num_envs} (num_envs={lights * 2} "
+                             f"runs 2 simulations)")
+        ctx = spec.resolve_context(context, num_envs)  # [B, C]; refused here, before any SUMO process starts
+        per_sim = ctx.reshape(num_envs // lights, lights, -1)
+        if not np.all(per_sim == per_sim[:, :1]):
+            raise ValueError(f"{env_id}: the {lights} agents of one simulation share its context; per-env context "
+                             f"values must repeat in groups of {lights} (agents b = {lights}*i ... {lights}*i+"
+                             f"{lights - 1} are simulation i)")
+        ctx = per_sim[:, 0]  # [N, C]
         cfgs = []
         for row in ctx:
             inflow, speed, length = (float(x) for x in row)
