@@ -33,10 +33,16 @@ def _pvn():
     return PVNConfig, PVNTrainer
 
 
+def _scalezero():
+    from agents.scalezero import ScaleZeroConfig, ScaleZeroTrainer
+    return ScaleZeroConfig, ScaleZeroTrainer
+
+
 AGENTS: dict[str, Callable[[], tuple[type, type]]] = {
     "ppo": _ppo,
     "dqn": _dqn,
     "mbtl": _mbtl,
     "mctr": _mctr,
     "pvn": _pvn,
+    "scalezero": _scalezero,
 }

@@ -90,7 +90,7 @@ class ScaleZeroConfig:
     context_tasks: List[Dict[str, float]] = dataclasses.field(default_factory=list)
     # ^ for single-task env ids: one context dict per task (envs split evenly); [] = use the env's own task_ids
     task_names: List[str] = dataclasses.field(default_factory=list)  # names for context_tasks ([] = task0..)
-    eval_num_envs: int = 0  # envs per task at evaluation (0 = same as training)
+    eval_num_envs: int = 0  # eval envs (per task with context_tasks); 0 = training num_envs (reuses the compiled search)
     max_eval_steps: int = 0  # cap on evaluation env steps per episode batch (0 = env's max_episode_steps)
 
 

@@ -19,7 +19,6 @@ the empirical prior beta_hat/beta * pi is uniform over the samples).
 """
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import chex
@@ -80,19 +79,24 @@ def qtransform_tree_min_max(tree: mctx.Tree, node_index: chex.Numeric, epsilon: 
 
 
 def run_policy(c: ScaleZeroConfig, params, key, root: mctx.RootFnOutput, recurrent_fn, num_simulations: int,
-               train: bool) -> mctx.PolicyOutput:
-    """The configured mctx policy (``c.search``) with this module's Q normalisation and noise rules."""
+               train) -> mctx.PolicyOutput:
+    """The configured mctx policy (``c.search``) with this module's Q normalisation and noise rules.
+
+    ``train`` may be a Python bool or a traced scalar (1 = collection noise/temperature, 0 = greedy evaluation), so
+    one compiled search serves both when the simulation counts are equal.
+    """
+    explore = jnp.asarray(train, jnp.float32)
     if c.search == "muzero":
         return mctx.muzero_policy(
             params, key, root, recurrent_fn, num_simulations,
             qtransform=qtransform_tree_min_max, pb_c_init=c.pb_c_init, pb_c_base=c.pb_c_base,
-            dirichlet_fraction=c.dirichlet_fraction if train else 0.0, dirichlet_alpha=c.dirichlet_alpha,
-            temperature=c.collect_temperature if train else 0.0)
+            dirichlet_fraction=c.dirichlet_fraction * explore, dirichlet_alpha=c.dirichlet_alpha,
+            temperature=c.collect_temperature * explore)
     num_acts = root.prior_logits.shape[-1]
     return mctx.gumbel_muzero_policy(
         params, key, root, recurrent_fn, num_simulations,
         max_num_considered_actions=min(c.max_considered_actions, num_acts),
-        gumbel_scale=c.gumbel_scale if train else 0.0)
+        gumbel_scale=c.gumbel_scale * explore)
 
 
 class Planner:
@@ -144,11 +148,11 @@ class Planner:
         return rec, nxt._replace(sampled=sampled)
 
     # ---- search ----
-    def run(self, params, key, obs_hist, act_hist, valid, task, stage, *, train: bool,
-            num_simulations: int | None = None) -> SearchOut:
-        """One batched search decision. ``train`` selects collection noise; eval is greedy and noise-free."""
+    def run(self, params, key, obs_hist, act_hist, valid, task, stage, train, *,
+            num_simulations: int) -> SearchOut:
+        """One batched search decision. ``train`` (bool or traced 0/1) selects collection noise; eval is greedy."""
         c = self.cfg
-        sims = num_simulations or (c.num_simulations if train else c.eval_num_simulations)
+        sims = num_simulations
         k_root, k_search, k_act = jax.random.split(key, 3)
         root = self.root(params, k_root, obs_hist, act_hist, valid, task, stage)
         out = run_policy(c, (params, stage), k_search, root, self.recurrent, sims, train)
@@ -162,6 +166,7 @@ class Planner:
                          summary.value, root.value)
 
 
-def make_search_fn(planner: Planner, train: bool, num_simulations: int | None = None):
-    """Jitted ``(params, key, obs_hist, act_hist, valid, task, stage) -> SearchOut``."""
-    return jax.jit(functools.partial(planner.run, train=train, num_simulations=num_simulations))
+def make_search_fn(planner: Planner):
+    """Jitted ``(params, key, obs_hist, act_hist, valid, task, stage, train, num_simulations=) -> SearchOut``;
+    ``train`` is traced (no recompilation between collection and evaluation), ``num_simulations`` static."""
+    return jax.jit(planner.run, static_argnames=("num_simulations",))

@@ -94,6 +94,7 @@ class ScaleZeroTrainer:
         self.num_envs = int(_get(env_cfg, "num_envs", 8))
         self.env_context = dict(_get(env_cfg, "context", {}) or {})
         self.env_options = dict(_get(env_cfg, "options", {}) or {})
+        self.eval_options = {**self.env_options, **dict(_get(env_cfg, "eval_options", {}) or {})}
         self.env, self._env_task = self._make_env(self.num_envs, self.seed)
         spec = self.env.spec
         self.spec = spec
@@ -119,8 +120,7 @@ class ScaleZeroTrainer:
                               max_steps=max(c.unroll_steps + c.td_steps, c.context_steps))
         self.model = WorldModel(c, self.dims)
         self.planner = Planner(self.model, c, self.dims)
-        self._search_train = make_search_fn(self.planner, train=True)
-        self._search_eval = make_search_fn(self.planner, train=False)
+        self._search = make_search_fn(self.planner)
         self._update = make_update_fn(self.model, c)
         self._ts = None
         self._windows = None
@@ -129,7 +129,7 @@ class ScaleZeroTrainer:
         self.num_params = None
 
     # ------------------------------------------------------------------ environments
-    def _make_env(self, num_envs: int, seed: int):
+    def _make_env(self, num_envs: int, seed: int, options: dict | None = None):
         c = self.cfg
         context = dict(self.env_context)
         env_task = None
@@ -146,7 +146,8 @@ class ScaleZeroTrainer:
                 context[n] = [float(c.context_tasks[t].get(n, np.nan)) for t in env_task]
                 if any(np.isnan(context[n])):  # missing in some task: that task uses the default
                     raise ValueError(f"scalezero.context_tasks: every task must set {n!r} (or none may)")
-        env = envs.make(self.env_id, num_envs=num_envs, seed=seed, context=context, **self.env_options)
+        options = self.env_options if options is None else options
+        env = envs.make(self.env_id, num_envs=num_envs, seed=seed, context=context, **options)
         if c.context_tasks and env.spec.num_tasks > 1:
             raise ValueError(f"{self.env_id} already has {env.spec.num_tasks} tasks; do not set context_tasks")
         return env, env_task
@@ -209,7 +210,8 @@ class ScaleZeroTrainer:
         w = self._windows
         for _ in range(c.collect_steps):
             key, k_s = jax.random.split(key)
-            out = jax.device_get(self._search_train(train.params, k_s, w.obs, w.act, w.valid, env_task, stage))
+            out = jax.device_get(self._search(train.params, k_s, w.obs, w.act, w.valid, env_task, stage,
+                                                    jnp.float32(1.0), num_simulations=c.num_simulations))
             ts = self.env.step(np.asarray(out.action))
             reward = np.asarray(ts.reward, np.float32)
             if c.reward_clip > 0:
@@ -285,10 +287,10 @@ class ScaleZeroTrainer:
     def evaluate(self, state, num_episodes: int, key) -> dict[str, float]:
         """Greedy search, no noise: ``num_episodes`` finished episodes per task (first ones per env)."""
         c = self.cfg
-        per_task_envs = c.eval_num_envs or max(1, self.num_envs // self.num_tasks)
-        n_envs = per_task_envs * self.num_tasks if c.context_tasks else (c.eval_num_envs or self.num_envs)
+        # default: as many eval envs as training envs (same shapes -> the compiled search is reused)
+        n_envs = (c.eval_num_envs * self.num_tasks if c.context_tasks else c.eval_num_envs) or self.num_envs
         if self._eval_env is None:
-            self._eval_env, self._eval_task = self._make_env(n_envs, self.seed + 10_000)
+            self._eval_env, self._eval_task = self._make_env(n_envs, self.seed + 10_000, self.eval_options)
         env = self._eval_env
         seed = int(jax.random.randint(key, (), 0, 2 ** 30))
         ts = env.reset(seed=seed)
@@ -305,7 +307,8 @@ class ScaleZeroTrainer:
         rounds = max(math.ceil(num_episodes / max(1, envs_of[envs_of > 0].min())), 1)
         for _ in range(rounds * max_len + 1):
             key, k_s = jax.random.split(key)
-            out = jax.device_get(self._search_eval(params, k_s, w.obs, w.act, w.valid, env_task, stage))
+            out = jax.device_get(self._search(params, k_s, w.obs, w.act, w.valid, env_task, stage,
+                                                    jnp.float32(0.0), num_simulations=c.eval_num_simulations))
             ts = env.step(np.asarray(out.action))
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
             for i in np.flatnonzero(done):
