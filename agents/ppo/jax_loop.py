@@ -146,7 +146,7 @@ def evaluate_over_contexts(cfg: PPOConfig, params, env_id: str, contexts, key: j
 
     ``params``: pytree with leading ``[N]`` axis (as returned by ``train_over_contexts``); ``contexts [M, C]``.
     Returns a numpy ``[N, M]`` matrix, entry ``(i, j)`` = mean return of policy ``i`` over ``num_episodes``
-    episodes of context ``j``.
+    episodes of context ``j``. Every policy is evaluated on the same episode seeds (common random numbers).
     """
     spec, fns = _functional(env_id)
     contexts = _check_contexts(spec, contexts)
@@ -157,8 +157,6 @@ def evaluate_over_contexts(cfg: PPOConfig, params, env_id: str, contexts, key: j
         rows = jnp.broadcast_to(context, (num_episodes, context.shape[0]))
         return evaluate_params(learner, fns, max_steps, params_i, rows, key, deterministic)["return"].mean()
 
-    n = jax.tree.leaves(params)[0].shape[0]
-    m = contexts.shape[0]
-    keys = jax.random.split(key, n * m).reshape(n, m, -1)
+    keys = jax.random.split(key, contexts.shape[0])  # common random numbers: every policy sees the same episodes
     over_contexts = jax.vmap(one, in_axes=(None, 0, 0))
-    return np.asarray(jax.jit(jax.vmap(over_contexts, in_axes=(0, None, 0)))(params, contexts, keys))
+    return np.asarray(jax.jit(jax.vmap(over_contexts, in_axes=(0, None, None)))(params, contexts, keys))
