@@ -63,7 +63,7 @@ def test_traffic_ids_registered():
 def test_invalid_contexts_refused_before_sumo_starts(env_id, context, match):
     before = _children()
     with pytest.raises(ValueError, match=match):
-        envs.make(env_id, num_envs=1, context=context)
+        envs.make(env_id, num_envs=4 if env_id.endswith("2x2") else 1, context=context)
     assert _children() == before, "no SUMO worker may start for an invalid context"
 
 
