@@ -1,7 +1,9 @@
 """Traffic benchmarks, printed side by side with ratios.
 
 1. Signal control on one intersection: ``traffic/signal-1x1`` vs sumo-rl's ``SumoEnvironment(single_agent=True)``
-   with ``LIBSUMO_AS_TRACI=1`` on the *same* generated network and demand, same delta_time/yellow/min_green,
+   with ``LIBSUMO_AS_TRACI=1`` on the *same* generated network and demand, same delta_time/yellow/min_green, the
+   same 4 green phases in the same order (the generator writes them into the network's program, which sumo-rl
+   reads; so the same random actions give statistically the same traffic and SUMO work on both sides),
    random actions, 3600 s episodes (resets included in the timing). Agent-steps per wall second, and per CPU
    second (parent + SUMO workers; robust to other load on the machine).
 2. Ring road: ``traffic/ring-sumo`` (SUMO IDM, one worker per env) vs ``traffic/ring-jax`` vmapped over 1024 and
@@ -43,7 +45,7 @@ def bench_ours(num_envs: int, steps: int, episode_seconds: int, context: dict) -
     """(agent-steps per wall second, agent-steps per CPU second of parent + workers)."""
     rng = np.random.default_rng(0)
     with envs.make("traffic/signal-1x1", num_envs=num_envs, seed=0, episode_seconds=episode_seconds,
-                   context=context) as env:
+                   context=context, time_to_teleport=-1) as env:  # sumo-rl's default: no teleports
         env.reset()
         env.step(np.zeros(env.num_envs, np.int32))
         pids = env.pool.pids

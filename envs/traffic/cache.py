@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 # Bump when the generators change what they write: old cache entries are then simply not looked up any more.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 def cache_root() -> Path:

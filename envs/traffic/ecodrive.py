@@ -70,7 +70,7 @@ class EcoSim:
         self.slots: list[str] = []
 
     def reset(self, seed: int) -> np.ndarray:
-        from envs.traffic.signal import phase_states, yellow_state
+        from envs.traffic.phases import phase_states, yellow_state
 
         t, c = self.t, self.cfg
         args = ["-n", c.net_file, "-r", c.route_file, "--seed", str(seed), "--step-length", "1",

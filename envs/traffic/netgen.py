@@ -138,6 +138,7 @@ def build_grid(p: GridParams, out_dir: Path) -> None:
     (out_dir / "net.edg.xml").write_text("\n".join(edges) + "\n")
     (out_dir / "net.con.xml").write_text("\n".join(cons) + "\n")
     _netconvert(out_dir, ["--default.junctions.radius", "8", "--tls.default-type", "static"])
+    _write_signal_programs(out_dir / "net.net.xml", {nid: xy for xy, nid in nodes.items()})
 
     # demand: from every fringe entry, straight / left / right at the first intersection, then straight on
     routes = ['<routes>',
@@ -166,6 +167,37 @@ def build_grid(p: GridParams, out_dir: Path) -> None:
                               f'departLane="best" departSpeed="max"/>')
     routes.append("</routes>")
     (out_dir / "routes.rou.xml").write_text("\n".join(routes) + "\n")
+
+
+SIGNAL_GREEN_S = 30  # static program written into the network (fixed-time reference; the envs override it)
+SIGNAL_YELLOW_S = 2
+
+
+def _write_signal_programs(net_file: Path, coords: dict[str, tuple[int, int]]) -> None:
+    """Replace netconvert's guessed program of every light by the 4-phase cycle of ``envs.traffic.phases``."""
+    import xml.etree.ElementTree as ET
+
+    from envs.traffic.phases import phase_states, yellow_state
+
+    tree = ET.parse(net_file)
+    root = tree.getroot()
+    for tl in root.findall("tlLogic"):
+        tid = tl.get("id")
+        cons = sorted((c for c in root.findall("connection") if c.get("tl") == tid),
+                      key=lambda c: int(c.get("linkIndex")))
+        links = [(f"{c.get('from')}_{c.get('fromLane')}", f"{c.get('to')}_{c.get('toLane')}") for c in cons]
+        axis = {}
+        for c in cons:
+            a, b = c.get("from").split("__")
+            axis[f"{c.get('from')}_{c.get('fromLane')}"] = "NS" if coords[a][0] == coords[b][0] else "EW"
+        greens, _ = phase_states(links, axis)
+        for ph in list(tl):
+            tl.remove(ph)
+        for k, g in enumerate(greens):
+            nxt = greens[(k + 1) % len(greens)]
+            ET.SubElement(tl, "phase", duration=str(SIGNAL_GREEN_S), state=g)
+            ET.SubElement(tl, "phase", duration=str(SIGNAL_YELLOW_S), state=yellow_state(g, nxt))
+    tree.write(net_file, encoding="UTF-8", xml_declaration=True)
 
 
 def grid_scenario(p: GridParams) -> Path:

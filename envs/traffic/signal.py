@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 
 from envs.spec import ArraySpec, ContextVar, DiscreteActionSpec, EnvSpec
+from envs.traffic.phases import NUM_PHASES, PHASE_NAMES, phase_states, yellow_state  # noqa: F401 (re-export)
 from envs.traffic.netgen import CAR_LENGTH, CAR_MIN_GAP, GridParams, grid_scenario, require_files
 
-NUM_PHASES = 4
 LANES_PER_LIGHT = 8
 OBS_DIM = NUM_PHASES + 2 + 2 * LANES_PER_LIGHT  # 22
-PHASE_NAMES = ("NS-straight", "NS-left", "EW-straight", "EW-left")
 
 SIGNAL_CONTEXT = (
     ContextVar("inflow", 50.0, 2500.0, 600.0, "vehicles per hour entering at each network entry"),
@@ -57,28 +56,6 @@ class SignalConfig:
 
     def build(self) -> "SignalSim":
         return SignalSim(self)
-
-
-def phase_states(links: list[tuple[str, str]], lane_axis: dict[str, str]) -> tuple[list[str], dict]:
-    """Green state strings of the 4 phases for one light and the link indices each phase serves.
-
-    ``links[k] = (in_lane, out_lane)`` in SUMO's link-index order; ``lane_axis[in_lane]`` is 'NS' or 'EW'. Lane index
-    0 of an approach carries straight+right, lane 1 the protected left turn.
-    """
-    members = {p: [] for p in range(NUM_PHASES)}
-    for k, (in_lane, _) in enumerate(links):
-        left = in_lane.endswith("_1")
-        p = (0 if lane_axis[in_lane] == "NS" else 2) + (1 if left else 0)
-        members[p].append(k)
-    states = []
-    for p in range(NUM_PHASES):
-        states.append("".join("G" if k in members[p] else "r" for k in range(len(links))))
-    return states, members
-
-
-def yellow_state(green_from: str, green_to: str) -> str:
-    """Links green now and red in the next phase turn yellow; everything else keeps its next-phase colour."""
-    return "".join("y" if a in "Gg" and b == "r" else ("r" if b == "r" else a) for a, b in zip(green_from, green_to))
 
 
 class _Light:
