@@ -95,3 +95,15 @@ def test_interrupted_build_resumes_without_recomputing(pool_matrix, tmp_path):
 def test_unknown_executor_is_refused():
     with pytest.raises(ValueError, match="allowed: inline, local, ray"):
         run_jobs(_jobs(), lambda j, r: None, executor="slurm")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("conftest").FULL, reason="run-loop source trainer smoke (~60 s busy): OMNITASK_FULL=1")
+def test_run_loop_source_trainer_with_a_suite_agent():
+    from agents.mbtl.jobs import run_job
+    jobs = make_jobs("classic/CartPole-v1", CONTEXTS[:2], seeds=[0], chunk_size=1, multitask=False,
+                     source_trainer="run_loop", steps=2048, num_envs=4, eval_episodes=2, base_agent="ppo",
+                     base_config={"num_steps": 128}, env_options={})
+    rows = run_job(jobs[0])
+    assert [(r["source"], r["target"]) for r in rows] == [(0, 0), (0, 1)]
+    assert all(r["value"] > 0 and r["env_steps"] >= 2048 for r in rows)

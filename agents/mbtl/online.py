@@ -20,7 +20,7 @@ from agents.mbtl import contexts as ctx
 from agents.mbtl.config import MBTLConfig, mbtl_config_from
 from agents.mbtl.jobs import Job, run_job
 from agents.mbtl.matrix import TransferStore
-from agents.mbtl.selector import Selector
+from agents.mbtl.selector import Selector, gp_observation
 
 
 class OnlineState(NamedTuple):
@@ -29,6 +29,7 @@ class OnlineState(NamedTuple):
     order: jax.Array  # [N] int32 trained context indices in selection order, -1 = not yet
     best: jax.Array  # [N] float32 best normalised performance on every target so far
     rows: jax.Array  # [N, N] float32 normalised transfer rows of trained sources (0 for untrained)
+    obs: jax.Array  # [N] float32 GP observation of the i-th trained context (selection order), 0 after
     key: jax.Array  # [2] PRNG key for the GP restarts
 
 
@@ -55,7 +56,7 @@ class MBTLTrainer:
     def init(self, key: jax.Array) -> OnlineState:
         n = self.n
         return OnlineState(-jnp.ones((n,), jnp.int32), jnp.zeros((n,), jnp.float32), jnp.zeros((n, n), jnp.float32),
-                           key)
+                           jnp.zeros((n,), jnp.float32), key)
 
     def _normalise(self, raw: np.ndarray) -> np.ndarray:
         lo, hi = self.m.perf_low, self.m.perf_high
@@ -79,12 +80,15 @@ class MBTLTrainer:
         key, sub = jax.random.split(state.key)
         rows = np.asarray(state.rows)
         tr = np.asarray(order, int)
-        s, info = self.selector.select(order, rows[tr, tr] if order else np.zeros(0), np.asarray(state.best), sub,
+        obs = np.asarray(state.obs)[:len(order)]
+        s, info = self.selector.select(order, obs, np.asarray(state.best), sub,
                                        observed_rows=rows[tr] if order else None)
         raw, steps = self._train_source(s)
         row = self._normalise(raw).astype(np.float32)
+        y = gp_observation(self.m.selector, row[s], float(np.asarray(state.best)[s]))
         best = np.maximum(np.asarray(state.best), row)
-        new = OnlineState(state.order.at[len(order)].set(s), jnp.asarray(best), state.rows.at[s].set(row), key)
+        new = OnlineState(state.order.at[len(order)].set(s), jnp.asarray(best), state.rows.at[s].set(row),
+                          state.obs.at[len(order)].set(y), key)
         metrics = {"mbtl/selected": float(s), "mbtl/num_trained": float(len(order) + 1),
                    "mbtl/generalized_performance": float(best.mean()), "mbtl/own_performance": float(row[s])}
         if info is not None:

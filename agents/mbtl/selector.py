@@ -29,12 +29,15 @@ class SelectorConfig:
     distance: str = "l1"  # context distance in normalised coordinates: l1 | l2 | linf
     reduction: str = "none"  # search-space reduction: 'none' or 'segment' (largest under-covered segment / cell)
     model: str = "gp"  # 'gp' (MBTL) or 'constant' (Greedy pseudo-strategy: J(x) = mean observed, no uncertainty)
+    gp_target: str = "own"  # GP data at a trained x: 'own' = its training performance J(pi_x, x); 'best' = the best
+    #                         performance at x right after training it (max with earlier transfers; reference code)
     gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
 
     def __post_init__(self) -> None:
         checks = (("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
                   ("slope_mode", ("fixed", "estimated")), ("distance", gap.DISTANCES),
-                  ("reduction", ("none", "segment")), ("model", ("gp", "constant")))
+                  ("reduction", ("none", "segment")), ("model", ("gp", "constant")),
+                  ("gp_target", ("own", "best")))
         for field, allowed in checks:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"SelectorConfig.{field}={getattr(self, field)!r}; allowed: {', '.join(allowed)}")
@@ -48,6 +51,11 @@ class StepInfo(NamedTuple):
     score: np.ndarray  # [N] acquisition value (-inf where not selectable)
     beta: float  # exploration weight used
     slope: float  # gap slope used
+
+
+def gp_observation(cfg: SelectorConfig, own: float, best_before: float) -> float:
+    """The GP's data point for a newly trained context (see SelectorConfig.gp_target)."""
+    return float(own) if cfg.gp_target == "own" else float(max(own, best_before))
 
 
 def center_index(u: np.ndarray) -> int:
@@ -91,7 +99,7 @@ class Selector:
                observed_rows: np.ndarray | None = None) -> tuple[int, StepInfo | None]:
         """Next context to train.
 
-        trained: indices already trained (in order); own_perf [k]: their training performance J(x) (normalised);
+        trained: indices already trained (in order); own_perf [k]: their GP observations (``gp_observation``);
         best [N]: best normalised performance on every target so far; observed_rows [k, N]: their transfer rows
         (needed only for slope_mode='estimated'). With nothing trained, returns the centre context.
         """
@@ -112,7 +120,9 @@ class Selector:
         if self.cfg.slope_mode == "estimated":
             if observed_rows is None:
                 raise ValueError("slope_mode='estimated' needs observed_rows [k, N] of the trained sources")
-            slope = gap.estimate_slope(observed_rows, self.dist[np.asarray(trained)], own_perf)
+            observed_rows = np.asarray(observed_rows)
+            own_true = observed_rows[np.arange(k), np.asarray(trained)]  # J(pi_x, x) of each trained source
+            slope = gap.estimate_slope(observed_rows, self.dist[np.asarray(trained)], own_true)
         available = ~trained_mask
         if self.cfg.reduction == "segment":
             deficit = jnp.maximum(jnp.max(own_perf) - jnp.asarray(best), 0.0)  # improvement left per target

@@ -13,7 +13,7 @@ import itertools
 import jax
 import numpy as np
 
-from agents.mbtl.selector import Selector, SelectorConfig, center_index
+from agents.mbtl.selector import Selector, SelectorConfig, center_index, gp_observation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,12 +179,14 @@ def model_based(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, k
     m = check_matrix(m)
     sel = selector or Selector(u, cfg)
     order: list[int] = []
+    obs: list[float] = []  # GP observations of the trained contexts
     best = np.zeros(m.shape[1])
     for step in range(k_max):
         key, sub = jax.random.split(key)
         tr = np.asarray(order, int)
-        s, _ = sel.select(order, np.diag(m)[tr], best, sub, observed_rows=m[tr] if order else None)
+        s, _ = sel.select(order, np.asarray(obs), best, sub, observed_rows=m[tr] if order else None)
         order.append(s)
+        obs.append(gp_observation(sel.cfg, m[s, s], best[s]))
         best = np.maximum(best, m[s])
     order_arr = np.asarray(order)
     return Curve(name, generalized_performance(m, order_arr), order=order_arr)
