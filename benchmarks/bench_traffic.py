@@ -4,7 +4,7 @@
    with ``LIBSUMO_AS_TRACI=1`` on the *same* generated network and demand, same delta_time/yellow/min_green, the
    same 4 green phases in the same order (the generator writes them into the network's program, which sumo-rl
    reads; so the same random actions give statistically the same traffic and SUMO work on both sides),
-   random actions, 3600 s episodes (resets included in the timing). Agent-steps per wall second, and per CPU
+   random actions, 600 s episodes (resets included in the timing), 3 interleaved repeats (median). Agent-steps per wall second, and per CPU
    second (parent + SUMO workers; robust to other load on the machine).
 2. Ring road: ``traffic/ring-sumo`` (SUMO IDM, one worker per env) vs ``traffic/ring-jax`` vmapped over 1024 and
    10240 contexts inside one jitted ``lax.scan``. Env-steps/s (one env step = a 1 s hold = 10 IDM steps).
@@ -135,16 +135,23 @@ def main() -> None:
     ap.add_argument("--skip-signal", action="store_true")
     ap.add_argument("--jax-sizes", default="1024,10240")
     args = ap.parse_args()
-    steps = 200 if args.quick else 1440
-    episode_seconds = 3600
+    steps = 120 if args.quick else 600
+    episode_seconds = 600  # 120 decisions per episode: resets are part of the measured throughput
+    repeats = 1 if args.quick else 3
     context = {"inflow": 600.0, "speed_limit": 13.89, "lane_length": 200.0}
     res: dict = {"context": context, "episode_seconds": episode_seconds, "steps": steps}
 
     if not args.skip_signal:
-        print(f"== signal control, one intersection, {context}, {steps} agent steps, random actions ==")
-        res["ours_1env"] = bench_ours(1, steps, episode_seconds, context)
-        res["ours_2env"] = bench_ours(2, steps // 2, episode_seconds, context)
-        res["sumo_rl"] = bench_sumo_rl(steps, episode_seconds, context)
+        print(f"== signal control, one intersection, {context}, {steps} agent steps x {repeats} (median), "
+              "random actions ==")
+        runs = {"ours_1env": [], "ours_2env": [], "sumo_rl": []}
+        for _ in range(repeats):  # interleaved, so drifting load on a shared machine hits both sides alike
+            runs["ours_1env"].append(bench_ours(1, steps, episode_seconds, context))
+            runs["ours_2env"].append(bench_ours(2, steps // 2, episode_seconds, context))
+            runs["sumo_rl"].append(bench_sumo_rl(steps, episode_seconds, context))
+        for key, vals in runs.items():
+            vals = [v for v in vals if v is not None]
+            res[key] = tuple(np.median(np.array(vals), axis=0).tolist()) if vals else None
         print(f"  {'env':34s} {'steps/s wall':>12s} {'vs sumo-rl':>10s} {'steps/CPU-s':>12s} {'vs sumo-rl':>10s}")
         ref = res.get("sumo_rl")
         for name, key in (("omnitask traffic/signal-1x1 (B=1)", "ours_1env"),
