@@ -69,7 +69,7 @@ def test_sampled_action_variant_trains_and_evaluates_on_pendulum():
         "scalezero.num_simulations=4", "scalezero.eval_num_simulations=4", "scalezero.unroll_steps=2",
         "scalezero.td_steps=2", "scalezero.batch_size=4", "scalezero.collect_steps=4", "scalezero.updates_per_iter=1",
         "scalezero.warmup_transitions=8", "scalezero.num_bins=21", "scalezero.support_max=20.0",
-        "scalezero.max_eval_steps=8"])
+        "scalezero.max_eval_steps=8", "scalezero.reanalyse_fraction=0.5", "scalezero.prioritized=true"])
     tr = ScaleZeroTrainer(cfg, None)
     state = tr.init(jax.random.PRNGKey(0))
     for _ in range(3):
@@ -79,6 +79,13 @@ def test_sampled_action_variant_trains_and_evaluates_on_pendulum():
     assert rb.action.shape[-1] == 1 and rb.sampled.shape[2:] == (4, 1)
     assert np.abs(rb.action[:, :12]).max() <= 1.0
     np.testing.assert_allclose(rb.policy[:, :12].sum(-1), 1.0, atol=1e-5)  # search policy over the K samples
+    # reanalyse: half the sequences get fresh search policies over freshly sampled candidate actions
+    from agents.scalezero import replay as rp
+    batch, _ = rp.sample(rb, np.random.default_rng(0), np.array([0]), 4, 4)
+    new = tr.reanalyse(state["train"].params, batch, jax.numpy.int32(0), jax.random.PRNGKey(5))
+    changed = np.any(new.sampled != batch.sampled, axis=(1, 2, 3))
+    assert changed.sum() == 2, changed
+    np.testing.assert_allclose(new.policy[changed, :2].sum(-1), 1.0, atol=1e-5)
     # evaluation with a step cap (max_eval_steps) returns NaN-free per-task numbers only for finished episodes
     result = tr.evaluate(state, 1, jax.random.PRNGKey(1))
     assert "return_mean" in result

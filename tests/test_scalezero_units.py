@@ -237,3 +237,17 @@ def test_config_refuses_bad_values():
                               ("latent_dim", 30, "divisible")):
         with pytest.raises(ValueError, match=msg):
             validate(dataclasses.replace(ScaleZeroConfig(), **{field: value}))
+
+
+def test_prioritised_sampling_follows_priorities():
+    rb = rp.init(num_envs=2, columns=10, obs_shape=(1,), obs_dtype=np.float32, policy_dim=2, env_task=[0, 0])
+    for t in range(10):
+        rb = rp.add(rb, np.full((2, 1), t, np.float32), np.zeros(2), np.zeros(2), np.zeros(2, bool),
+                    np.zeros(2, bool), np.full((2, 2), 0.5), np.zeros((2, 0, 0)), np.zeros(2), np.zeros(2, np.int32))
+    rp.update_priorities(rb, (np.array([0]), np.array([3])), np.array([100.0]))  # one row 100x the rest
+    batch, (env_idx, col_idx) = rp.sample(rb, np.random.default_rng(0), np.array([0]), 400, 2, prioritized=True,
+                                          alpha=1.0, beta=0.4)
+    hot = (env_idx == 0) & (col_idx == 3)
+    assert 0.7 < hot.mean() < 0.95  # p = 100 / (100 + 19)
+    assert batch.weight[hot].max() < batch.weight[~hot].min()  # importance weights correct the bias
+    assert batch.weight.max() == 1.0

@@ -243,6 +243,9 @@ class ScaleZeroTrainer:
             for _ in range(c.updates_per_iter):
                 batch, index = rp.sample(replay, rng, slots, c.batch_size // g, length, c.prioritized,
                                          c.priority_alpha, c.priority_beta)
+                if c.reanalyse_fraction > 0:
+                    key, k_r = jax.random.split(key)
+                    batch = self.reanalyse(train.params, batch, stage, k_r)
                 train, m, prio = self._update(train, batch, stage)
                 if c.prioritized:
                     rp.update_priorities(replay, index, np.asarray(prio))
@@ -275,6 +278,39 @@ class ScaleZeroTrainer:
             if not np.isnan(est[k]):
                 metrics[f"train_return/{name}"] = float(est[k])
         return new_state, metrics, env_steps
+
+    def reanalyse(self, params, batch: rp.Batch, stage, key) -> rp.Batch:
+        """Recompute the policy targets of ``reanalyse_fraction`` of the batch's sequences with the current model.
+
+        For each unroll step the search root is the step's own context window (the previous ``context_steps`` rows of
+        the same episode inside the sampled window), searched without exploration noise (MuZero Reanalyse style,
+        applied per batch rather than by rewriting the buffer). Continuous actions get freshly sampled candidates.
+        """
+        c = self.cfg
+        b, t, s = batch.obs.shape[0], c.unroll_steps, c.context_steps
+        n = max(1, int(round(c.reanalyse_fraction * b)))
+        rows = np.unique(np.linspace(0, b - 1, n).astype(np.int64))  # spread over the task slots
+        steps = np.arange(t)
+        ctx = steps[:, None] - (s - 1) + np.arange(s)[None]  # [T, S] row of each context slot
+        idx = np.clip(ctx, 0, None)
+        seg = batch.seg[rows]  # [n, L]
+        valid = (ctx[None] >= 0) & (seg[:, idx] == seg[:, steps][:, :, None]) & (seg[:, steps] == 0)[:, :, None]
+        obs_hist = batch.obs[rows][:, idx]  # [n, T, S, *obs]
+        act_hist = batch.action[rows][:, idx]  # [n, T, S(, A)]
+        per_slot = b // batch.task.shape[0]
+        task = np.repeat(batch.task[rows // per_slot], t)  # [n*T]
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])
+        out = jax.device_get(self._search(params, key, flat(obs_hist), flat(act_hist), flat(valid), task, stage,
+                                          jnp.float32(0.0), num_simulations=c.num_simulations))
+        keep = (seg[:, :t] == 0)[..., None]  # [n, T, 1] only steps inside the root's episode
+        policy = batch.policy.copy()
+        policy[rows, :t] = np.where(keep, out.policy_target.reshape(len(rows), t, -1), policy[rows, :t])
+        sampled = batch.sampled
+        if self.dims.continuous:
+            sampled = sampled.copy()
+            new = out.sampled.reshape((len(rows), t) + out.sampled.shape[1:])
+            sampled[rows, :t] = np.where(keep[..., None], new, sampled[rows, :t])
+        return batch._replace(policy=policy, sampled=sampled)
 
     # ------------------------------------------------------------------ evaluation
     def normalized(self, returns: np.ndarray) -> np.ndarray | None:
