@@ -13,7 +13,7 @@ import numpy as np
 from envs.base import BatchedEnv, EpisodeStats
 from envs.spec import BoxActionSpec, EnvSpec
 from envs.timestep import TimeStep
-from envs.traffic.worker import WorkerPool
+from envs.traffic.worker import WorkerPool, step_layout, unpack_step
 
 
 def episode_seed(base: int, sim_index: int, episode: int) -> int:
@@ -33,8 +33,10 @@ class SumoBatchedEnv(BatchedEnv):
         self.num_envs = self.num_sims * self.agents_per_sim
         self.context = np.repeat(np.asarray(context, np.float32), self.agents_per_sim, axis=0)  # [B, C]
         self._info_shapes = dict(info_shapes or {})  # name -> per-agent shape
+        self._layout = step_layout(self.agents_per_sim, spec.observation.shape, self._info_shapes)
         self._seed = int(seed)
         self._episode = np.zeros(self.num_sims, np.int64)  # episode index per simulation
+        self._seed_memo: dict[tuple[int, int, int], int] = {}
         self._stats = EpisodeStats(self.num_envs)
         self._obs: np.ndarray | None = None  # [B, *obs_shape] last observation
         self._task_id = np.zeros(self.num_envs, np.int32)
@@ -43,8 +45,17 @@ class SumoBatchedEnv(BatchedEnv):
         self.pool = WorkerPool(cfgs, timeout_s=step_timeout_s)
 
     # -------------------------------------------------------------------------------------------------- helpers
-    def _seeds(self) -> list[int]:
-        return [episode_seed(self._seed, i, int(self._episode[i])) for i in range(self.num_sims)]
+    def _seeds(self, offset: int = 0) -> list[int]:
+        """Seeds of each simulation's current (offset 0) or next (offset 1) episode (memoised: SeedSequence is slow)."""
+        out = []
+        for i in range(self.num_sims):
+            k = (self._seed, i, int(self._episode[i]) + offset)
+            if k not in self._seed_memo:
+                if len(self._seed_memo) > 4 * self.num_sims:
+                    self._seed_memo.clear()
+                self._seed_memo[k] = episode_seed(*k)
+            out.append(self._seed_memo[k])
+        return out
 
     def _flat(self, per_sim: Sequence[np.ndarray], dtype) -> np.ndarray:
         return np.concatenate([np.asarray(x, dtype).reshape(self.agents_per_sim, *np.shape(x)[1:])
@@ -94,8 +105,7 @@ class SumoBatchedEnv(BatchedEnv):
         if self._obs is None:
             raise RuntimeError(f"{self.spec.env_id}: call reset() before step()")
         per_sim = self._check_actions(actions)
-        next_episode = self._episode + 1
-        next_seeds = [episode_seed(self._seed, i, int(next_episode[i])) for i in range(self.num_sims)]
+        next_seeds = self._seeds(offset=1)
         answers, restarted = self.pool.step(per_sim, next_seeds)
         A = self.agents_per_sim
         obs = np.empty_like(self._obs)
@@ -114,12 +124,12 @@ class SumoBatchedEnv(BatchedEnv):
                 worker_restarted[sl] = True
                 self._episode[i] += 1
                 continue
-            o, r, te, tr, fo, inf = ans
-            obs[sl], final_obs[sl], reward[sl] = o, fo, r
+            vec, te, tr = ans
+            parts = unpack_step(vec, self._layout)
+            obs[sl], final_obs[sl], reward[sl] = parts["obs"], parts["final_obs"], parts["reward"]
             term[sl], trunc[sl] = te, tr and not te
             for k in self._info_shapes:
-                if k in inf:
-                    info[k][sl] = inf[k]
+                info[k][sl] = parts[k]
             if te or tr:
                 self._episode[i] += 1
         done = term | trunc

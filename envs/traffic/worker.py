@@ -2,7 +2,7 @@
 
 Protocol (over one ``multiprocessing.Pipe`` per worker, pickled tuples):
     ("reset", seed)                  -> ("ok", obs)                           obs [A, *obs_shape]
-    ("step", actions, next_seed)     -> ("ok", (obs, reward, terminated, truncated, final_obs, info))
+    ("step", actions, next_seed)     -> ("ok", (pack_step(obs, reward, final_obs, info), terminated, truncated))
     ("close",)                       -> worker exits
 Errors inside the worker come back as ("error", traceback-string) and are raised in the parent.
 
@@ -18,7 +18,9 @@ when their socket to the parent closes, so they die with the parent; ``close`` r
 from __future__ import annotations
 
 import logging
+import math
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -50,6 +52,35 @@ class SimConfig(Protocol):
     def build(self) -> Simulation: ...
 
 
+def pack_step(obs, reward, final_obs, info: dict) -> np.ndarray:
+    """One float32 vector [obs | reward | final_obs | info values in sorted key order] (one array to pickle
+    instead of ~8: the per-step IPC cost matters next to a 1-2 ms SUMO step). ``unpack_step`` inverts it."""
+    parts = [np.asarray(obs, np.float32).ravel(), np.asarray(reward, np.float32).ravel(),
+             np.asarray(final_obs, np.float32).ravel()]
+    parts += [np.asarray(info[k], np.float32).ravel() for k in sorted(info)]
+    return np.concatenate(parts)
+
+
+def step_layout(agents: int, obs_shape: tuple, info_shapes: dict) -> list[tuple[str, int, int, tuple]]:
+    """Slices of a ``pack_step`` vector: (name, start, stop, shape) for obs, reward, final_obs, then info keys."""
+    out, start = [], 0
+    entries = [("obs", tuple(obs_shape)), ("reward", ()), ("final_obs", tuple(obs_shape))]
+    entries += [(k, tuple(info_shapes[k])) for k in sorted(info_shapes)]
+    for name, shape in entries:
+        size = agents * int(math.prod(shape))
+        out.append((name, start, start + size, (agents, *shape)))
+        start += size
+    return out
+
+
+def unpack_step(vec: np.ndarray, layout: list) -> dict[str, np.ndarray]:
+    """``{'obs', 'reward', 'final_obs', *info keys}`` arrays from a ``pack_step`` vector (see ``step_layout``)."""
+    if vec.size != layout[-1][2]:
+        raise ValueError(f"traffic worker answer has {vec.size} values, expected {layout[-1][2]} "
+                         f"(fields {[name for name, *_ in layout]})")
+    return {name: vec[a:b].reshape(shape) for name, a, b, shape in layout}
+
+
 def _worker_main(conn, cfg) -> None:
     """Worker process loop. Exits on ("close",), on EOF (parent gone) or on SIGTERM."""
     sim = None
@@ -70,7 +101,7 @@ def _worker_main(conn, cfg) -> None:
                     final_obs = obs
                     if term or trunc:
                         obs = sim.reset(int(msg[2]))
-                    conn.send(("ok", (obs, reward, bool(term), bool(trunc), final_obs, info)))
+                    conn.send(("ok", (pack_step(obs, reward, final_obs, info), bool(term), bool(trunc))))
                 elif cmd == "close":
                     return
                 elif cmd == "ping":
@@ -117,7 +148,13 @@ class _Worker:
             pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL, close_fds=True)
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
+        self._poller = select.poll()  # one poller per worker: cheaper than Connection.poll's per-call selector
+        self._poller.register(self.conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
         self.conn.send(cfg)
+
+    def readable(self, timeout_s: float) -> bool:
+        """True when an answer (or EOF) is waiting, within ``timeout_s``."""
+        return bool(self._poller.poll(max(0, int(timeout_s * 1000))))
 
     @property
     def pid(self) -> int | None:
@@ -199,7 +236,7 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                if w.conn.poll(min(0.5, max(0.0, deadline - time.monotonic()))):
+                if w.readable(min(0.5, max(0.0, deadline - time.monotonic()))):
                     status, payload = w.conn.recv()
                     break
                 if not w.alive():
