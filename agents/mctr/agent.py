@@ -188,6 +188,8 @@ class MCTRAgent:
         adv = np.where(std > cfg.adv_eps, (returns - mean) / np.maximum(std, cfg.adv_eps), 0.0)  # [B, G]
         moves = move_table(self.memory, self.game, self.names)
         for i in range(b):
+            if len(set(first[i].tolist())) < 2:
+                continue  # every branch took the same first action: no comparison between actions to learn from
             toward = towardness(moves, sits0[i].offset)
             for g in range(g_size):
                 a = int(first[i, g])

@@ -2,7 +2,9 @@
 
 Action reasoning: the retrieved knowledge entries are turned into action logits --
   * action-outcome entries (``ao|<situation>|<ACTION>``, value = mean group-relative advantage of that first action
-    in that situation) add ``ao_scale * confidence * value`` to the action's logit when their situation matches;
+    in that situation) add ``ao_scale * value * n / (n + prior_evidence)`` (n = evidence: a shrinkage estimate, so
+    a handful of noisy branches barely moves the policy) to the action's logit when their situation matches and the
+    effect is significant (``|value| * sqrt(n) >= min_z``; group-normalised advantages have about unit variance);
   * the strategic rule ``approach`` (value = how much moving toward the nearest moving object raised the advantage)
     adds ``rule_scale * confidence * value * towardness(action)``, where towardness comes from the learned player
     motion (``move|<ACTION>|x/y`` pattern entries);
@@ -14,6 +16,7 @@ sentence; its key/value make it machine-usable.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections import defaultdict
 from typing import Sequence
@@ -28,7 +31,9 @@ from agents.mctr.memory import Entry, KnowledgeBase, Proposal, render
 class EmbeddedConfig:
     """The embedded reasoner's knobs."""
 
-    ao_scale: float = 3.0  # logit per unit of (confidence-weighted) mean advantage of an action-outcome entry
+    ao_scale: float = 3.0  # logit per unit of (shrunk) mean advantage of an action-outcome entry
+    prior_evidence: float = 8.0  # shrinkage: an entry's value counts with weight evidence / (evidence + this)
+    min_z: float = 2.0  # an entry acts only if |value| * sqrt(evidence) >= this (advantages have ~unit variance)
     rule_scale: float = 2.0  # logit per unit of approach-rule value times towardness
     min_branches: int = 2  # branch outcomes needed before an action-outcome entry is written
     min_motion_samples: int = 24  # transitions needed before the player is identified
@@ -110,9 +115,12 @@ class EmbeddedActionReasoner:
         for e in obs.knowledge:
             if e.kind == "action_outcome" and e.key.startswith("ao|"):
                 _, cond, name = e.key.split("|")
-                if name in names and (cond == sit.key or cond == sit.phase):
-                    logits[names.index(name)] += cfg.ao_scale * e.confidence * e.value
-            elif e.kind == "rule" and e.key == "approach" and sit.horiz:
+                if name in names and (cond == sit.key or cond == sit.phase) and \
+                        abs(e.value) * np.sqrt(e.evidence) >= cfg.min_z:
+                    shrink = e.evidence / (e.evidence + cfg.prior_evidence)  # few tries -> little trust
+                    logits[names.index(name)] += cfg.ao_scale * shrink * e.value
+            elif e.kind == "rule" and e.key == "approach" and sit.horiz and \
+                    abs(e.value) * np.sqrt(e.evidence) >= cfg.min_z:
                 logits += cfg.rule_scale * e.confidence * e.value * toward
         if obs.examples:  # in-context examples: per-action mean advantage among examples of this situation
             sums, counts = np.zeros(len(names)), np.zeros(len(names))
@@ -131,15 +139,23 @@ class EmbeddedActionReasoner:
 class EmbeddedMetaReasoner:
     """Induces templated natural-language knowledge from the action-outcome statistics of a trajectory slice."""
 
-    def __init__(self, cfg: EmbeddedConfig | None = None):
+    def __init__(self, cfg: EmbeddedConfig | None = None, motion_window: int = 4096):
         self.cfg = cfg or EmbeddedConfig()
+        # rolling window of (game, signature, action, dx, dy): player identification needs varied actions, which
+        # the early (still random) decisions provide, so it looks further back than one slice
+        self._motion: collections.deque = collections.deque(maxlen=motion_window)
 
     def _player(self, traj: TrajectorySlice) -> list[Proposal]:
         """Which object signature moves with the actions (share of motion variance explained by the action)."""
-        by_sig: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+        new = 0
         for t in traj.transitions:
             for sig, dx, dy in t.motion:
-                by_sig[sig].append((t.action, dx, dy))
+                self._motion.append((traj.game, sig, t.action, dx, dy))
+                new += 1
+        by_sig: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+        for game, sig, action, dx, dy in self._motion:
+            if game == traj.game:
+                by_sig[sig].append((action, dx, dy))
         out = []
         scope = f"game:{traj.game}"
         best_sig, best_r2, best_rows = None, self.cfg.player_r2, None
@@ -161,17 +177,18 @@ class EmbeddedMetaReasoner:
                 best_sig, best_r2, best_rows = sig, r2, groups
         if best_sig is None:
             return out
-        n = sum(len(g) for g in best_rows.values())
+        n = max(1, min(new, sum(len(g) for g in best_rows.values())))  # evidence: only the new observations
         color, size = best_sig.split("-")
         out.append(Proposal("pattern", f"In {traj.game}, the #{color} object (size class {size}) moves with the "
                             f"joystick: it is the player (actions explain {best_r2:.0%} of its motion).", scope,
                             n, key=f"player|{best_sig}", value=float(best_r2)))
         for a, rows in best_rows.items():
             mx, my = np.mean(rows, 0)
+            k = max(1, min(len(rows), n))
             for axis, v in (("x", mx), ("y", my)):
                 words = "[[left|horizontally|right]]" if axis == "x" else "[[up|vertically|down]]"
                 template = f"In {traj.game}, {a} moves the player {{abs:.1f}} px {words} per decision."
-                out.append(Proposal("pattern", render(template, float(v), len(rows), 0.05), scope, len(rows),
+                out.append(Proposal("pattern", render(template, float(v), k, 0.05), scope, k,
                                     key=f"move|{a}|{axis}", value=float(v), template=template))
         return out
 
