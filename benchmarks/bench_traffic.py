@@ -41,14 +41,15 @@ def _cpu_seconds(pids) -> float:
     return total
 
 
-def bench_ours(num_envs: int, steps: int, episode_seconds: int, context: dict) -> tuple[float, float]:
+def bench_ours(num_envs: int, steps: int, episode_seconds: int, context: dict,
+               inline: bool = False) -> tuple[float, float]:
     """(agent-steps per wall second, agent-steps per CPU second of parent + workers)."""
     rng = np.random.default_rng(0)
     with envs.make("traffic/signal-1x1", num_envs=num_envs, seed=0, episode_seconds=episode_seconds,
-                   context=context, time_to_teleport=-1) as env:  # sumo-rl's default: no teleports
+                   context=context, time_to_teleport=-1, inline=inline) as env:  # sumo-rl's default: no teleports
         env.reset()
         env.step(np.zeros(env.num_envs, np.int32))
-        pids = env.pool.pids
+        pids = [] if inline else env.pool.pids  # inline: the simulation's CPU is this process's
         c0, t0 = time.process_time() + _cpu_seconds(pids), time.perf_counter()
         for _ in range(steps):
             env.step(rng.integers(0, 4, env.num_envs).astype(np.int32))
@@ -144,10 +145,11 @@ def main() -> None:
     if not args.skip_signal:
         print(f"== signal control, one intersection, {context}, {steps} agent steps x {repeats} (median), "
               "random actions ==")
-        runs = {"ours_1env": [], "ours_2env": [], "sumo_rl": []}
+        runs = {"ours_1env": [], "ours_2env": [], "ours_inline": [], "sumo_rl": []}
         for _ in range(repeats):  # interleaved, so drifting load on a shared machine hits both sides alike
             runs["ours_1env"].append(bench_ours(1, steps, episode_seconds, context))
             runs["ours_2env"].append(bench_ours(2, steps // 2, episode_seconds, context))
+            runs["ours_inline"].append(bench_ours(1, steps, episode_seconds, context, inline=True))
             runs["sumo_rl"].append(bench_sumo_rl(steps, episode_seconds, context))
         for key, vals in runs.items():
             vals = [v for v in vals if v is not None]
@@ -156,6 +158,7 @@ def main() -> None:
         ref = res.get("sumo_rl")
         for name, key in (("omnitask traffic/signal-1x1 (B=1)", "ours_1env"),
                           ("omnitask traffic/signal-1x1 (B=2)", "ours_2env"),
+                          ("omnitask signal-1x1 inline (B=1)", "ours_inline"),
                           ("sumo-rl single_agent (libsumo)", "sumo_rl")):
             v = res[key]
             if v is None:

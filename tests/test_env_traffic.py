@@ -225,3 +225,18 @@ def test_specs_without_starting_sumo():
         assert spec.env_id == env_id and spec.context_vars
     assert envs.spec("traffic/signal-1x1", episode_seconds=300).max_episode_steps == 60
     assert _children() == before
+
+
+def test_inline_simulation_matches_worker_and_is_exclusive():
+    acts = [np.array([t // 3 % 4], np.int32) for t in range(12)]
+    with envs.make("traffic/signal-1x1", num_envs=1, seed=4, episode_seconds=60) as env:
+        obs_w, rew_w = _rollout(env, acts)
+    with envs.make("traffic/signal-1x1", num_envs=1, seed=4, episode_seconds=60, inline=True) as env:
+        assert env.pool.pids == [os.getpid()]
+        obs_i, rew_i = _rollout(env, acts)
+        with pytest.raises(RuntimeError, match="already runs an inline SUMO simulation"):
+            envs.make("traffic/ring-sumo", num_envs=1, inline=True)
+    np.testing.assert_array_equal(obs_w, obs_i)  # same simulation, same numbers, with or without a worker
+    np.testing.assert_array_equal(rew_w, rew_i)
+    with pytest.raises(ValueError, match="exactly one simulation"):
+        envs.make("traffic/signal-1x1", num_envs=2, inline=True)

@@ -180,12 +180,12 @@ def eco_spec(episode_seconds: int) -> EnvSpec:
 
 
 def make_ecodrive(num_envs: int, seed: int, context=None, episode_seconds: int = 600, step_timeout_s: float = 60.0,
-                  **options):
+                  inline: bool = False, **options):
     from envs.traffic.host import SumoBatchedEnv
 
     if options:
         raise ValueError(f"traffic/ecodrive: unknown option(s) {sorted(options)}; allowed: episode_seconds, "
-                         "step_timeout_s")
+                         "step_timeout_s, inline")
     if not (isinstance(episode_seconds, int) and episode_seconds >= 1):
         raise ValueError(f"traffic/ecodrive: episode_seconds must be an int >= 1, got {episode_seconds!r}")
     spec = eco_spec(episode_seconds)
@@ -202,4 +202,4 @@ def make_ecodrive(num_envs: int, seed: int, context=None, episode_seconds: int =
     return SumoBatchedEnv(spec, cfgs, 1, ctx, seed,
                           info_shapes={k: () for k in ("fuel_g", "vehicles", "waiting_to_enter", "controlled",
                                                        "arrived")},
-                          step_timeout_s=step_timeout_s)
+                          step_timeout_s=step_timeout_s, inline=inline)

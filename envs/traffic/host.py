@@ -2,7 +2,8 @@
 
 ``N`` simulations, each with ``A`` agents (lights of a grid, or 1), give a batch of ``B = N * A`` agents; agent
 ``b`` belongs to simulation ``b // A``. All agents of a simulation end their episodes together. Numpy in, numpy out.
-``context`` is given per simulation ``[N, C]`` and reported per agent ``[B, C]``.
+``context`` is given per simulation ``[N, C]`` and reported per agent ``[B, C]``. ``inline=True`` runs a single
+simulation in the calling process instead of a worker (see ``worker.InlinePool`` for the trade-offs).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from envs.base import BatchedEnv, EpisodeStats
 from envs.spec import BoxActionSpec, EnvSpec
 from envs.timestep import TimeStep
-from envs.traffic.worker import WorkerPool, step_layout, unpack_step
+from envs.traffic.worker import InlinePool, WorkerPool, step_layout, unpack_step
 
 
 def episode_seed(base: int, sim_index: int, episode: int) -> int:
@@ -26,7 +27,7 @@ class SumoBatchedEnv(BatchedEnv):
     """Host-side batch of SUMO simulations (see module docstring for the batch layout)."""
 
     def __init__(self, spec: EnvSpec, cfgs: Sequence[Any], agents_per_sim: int, context: np.ndarray, seed: int,
-                 info_shapes: dict | None = None, step_timeout_s: float = 60.0):
+                 info_shapes: dict | None = None, step_timeout_s: float = 60.0, inline: bool = False):
         self.spec = spec
         self.num_sims = len(cfgs)
         self.agents_per_sim = int(agents_per_sim)
@@ -42,7 +43,7 @@ class SumoBatchedEnv(BatchedEnv):
         self._task_id = np.zeros(self.num_envs, np.int32)
         self.sim_index = np.repeat(np.arange(self.num_sims, dtype=np.int32), self.agents_per_sim)  # [B]
         self.agent_index = np.tile(np.arange(self.agents_per_sim, dtype=np.int32), self.num_sims)  # [B]
-        self.pool = WorkerPool(cfgs, timeout_s=step_timeout_s)
+        self.pool = InlinePool(cfgs) if inline else WorkerPool(cfgs, timeout_s=step_timeout_s)
 
     # -------------------------------------------------------------------------------------------------- helpers
     def _seeds(self, offset: int = 0) -> list[int]:

@@ -106,13 +106,13 @@ class RingSumoSim:
 
 
 def make_ring_sumo(num_envs: int, seed: int, context=None, horizon: float = R.DEFAULT_HORIZON,
-                   step_timeout_s: float = 60.0, **options):
+                   step_timeout_s: float = 60.0, inline: bool = False, **options):
     from envs.traffic.cache import cached_dir, write_text_atomic
     from envs.traffic.host import SumoBatchedEnv
 
     env_id = "traffic/ring-sumo"
     if options:
-        raise ValueError(f"{env_id}: unknown option(s) {sorted(options)}; allowed: horizon, step_timeout_s")
+        raise ValueError(f"{env_id}: unknown option(s) {sorted(options)}; allowed: horizon, step_timeout_s, inline")
     if not horizon > 0:
         raise ValueError(f"{env_id}: horizon must be > 0 seconds, got {horizon!r}")
     spec = R.ring_spec(env_id, horizon)
@@ -126,4 +126,4 @@ def make_ring_sumo(num_envs: int, seed: int, context=None, horizon: float = R.DE
         cfgs.append(RingSumoConfig(str(scen / "net.net.xml"), str(vtype_dir / "vtype.add.xml"),
                                    round(float(length), 3), int(round(n)), R.hold_steps(hold), float(horizon)))
     return SumoBatchedEnv(spec, cfgs, 1, ctx, seed, info_shapes={"mean_speed": (), "speed_std": ()},
-                          step_timeout_s=step_timeout_s)
+                          step_timeout_s=step_timeout_s, inline=inline)

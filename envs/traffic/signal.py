@@ -16,6 +16,9 @@ Contexts (MBTL): ``inflow`` veh/h per entry (50-2500), ``speed_limit`` m/s (0.5-
 Grids ``traffic/signal-2x2`` / ``-3x3``: every light is one agent in the batch. ``num_envs`` counts agents, so it
 must be a multiple of the number of lights; agents ``L*i .. L*i+L-1`` are the lights of simulation ``i`` and share
 its context (per-env context values must repeat in groups of ``L``).
+Options: ``episode_seconds`` (1800), ``delta_time`` (5), ``yellow_time`` (2), ``min_green`` (5),
+``time_to_teleport`` (300), ``step_timeout_s`` (60, hang detection), ``inline`` (False: one simulation in this
+process, no worker -- faster, but no crash isolation; see ``worker.InlinePool``).
 Info (per agent): ``queue`` (halting vehicles on incoming lanes), ``waiting_time`` (W_t, s), ``backlog`` (vehicles
 waiting to be inserted, i.e. spill-back to the network boundary; per simulation), ``phase_pressure`` [4] (vehicles on
 the phase's incoming lanes minus on its outgoing lanes; used by the max-pressure controller), ``sim_time``.
@@ -215,12 +218,12 @@ def make_signal(rows: int, cols: int):
 
     def factory(num_envs: int, seed: int, context=None, episode_seconds: int = 1800, delta_time: int = 5,
                 yellow_time: int = 2, min_green: int = 5, time_to_teleport: int = 300,
-                step_timeout_s: float = 60.0, **options):
+                step_timeout_s: float = 60.0, inline: bool = False, **options):
         from envs.traffic.host import SumoBatchedEnv
 
         if options:
             raise ValueError(f"{env_id}: unknown option(s) {sorted(options)}; allowed: episode_seconds, delta_time, "
-                             "yellow_time, min_green, time_to_teleport, step_timeout_s")
+                             "yellow_time, min_green, time_to_teleport, step_timeout_s, inline")
         if not (isinstance(delta_time, int) and delta_time >= 1):
             raise ValueError(f"{env_id}: delta_time must be an int >= 1 second, got {delta_time!r}")
         if not (isinstance(yellow_time, int) and 0 <= yellow_time < delta_time):
@@ -249,6 +252,6 @@ def make_signal(rows: int, cols: int):
             cfgs.append(SignalConfig(str(scen / "net.net.xml"), str(scen / "routes.rou.xml"), episode_seconds,
                                      delta_time, yellow_time, min_green, time_to_teleport=time_to_teleport))
         return SumoBatchedEnv(spec, cfgs, rows * cols, ctx, seed, info_shapes=INFO_SHAPES,
-                              step_timeout_s=step_timeout_s)
+                              step_timeout_s=step_timeout_s, inline=inline)
 
     return env_id, factory

@@ -334,3 +334,59 @@ class WorkerPool:
                 w.join(timeout=5)
                 w.kill()
         self._finalizer.detach()
+
+
+_INLINE_OWNER: list = []  # the InlinePool that owns this process's one libsumo simulation, if any
+
+
+class InlinePool:
+    """The ``WorkerPool`` interface for ONE simulation run inside the calling process (no worker, no IPC).
+
+    About 1.4x less CPU per step than a worker for a single intersection, but: libsumo allows one simulation per
+    process (a second open InlinePool is refused), a SUMO crash takes the calling process down, and a hang cannot
+    be detected. Use it for single-env jobs where throughput matters (e.g. one MBTL source task per process).
+    """
+
+    def __init__(self, cfgs: Sequence[Any]):
+        if len(cfgs) != 1:
+            raise ValueError(f"inline=True runs exactly one simulation in this process; got {len(cfgs)} "
+                             "(use num_envs equal to one simulation's agents, or inline=False for workers)")
+        if _INLINE_OWNER:
+            raise RuntimeError("this process already runs an inline SUMO simulation (libsumo allows one per "
+                               "process); close it first or use inline=False")
+        self.cfgs = list(cfgs)
+        self.restarts = np.zeros(1, np.int32)
+        self._sim = cfgs[0].build()
+        self._closed = False
+        _INLINE_OWNER.append(self)
+
+    @property
+    def pids(self) -> list[int]:
+        return [os.getpid()]
+
+    def __len__(self) -> int:
+        return 1
+
+    def reset(self, seeds: Sequence[int]) -> list[Any]:
+        if self._closed:
+            raise RuntimeError("traffic inline pool is closed")
+        return [self._sim.reset(int(seeds[0]))]
+
+    def step(self, actions: Sequence[Any], next_seeds: Sequence[int]) -> tuple[list[Any], list[int]]:
+        if self._closed:
+            raise RuntimeError("traffic inline pool is closed")
+        obs, reward, term, trunc, info = self._sim.step(actions[0])
+        final_obs = obs
+        if term or trunc:
+            obs = self._sim.reset(int(next_seeds[0]))
+        return [(pack_step(obs, reward, final_obs, info), bool(term), bool(trunc))], []
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._sim.close()
+        finally:
+            if self in _INLINE_OWNER:
+                _INLINE_OWNER.remove(self)
