@@ -29,6 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import envs  # noqa: E402
 from envs.traffic.netgen import GridParams, grid_scenario, sumo_home  # noqa: E402
 
+try:  # import sumo-rl before anything imports libsumo in this process (the inline run does)
+    sumo_home()
+    import sumo_rl  # noqa: F401
+except ImportError:
+    pass
+
 
 def _cpu_seconds(pids) -> float:
     """User+system CPU seconds of processes ``pids`` (from /proc; Linux only)."""
