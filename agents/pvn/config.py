@@ -53,6 +53,7 @@ class PVNConfig:
     eval: LinearEvalConfig = dataclasses.field(default_factory=LinearEvalConfig)
     baselines: List[str] = dataclasses.field(default_factory=lambda: ["random_linear", "dqn"])  # trained alongside
     # PVN-linear at equal budgets: 'random_linear' (frozen random encoder), 'dqn' (end-to-end, same architecture)
+    eval_seeds: int = 1  # independent online learners per encoder (vmapped); evaluations average over them
     fire_rate_transitions: int = 20_000  # dataset transitions used to measure each indicator's firing rate
     export_encoder: bool = True  # save the pretrained encoder to run_dir/encoder (agents.pvn.export format)
 
@@ -61,5 +62,6 @@ class PVNConfig:
         if bad or len(set(self.baselines)) != len(self.baselines):
             raise ValueError(f"pvn.baselines {list(self.baselines)}: unknown or repeated entries {bad}; "
                              f"allowed: {', '.join(BASELINES)}")
-        if self.fire_rate_transitions < 1:
-            raise ValueError("pvn.fire_rate_transitions must be >= 1")
+        if self.fire_rate_transitions < 1 or self.eval_seeds < 1:
+            raise ValueError(f"pvn.fire_rate_transitions ({self.fire_rate_transitions}) and pvn.eval_seeds "
+                             f"({self.eval_seeds}) must be >= 1")

@@ -3,7 +3,9 @@
 State (a pytree of arrays, everything needed to resume exactly)::
 
     {'phase': [] int32 (0 collect, 1 pretrain, 2 online), 'pretrain': PretrainState,
-     'learners': {'pvn_linear': LearnerState, 'random_linear': ..., 'dqn': ...}}
+     'learners': {'pvn_linear': LearnerState, 'random_linear': ..., 'dqn': ...}}   # leaves [S, ...]
+
+Each learner is ``eval_seeds`` (S) independent copies vmapped together; metrics and evaluations average over them.
 
 Pretraining batches are drawn on the host by a generator seeded with ``(seed, update step)``, so a resumed run
 reads exactly the batches of an uninterrupted one. PVN-linear and random-linear share the learner seed (same head
@@ -58,9 +60,19 @@ class PVNTrainer:
         if "dqn" in self.names:
             e2e = dataclasses.replace(self.pcfg.eval, fine_tune=True)
             self.learners["dqn"] = make_learner(e2e, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
+        self.seeds = int(self.pcfg.eval_seeds)
+        self._pretrain_init = jax.jit(self.pretrainer.init)
         self._pretrain_many = jax.jit(self.pretrainer.update_many)
-        self._train = {n: jax.jit(l.train) for n, l in self.learners.items()}
-        self._eval = {n: jax.jit(l.evaluate, static_argnums=2) for n, l in self.learners.items()}
+        self._init, self._train, self._eval = {}, {}, {}
+        for name, learner in self.learners.items():  # learners sharing closures share jitted (compiled) code
+            same = next((n for n in self._init if self.learners[n] is learner), None)
+            if same is not None:
+                self._init[name], self._train[name], self._eval[name] = (
+                    self._init[same], self._train[same], self._eval[same])
+                continue
+            self._init[name] = jax.jit(jax.vmap(lambda k, l=learner: l.init(k, None)))
+            self._train[name] = jax.jit(jax.vmap(learner.train))
+            self._eval[name] = jax.jit(jax.vmap(learner.evaluate, in_axes=(0, 0, None)), static_argnums=2)
         self._dataset = None
         self.firing_rates: np.ndarray | None = None
 
@@ -69,8 +81,9 @@ class PVNTrainer:
         k_pre, k_learn, k_dqn = jax.random.split(key, 3)
         learners = {}
         for name in self.names:  # pvn_linear and random_linear share k_learn: only the encoder differs
-            learners[name] = self.learners[name].init(k_dqn if name == "dqn" else k_learn, None)
-        return {"phase": jnp.asarray(PHASE_COLLECT, jnp.int32), "pretrain": self.pretrainer.init(k_pre),
+            keys = jax.random.split(k_dqn if name == "dqn" else k_learn, self.seeds)
+            learners[name] = self._init[name](keys)
+        return {"phase": jnp.asarray(PHASE_COLLECT, jnp.int32), "pretrain": self._pretrain_init(k_pre),
                 "learners": learners}
 
     def train_step(self, state: dict):
@@ -85,8 +98,8 @@ class PVNTrainer:
     def evaluate(self, state: dict, num_episodes: int, key) -> dict:
         out = {}
         for i, name in enumerate(self.names):
-            returns = np.asarray(self._eval[name](state["learners"][name], jax.random.fold_in(key, i),
-                                                  int(num_episodes)))
+            keys = jax.random.split(jax.random.fold_in(key, i), self.seeds)
+            returns = np.asarray(self._eval[name](state["learners"][name], keys, int(num_episodes)))  # [S, N]
             out[f"return_mean/{name}"] = float(returns.mean())
             if name == "pvn_linear":
                 out["return_mean"], out["return_std"] = float(returns.mean()), float(returns.std())
@@ -147,7 +160,8 @@ class PVNTrainer:
         state = dict(state, pretrain=new_pre)
         if step + k >= pre.num_updates:
             metrics.update(self._finish_pretraining(new_pre))
-            torso = {"params": new_pre.params["params"]["torso"]}
+            torso = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.seeds, *x.shape)),
+                                 {"params": new_pre.params["params"]["torso"]})  # one copy per learner seed
             learners = dict(state["learners"])
             pvn = learners["pvn_linear"]
             learners["pvn_linear"] = pvn._replace(encoder_params=torso)
@@ -196,9 +210,9 @@ class PVNTrainer:
         for name in self.names:
             learners[name], m = self._train[name](learners[name])
             for k, v in m.items():
-                v = float(v)
-                if np.isfinite(v):
-                    metrics[f"{name}/{k}"] = v
+                v = np.asarray(v, np.float64)  # [S]
+                if np.isfinite(v).any():
+                    metrics[f"{name}/{k}"] = float(np.nanmean(v))
         if "pvn_linear/episode_return" in metrics:
             metrics["episode_return"] = metrics["pvn_linear/episode_return"]
         n = self.pcfg.eval.iterations_per_call * self.num_envs
@@ -225,7 +239,7 @@ def plot_comparison(run_dir: str | Path, out: str | Path | None = None) -> Path 
         if pts:
             ax.plot(*zip(*pts), "o-", label=label)
     ax.set_xlabel("online env steps (per learner)")
-    ax.set_ylabel("evaluation return (sticky actions)")
+    ax.set_ylabel("evaluation return")
     ax.set_title(f"PVN vs baselines: {Path(run_dir).name}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

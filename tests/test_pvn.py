@@ -1,0 +1,229 @@
+"""PVN unit tests: indicators, TD target, dataset formats, export, configs, trainer resume-ability."""
+import gzip
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from agents.pvn.dataset import (DQNReplayDataset, TransitionDataset, TransitionWriter, dqn_replay_filename,
+                                write_dqn_replay_checkpoint)
+from agents.pvn.export import load_encoder, save_encoder
+from agents.pvn.indicators import (HASH_PRIME, IndicatorConfig, firing_rates, hash_values,
+                                   hash_values_reference, make_indicators)
+from agents.pvn.losses import ema_update, pvn_td_loss, uniform_policy_targets
+from agents.pvn.networks import EncoderConfig, EncoderSpec, PVNNetwork
+from agents.pvn.pretrain import PretrainConfig, make_pretrainer
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pvn"
+SMALL = EncoderConfig(arch="minatar", width=1, feature_dim=16, padding="VALID", pixel_scale=1.0)
+
+
+# ---------------------------------------------------------------------------------------------- indicators
+def test_hash_matches_slow_reference_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    a = rng.integers(1, HASH_PRIME, (7, 3 * 1024 + 17)).astype(np.int32)  # several 1024-pixel blocks + a tail
+    b = rng.integers(0, HASH_PRIME, (7,)).astype(np.int32)
+    frames = rng.integers(0, 256, (5, 3 * 1024 + 17), dtype=np.uint8)
+    frames[0] = 255  # the overflow worst case for int32 partial sums
+    a[0] = HASH_PRIME - 1
+    fast = np.asarray(hash_values(jnp.asarray(a), jnp.asarray(b), jnp.asarray(frames), 100))
+    np.testing.assert_array_equal(fast, hash_values_reference(a, b, frames, 100))
+    again = np.asarray(hash_values(jnp.asarray(a), jnp.asarray(b), jnp.asarray(frames), 100))
+    np.testing.assert_array_equal(fast, again)
+
+
+def test_hash_family_fires_near_one_over_bins_and_refuses_float_pixels():
+    cfg = IndicatorConfig(family="hash", hash_bins=10)
+    ind = make_indicators(cfg, (6, 6, 3), num_tasks=8)
+    state = ind.init(jax.random.PRNGKey(0))
+    obs = np.random.default_rng(1).integers(0, 256, (4000, 6, 6, 3), dtype=np.uint8)
+    rates = firing_rates(ind, state, [obs[:2000], obs[2000:]])
+    assert rates.shape == (8,)
+    assert np.all(np.abs(rates - 0.1) < 0.03), rates
+    with pytest.raises(ValueError, match="uint8"):
+        ind.fire(state, jnp.zeros((1, 6, 6, 3), jnp.float32))
+
+
+def test_rnd_thresholds_reach_target_fire_fraction_after_warmup():
+    cfg = PretrainConfig(num_tasks=12, encoder=SMALL, batch_size=128, warmup_steps=400, num_updates=400,
+                         indicators=IndicatorConfig(family="rnd", fire_fraction=0.05, tasks_per_net=5,
+                                                    net=SMALL, threshold_lr=0.05))
+    pre = make_pretrainer(cfg, (10, 10, 2), num_actions=3)
+    state = pre.init(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 2, (20_000, 10, 10, 2), dtype=np.uint8)
+    batch = {"observation": None, "next_observation": None, "action": np.zeros((40, 128), np.int32),
+             "terminated": np.zeros((40, 128), bool)}
+    update = jax.jit(pre.update_many)
+    for _ in range(10):
+        obs = data[rng.integers(0, len(data), (40, 128))]
+        state, m = update(state, dict(batch, observation=obs, next_observation=obs))
+    assert float(m["td_active"]) == 0.0  # still warming up: no TD yet
+    rates = firing_rates(pre.indicators, state.indicator, [data[:10_000], data[10_000:]])
+    assert rates.shape == (12,)
+    assert abs(rates.mean() - 0.05) < 0.01 and rates.min() > 0.02 and rates.max() < 0.09, rates
+
+
+def test_indicator_config_errors_name_the_allowed_values():
+    with pytest.raises(ValueError, match="allowed: rnd, hash"):
+        IndicatorConfig(family="rand")
+    with pytest.raises(ValueError, match="fire_fraction"):
+        IndicatorConfig(fire_fraction=1.5)
+    with pytest.raises(ValueError, match="allowed: nature, impala, minatar"):
+        EncoderConfig(arch="resnet")
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def test_uniform_policy_td_target_matches_hand_computation():
+    rewards = jnp.array([[1.0, 0.0], [0.0, 1.0]])  # [B=2, T=2]
+    terminated = jnp.array([False, True])
+    next_q = jnp.array([[[1.0, 3.0, 5.0], [0.0, 0.0, 6.0]],  # [B, T, A=3]
+                        [[9.0, 9.0, 9.0], [4.0, 4.0, 4.0]]])
+    y = uniform_policy_targets(rewards, terminated, next_q, gamma=0.5)
+    # x0: r + 0.5 * mean_a Q  -> task0 1 + 0.5*3 = 2.5; task1 0 + 0.5*2 = 1.0. x1 terminal: y = r.
+    np.testing.assert_allclose(np.asarray(y), [[2.5, 1.0], [0.0, 1.0]])
+    q = jnp.array([[[2.5, 0.0, 0.0], [0.0, 3.0, 0.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
+    loss = pvn_td_loss(q, jnp.array([0, 2]), y)
+    # errors: (2.5-2.5), (0-1.0), (0-0), (1-1) -> mean of squares = 1/4
+    np.testing.assert_allclose(float(loss), 0.25)
+    t = ema_update({"w": jnp.array([1.0])}, {"w": jnp.array([3.0])}, 0.99)
+    np.testing.assert_allclose(np.asarray(t["w"]), [1.02], rtol=1e-6)
+
+
+def test_td_targets_refuse_wrong_shapes():
+    with pytest.raises(ValueError, match=r"want \[B, T, A\]"):
+        uniform_policy_targets(jnp.zeros((2, 3)), jnp.zeros((2,), bool), jnp.zeros((2, 3)), 0.9)
+
+
+def test_pvn_network_shapes_and_heads_per_task():
+    for arch, shape in (("nature", (36, 36, 4)), ("impala", (24, 24, 4)), ("minatar", (10, 10, 4))):
+        spec = EncoderSpec(arch=arch, width=1, feature_dim=32, padding="VALID" if arch != "minatar" else "SAME")
+        net = PVNNetwork(spec, num_tasks=5, num_actions=4)
+        params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape), jnp.uint8))
+        q = net.apply(params, jnp.zeros((3, *shape), jnp.uint8))
+        assert q.shape == (3, 5, 4), (arch, q.shape)
+        feats = net.apply(params, jnp.zeros((3, *shape), jnp.uint8), method=PVNNetwork.features)
+        assert feats.shape == (3, 32) and float(feats.min()) >= 0.0  # ReLU features
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+def _transitions(n, rng, obs_shape=(4, 4, 2)):
+    return {"observation": rng.integers(0, 256, (n, *obs_shape), dtype=np.uint8),
+            "action": rng.integers(0, 3, n).astype(np.int32), "reward": rng.normal(size=n).astype(np.float32),
+            "terminated": rng.random(n) < 0.1, "truncated": rng.random(n) < 0.05,
+            "next_observation": rng.integers(0, 256, (n, *obs_shape), dtype=np.uint8)}
+
+
+def test_suite_dataset_round_trip_and_streaming(tmp_path):
+    rng = np.random.default_rng(0)
+    data = _transitions(1050, rng)
+    root = tmp_path / "ds"
+    with TransitionWriter(str(root), chunk_size=100) as w:
+        for i in range(0, 1050, 70):  # adds that straddle chunk boundaries
+            w.add({k: v[i:i + 70] for k, v in data.items()})
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["num_transitions"] == 1050 and len(meta["chunks"]) == 11
+    assert not [p for p in root.iterdir() if p.name.startswith(".tmp")]  # atomic: no temporaries left behind
+    ds = TransitionDataset(str(root))
+    back = {k: np.concatenate([c[k] for c in ds.iter_chunks()]) for k in data}
+    for k in data:
+        np.testing.assert_array_equal(back[k], data[k])
+    # streaming: batches come from a bounded window of chunks, every row is a real transition
+    it = ds.iter_batches(batch_size=32, seed=1, chunks_in_memory=2)
+    index = {data["observation"][i].tobytes(): i for i in range(1050)}
+    for _ in range(50):
+        b = next(it)
+        rows = [index[o.tobytes()] for o in b["observation"]]
+        np.testing.assert_array_equal(b["action"], data["action"][rows])
+        np.testing.assert_array_equal(b["next_observation"], data["next_observation"][rows])
+    assert ds.max_resident_chunks == 2
+    s1 = ds.sample(np.random.default_rng([0, 5]), 16, 3, chunks_in_memory=3)
+    s2 = ds.sample(np.random.default_rng([0, 5]), 16, 3, chunks_in_memory=3)
+    assert s1["observation"].shape == (3, 16, 4, 4, 2)
+    np.testing.assert_array_equal(s1["observation"], s2["observation"])  # pure function of the generator
+    # appending reopens the dataset and continues the chunk numbering
+    with TransitionWriter(str(root), chunk_size=100) as w:
+        w.add({k: v[:30] for k, v in data.items()})
+    assert TransitionDataset(str(root)).num_transitions == 1080
+
+
+def test_dataset_writer_refuses_bad_batches(tmp_path):
+    w = TransitionWriter(str(tmp_path / "ds"), chunk_size=10)
+    good = _transitions(5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="missing fields"):
+        w.add({k: v for k, v in good.items() if k != "reward"})
+    with pytest.raises(ValueError, match="uint8 pixels"):
+        w.add(dict(good, observation=good["observation"] / 3.0))
+    w.add(good)
+    with pytest.raises(ValueError, match="differ from the dataset"):
+        w.add(_transitions(5, np.random.default_rng(1), obs_shape=(3, 3, 2)))
+    with pytest.raises(FileNotFoundError, match="no meta.json"):
+        TransitionDataset(str(tmp_path / "nothing"))
+
+
+def test_dqn_replay_layout_reader(tmp_path):
+    n = 40
+    frames = np.arange(n, dtype=np.uint8)[:, None, None] * np.ones((1, 6, 6), np.uint8)  # frame i is all i
+    terminal = np.zeros(n, np.uint8)
+    terminal[[9, 25]] = 1
+    arrays = {"observation": frames, "action": np.arange(n) % 4, "reward": np.arange(n, dtype=np.float32),
+              "terminal": terminal}
+    write_dqn_replay_checkpoint(str(tmp_path), 3, arrays)
+    assert (tmp_path / dqn_replay_filename("observation", 3)).is_file()
+    with gzip.open(tmp_path / "$store$_terminal_ckpt.3.gz") as f:  # the published layout: gzipped np.save
+        np.testing.assert_array_equal(np.load(f), terminal)
+    ds = DQNReplayDataset(str(tmp_path))
+    assert ds.checkpoints == [3]
+    data = ds.load_checkpoint(3)
+    valid = ds.valid_indices(data)
+    # stacks may not contain a frame that ended an earlier episode: 10..12 (after terminal 9) and 26..28 are out
+    assert not set(valid) & {10, 11, 12, 26, 27, 28} and {3, 9, 13, 25, 29, 38} <= set(valid)
+    assert valid.max() == n - 2
+    tr = ds.transitions(data, np.array([13, 9]))
+    assert tr["observation"].shape == (2, 6, 6, 4)
+    np.testing.assert_array_equal(tr["observation"][0, 0, 0], [10, 11, 12, 13])
+    np.testing.assert_array_equal(tr["next_observation"][0, 0, 0], [11, 12, 13, 14])
+    np.testing.assert_array_equal(tr["terminated"], [False, True])
+    np.testing.assert_array_equal(tr["action"], [13 % 4, 9 % 4])
+    b = ds.sample(np.random.default_rng(0), 8, 2, checkpoint=3)
+    assert b["observation"].shape == (2, 8, 6, 6, 4)
+    # every sampled stack is 4 consecutive frames
+    stacks = b["observation"][..., 0, 0, :].reshape(-1, 4).astype(int)
+    assert np.all(np.diff(stacks, axis=1) == 1)
+    with pytest.raises(ValueError, match="available: \\[3\\]"):
+        DQNReplayDataset(str(tmp_path), checkpoints=[0])
+
+
+# ---------------------------------------------------------------------------------------------- export
+def test_encoder_export_round_trip(tmp_path):
+    spec = SMALL.spec()
+    from agents.pvn.networks import Encoder
+    params = Encoder(spec).init(jax.random.PRNGKey(3), jnp.zeros((1, 10, 10, 4), jnp.uint8))
+    save_encoder(tmp_path / "enc", spec, params, (10, 10, 4), source="test")
+    loaded = load_encoder(tmp_path / "enc")
+    obs = jnp.asarray(np.random.default_rng(0).integers(0, 2, (5, 10, 10, 4)), jnp.uint8)
+    np.testing.assert_allclose(np.asarray(loaded.features(obs)),
+                               np.asarray(Encoder(spec).apply(params, obs)), rtol=1e-6)
+    assert loaded.meta["feature_dim"] == 16 and loaded.spec == spec
+    with pytest.raises(FileNotFoundError, match="encoder.json"):
+        load_encoder(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------------------------- configs
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_configs_load(path):
+    from omnitask.config import load_config
+    cfg = load_config(path)
+    assert cfg.agent == "pvn"
+    cfg.pvn.pretrain.encoder.spec()
+
+
+def test_config_errors_are_clear():
+    from omnitask.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="valid keys here"):
+        load_config(CONFIGS / "minatar_breakout_cpu.yaml", ["pvn.pretrain.num_taks=5"])
+    with pytest.raises(ValueError, match="allowed: random_linear, dqn"):  # ConfigError is a ValueError
+        load_config(CONFIGS / "minatar_breakout_cpu.yaml", ["pvn.baselines=[ppo]"])
