@@ -24,7 +24,8 @@ class ReplayState(NamedTuple):
     terminated: np.ndarray  # [E, C] bool
     truncated: np.ndarray  # [E, C] bool
     policy: np.ndarray  # [E, C, P] float32 search policy target (P = actions, or K sampled actions)
-    sampled: np.ndarray  # [E, C, K, A] float32 candidate actions (continuous) or [E, C, 0, 0]
+    sampled: np.ndarray  # [E, C, K, A] float32 candidate actions (continuous) or [E, C, 1, 1] zeros (discrete;
+    #                      not zero-size because checkpointers refuse empty arrays)
     root_value: np.ndarray  # [E, C] float32 search value (for priorities / diagnostics)
     priority: np.ndarray  # [E, C] float32
     episode: np.ndarray  # [E, C] int32 per-env episode counter of the row
@@ -58,7 +59,7 @@ def init(num_envs: int, columns: int, obs_shape, obs_dtype, policy_dim: int, act
          num_sampled: int = 0, env_task=None) -> ReplayState:
     e, c = num_envs, columns
     act = np.zeros((e, c, action_dim), np.float32) if action_dim else np.zeros((e, c), np.int32)
-    k, a = (num_sampled, action_dim) if action_dim else (0, 0)
+    k, a = (num_sampled, action_dim) if action_dim else (1, 1)
     return ReplayState(
         obs=np.zeros((e, c) + tuple(obs_shape), obs_dtype), action=act, reward=np.zeros((e, c), np.float32),
         terminated=np.zeros((e, c), bool), truncated=np.zeros((e, c), bool),
@@ -88,7 +89,7 @@ def add(rb: ReplayState, obs, action, reward, terminated, truncated, policy, sam
     rb.terminated[:, col] = terminated
     rb.truncated[:, col] = truncated
     rb.policy[:, col] = policy
-    if rb.sampled.size:
+    if rb.action.ndim == 3:  # continuous actions
         rb.sampled[:, col] = sampled
     rb.root_value[:, col] = root_value
     # new rows get the current max priority so they are seen at least once
