@@ -116,7 +116,7 @@ def ablations(env_steps: int) -> dict:
         final = curve[-1][1]
         reach = next((s for s, v, _ in curve if v >= 0.9 * final), None)
         res[name] = {"final_normalized": final, "final_return": curve[-1][2], "steps_to_90pct_final": reach,
-                     "env_steps": done, "stage": int(state["curriculum"].stage),
+                     "env_steps": done, "active_env_steps": int(state["active_steps"]), "stage": int(state["curriculum"].stage),
                      "solved": int(state["curriculum"].solved.sum()), "curve": curve,
                      "wall_s": time.perf_counter() - t0}
         tr.close()

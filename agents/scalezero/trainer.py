@@ -175,7 +175,8 @@ class ScaleZeroTrainer:
         return {"train": init_train_state(params, c), "replay": replay, "curriculum": cur.init(self.num_tasks),
                 "recent_returns": np.full((self.num_tasks, c.solved_window), np.nan, np.float32),
                 "recent_ptr": np.zeros((self.num_tasks,), np.int64), "key": k_run,
-                "iteration": np.zeros((), np.int64), "env_steps": np.zeros((), np.int64)}
+                "iteration": np.zeros((), np.int64), "env_steps": np.zeros((), np.int64),
+                "active_steps": np.zeros((), np.int64)}
 
     def _ensure_env(self):
         if self._ts is None or self._windows is None:  # restored state without init() on this object
@@ -205,7 +206,7 @@ class ScaleZeroTrainer:
         stage = jnp.asarray(int(cs.stage), jnp.int32)
         env_task = replay.env_task
         unsolved = self._unsolved(cs)
-        active_env = np.isin(env_task, unsolved)  # solved tasks stop collecting (not stored, not counted)
+        active_env = np.isin(env_task, unsolved)  # envs of unsolved tasks (solved ones: data never sampled)
         rr, rptr = state["recent_returns"].copy(), state["recent_ptr"].copy()
         w = self._windows
         for _ in range(c.collect_steps):
@@ -228,7 +229,10 @@ class ScaleZeroTrainer:
             w.advance(out.action, np.asarray(ts.observation), done)
             self._ts = ts
         collect_s = time.perf_counter() - t0
-        env_steps = int(c.collect_steps * active_env.sum())
+        # a batched env cannot pause single envs: solved tasks' envs still step (counted, as they are real
+        # interactions) but their data is never sampled; "active" counts the interactions of unsolved tasks
+        env_steps = int(c.collect_steps * self.num_envs)
+        active_steps = int(c.collect_steps * active_env.sum())
         # ---- learner ----
         t1 = time.perf_counter()
         iteration = int(state["iteration"])
@@ -265,7 +269,8 @@ class ScaleZeroTrainer:
         # ---- curriculum ----
         new_state = dict(state, train=train, replay=replay, key=key, recent_returns=rr, recent_ptr=rptr,
                          iteration=np.asarray(iteration + 1, np.int64),
-                         env_steps=np.asarray(int(state["env_steps"]) + env_steps, np.int64))
+                         env_steps=np.asarray(int(state["env_steps"]) + env_steps, np.int64),
+                         active_steps=np.asarray(int(state.get("active_steps", 0)) + active_steps, np.int64))
         est = self.return_estimates(new_state)
         if c.dps:
             cs = cur.step(cs, updates, est, None if self.targets is None else np.asarray(self.targets),
@@ -273,7 +278,8 @@ class ScaleZeroTrainer:
             new_state["curriculum"] = cs
         metrics.update({"dps/stage": float(cs.stage), "dps/solved": float(cs.solved.sum()),
                         "replay/bytes": float(rp.nbytes(replay)), "replay/size": float(replay.size),
-                        "learner/updates": float(updates), "time/collect_s": collect_s, "time/learn_s": learn_s})
+                        "learner/updates": float(updates), "time/collect_s": collect_s, "time/learn_s": learn_s,
+                        "env_steps/active": float(new_state["active_steps"])})
         for k, name in enumerate(self.task_names):
             if not np.isnan(est[k]):
                 metrics[f"train_return/{name}"] = float(est[k])
