@@ -57,6 +57,7 @@ class MCTRTrainer:
         self.agent = MCTRAgent(self.mcfg, self.env, self.game, self.genre, self.memory, self.action_reasoner,
                                self.meta_reasoner, self.run_dir / "mctr")
         self._eval_env = None
+        self._eval_agent: MCTRAgent | None = None
 
     def init(self, key: jax.Array) -> dict:
         k_head, k_run = jax.random.split(key)
@@ -91,8 +92,10 @@ class MCTRTrainer:
             opts = {**self.options, **dict(self.cfg.env.eval_options)}
             self._eval_env = envs.make(self.cfg.env.id, num_envs=max(1, min(num_episodes, self.cfg.env.num_envs)),
                                        seed=self.cfg.seed + 10_007, context=self.cfg.env.context, **opts)
-        agent = MCTRAgent(self.mcfg, self._eval_env, self.game, self.genre, self.memory, self.action_reasoner,
-                          None, None, learn=False)
+        if self._eval_agent is None:  # built once: its jitted functions compile once
+            self._eval_agent = MCTRAgent(self.mcfg, self._eval_env, self.game, self.genre, self.memory,
+                                         self.action_reasoner, None, None, learn=False)
+        agent = self._eval_agent
         policy = TTRLState(*state["policy"]) if not isinstance(state["policy"], TTRLState) else state["policy"]
         returns: list[float] = []
         k = key
