@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -34,9 +35,19 @@ from agents.mctr.backends.embedded import (EmbeddedActionReasoner, knowledge_for
 from agents.mctr.config import MCTRConfig
 from agents.mctr.memory import KnowledgeBase
 from agents.mctr.perception import Obj, Situation, extract_objects, features, match_motion, situation
-from agents.mctr.ttrl import GroupBatch, TTRLState, init_state, make_act, make_head, make_sample_groups, make_update
+from agents.mctr.ttrl import (GroupBatch, TTRLConfig, TTRLState, init_state, make_act, make_head, make_sample_groups,
+                              make_update)
 
-FEATURE_DIM = None  # filled lazily from perception.FEATURE_DIM (kept importable without computing)
+
+
+@functools.lru_cache(maxsize=32)
+def _policy_fns(num_actions: int, ttrl_fields: tuple):
+    """(head, optimizer, act, update, sample) shared by every agent with the same action count and TTRL config, so
+    agents created one after another (games of a protocol, evaluation agents) reuse compiled functions."""
+    cfg = TTRLConfig(*ttrl_fields)
+    head, opt = make_head(num_actions, cfg)
+    return (head, opt, make_act(head, cfg.reasoner_weight), make_update(head, opt, cfg),
+            make_sample_groups(head, cfg.reasoner_weight, cfg.group_size))
 
 
 @dataclasses.dataclass
@@ -78,10 +89,8 @@ class MCTRAgent:
         self.reasoner, self.meta = action_reasoner, meta_reasoner
         self.branch_reasoner = EmbeddedActionReasoner(cfg.embedded)
         self.learn = learn
-        self.head, self.opt = make_head(len(self.names), cfg.ttrl)
-        self._act = make_act(self.head, cfg.ttrl.reasoner_weight)
-        self._update = make_update(self.head, self.opt, cfg.ttrl)
-        self._sample = make_sample_groups(self.head, cfg.ttrl.reasoner_weight, cfg.ttrl.group_size)
+        self.head, self.opt, self._act, self._update, self._sample = _policy_fns(
+            len(self.names), dataclasses.astuple(cfg.ttrl))
         self.sched = sched_lib.init_state(cfg.scheduler)
         self.transitions: list[Transition] = []
         self.branches: list[BranchOutcome] = []
