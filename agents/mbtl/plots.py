@@ -62,7 +62,9 @@ def _figure(curves: list[Curve], steps_per_task: int, x: str, title: str) -> byt
     for c in curves:
         xs = c.tasks.astype(float) * (steps_per_task if x == "samples" else 1)
         style = {"Exhaustive Oracle": dict(ls="--", c="k"), "Sequential Oracle": dict(ls=":", c="k"),
-                 "MBTL": dict(lw=2.5, c="C3"), "Multi-task": dict(marker="s", ls="none", c="C5")}.get(c.name, {})
+                 "MBTL": dict(lw=2.5, c="C3"), "Multi-task": dict(marker="s", ls="none", c="C5"),
+                 "Independent": dict(c="C0"), "Random": dict(c="C1"), "Equidistant": dict(c="C2"),
+                 "Coarse-to-fine": dict(c="C8"), "Greedy (pseudo)": dict(c="C4")}.get(c.name, {})
         if c.name == "Multi-task":
             ax.plot(xs[:1], c.perf[:1], label=c.name, **style)
             continue
