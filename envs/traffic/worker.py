@@ -119,6 +119,10 @@ def _worker_main(conn, cfg) -> None:
         conn.close()
 
 
+class WorkerLost(ConnectionError):
+    """A worker died, hung or dropped its connection: it is replaced and the episode truncated."""
+
+
 class WorkerError(RuntimeError):
     """A worker raised inside the simulation code (a bug or bad input, not a crash): not retried."""
 
@@ -231,7 +235,7 @@ class WorkerPool:
         return len(self.cfgs)
 
     def _recv(self, i: int, timeout: float) -> Any:
-        """Answer of worker ``i``; raises ``ConnectionError`` on death/hang, ``WorkerError`` on a worker exception."""
+        """Answer of worker ``i``; raises ``WorkerLost`` on death/hang, ``WorkerError`` on a worker exception."""
         w = self._workers[i]
         deadline = time.monotonic() + timeout
         try:
@@ -240,11 +244,13 @@ class WorkerPool:
                     status, payload = w.conn.recv()
                     break
                 if not w.alive():
-                    raise ConnectionError(f"worker {i} (pid {w.pid}) died with exit code {w.exitcode}")
+                    raise WorkerLost(f"worker {i} (pid {w.pid}) died with exit code {w.exitcode}")
                 if time.monotonic() > deadline:
-                    raise ConnectionError(f"worker {i} (pid {w.pid}) did not answer within {timeout:.0f} s (hung)")
-        except (EOFError, OSError, BrokenPipeError) as err:
-            raise ConnectionError(f"worker {i} (pid {w.pid}) connection lost: {err!r}") from err
+                    raise WorkerLost(f"worker {i} (pid {w.pid}) did not answer within {timeout:.0f} s (hung)")
+        except WorkerLost:
+            raise
+        except (EOFError, OSError) as err:
+            raise WorkerLost(f"worker {i} (pid {w.pid}) connection lost: {err!r}") from err
         if status != "ok":
             raise WorkerError(f"traffic worker {i} failed:\n{payload}")
         return payload
