@@ -107,20 +107,22 @@ def test_advice_changes_the_ring():
 
 def test_ecodrive_conformance_penetration_and_determinism():
     pytest.importorskip("libsumo")
-    ctx = {"penetration": [0.02, 1.0], "inflow": [800.0, 800.0]}
+    ctx = {"penetration": [0.02, 1.0, 0.3], "inflow": [800.0, 800.0, 100.0]}
     out = []
     for _ in range(2):
-        with envs.make("traffic/ecodrive", num_envs=2, seed=5, episode_seconds=120, context=ctx) as env:
+        with envs.make("traffic/ecodrive", num_envs=3, seed=5, episode_seconds=120, context=ctx) as env:
             ts = env.reset()
-            envs.check_timestep(ts, env.spec, 2)
-            rewards, controlled = [], np.zeros(2)
+            envs.check_timestep(ts, env.spec, 3)
+            rewards, controlled, vehicles = [], np.zeros(3), np.zeros(3)
             for t in range(120):
-                ts = env.step(np.full((2, 8), 0.5, np.float32))
-                envs.check_timestep(ts, env.spec, 2)
+                ts = env.step(np.full((3, 8), 0.5, np.float32))
+                envs.check_timestep(ts, env.spec, 3)
                 rewards.append(ts.reward)
                 controlled += ts.info["controlled"]
+                vehicles += ts.info["vehicles"]
                 assert ts.truncated.all() == (t == 119)
-            out.append((np.array(rewards), controlled))
+            out.append((np.array(rewards), controlled, vehicles))
     np.testing.assert_array_equal(out[0][0], out[1][0])  # seeded determinism
     assert out[0][1][1] > 5 * out[0][1][0], f"full penetration must control more vehicles: {out[0][1]}"
+    assert out[0][2][2] < 0.5 * out[0][2][0], f"lower inflow must put fewer vehicles on the road: {out[0][2]}"
     assert (out[0][0] <= 0).all() and out[0][0].sum(0).max() < 0  # fuel and time are costs
