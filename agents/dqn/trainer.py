@@ -100,7 +100,7 @@ class DQNTrainer:
                                        context=self.context, **self.eval_options)
 
         def policy(obs, k):
-            return np.asarray(self._greedy(params, jnp.asarray(obs), k))
+            return np.array(self._greedy(params, jnp.asarray(obs), k))
 
         max_steps = int(self.spec.max_episode_steps or 27_000)
         return evaluate_host(self._eval_env, policy, num_episodes, key, max_steps)
@@ -119,7 +119,7 @@ class DQNTrainer:
         epsilon = 0.0
         for _ in range(n):
             key, action, epsilon = self._act(state.train_state.params, jnp.asarray(obs), state.key, state.env_steps)
-            ts = self.env.step(np.asarray(action))
+            ts = self.env.step(np.array(action))  # a writable host copy
             state, metrics = self._observe(state._replace(key=key), jnp.asarray(obs), action, ts.reward,
                                            ts.terminated, ts.truncated, ts.info["final_observation"])
             step_metrics.append(metrics)

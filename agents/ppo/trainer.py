@@ -103,7 +103,7 @@ class PPOTrainer:
 
         def policy(obs, k):
             _, (_, to_env, _, _) = self._act(params, jnp.asarray(obs), k, det)
-            return np.asarray(to_env)
+            return np.array(to_env)
 
         max_steps = int(self.spec.max_episode_steps or 27_000)
         return evaluate_host(self._eval_env, policy, num_episodes, key, max_steps)
@@ -123,7 +123,7 @@ class PPOTrainer:
         obs = self._obs
         for _ in range(self.cfg.num_steps):
             key, (action, to_env, log_prob, value) = self._act(params, jnp.asarray(obs), key, False)
-            ts = self.env.step(np.asarray(to_env))
+            ts = self.env.step(np.array(to_env))  # a writable host copy (some envs clip in place)
             for name, value_ in (("obs", obs), ("action", action), ("log_prob", log_prob), ("value", value),
                                  ("reward", ts.reward), ("terminated", ts.terminated),
                                  ("truncated", ts.truncated), ("final_obs", ts.info["final_observation"])):
