@@ -19,6 +19,7 @@ crash mid-write leaves the previous complete file.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from agents.mctr.retrieval import embed_text, scope_bonus, top_k
 KINDS = ("rule", "pattern", "action_outcome")  # strategic rule / environment pattern / action-outcome relation
 
 
+_UIDS = itertools.count()
 _CHOICE = re.compile(r"\[\[(.*?)\|(.*?)\|(.*?)\]\]")
 
 
@@ -164,6 +166,7 @@ class KnowledgeBase:
         self.entries: dict[str, Entry] = {}
         self._next_id = 0
         self.version = 0  # bumped by every change; lets readers cache derived views
+        self.uid = next(_UIDS)  # unique per instance for the whole process (id() is reused after garbage collection)
         self._vec_cache: dict[str, tuple[np.ndarray, str]] = {}  # id -> (embedding, text it was computed from)
         self._pool_cache: dict[tuple, tuple[list[Entry], np.ndarray]] = {}
 

@@ -33,7 +33,7 @@ class TTRLConfig:
 
     enabled: bool = True  # False: the head never updates (the "no test-time RL" ablation)
     group_size: int = 4  # G: branched rollouts per group (one group per env per update)
-    horizon: int = 8  # H: decisions per branched rollout
+    horizon: int = 12  # H: decisions per branched rollout
     commit: int = 4  # a branch repeats its first action for this many decisions before following the policy
     every: int = 8  # real decisions between two updates
     learning_rate: float = 3e-3  # Adam step size of the head

@@ -47,7 +47,7 @@ _VIEW_CACHE: dict = {}
 
 
 def _cached(kind: str, memory: KnowledgeBase, game: str, extra: tuple, fn):
-    key = (kind, id(memory), memory.version, game, extra)
+    key = (kind, memory.uid, memory.version, game, extra)
     if key not in _VIEW_CACHE:
         if len(_VIEW_CACHE) > 256:
             _VIEW_CACHE.clear()
