@@ -27,7 +27,7 @@ from agents.pvn.networks import Encoder, EncoderConfig, EncoderSpec
 
 FAMILIES = ("rnd", "hash")
 HASH_PRIME = 2 ** 13 - 1
-_HASH_BLOCK = 1024  # pixels per exact int32 partial sum: 1024 * (P-1) * 255 < 2^31
+_HASH_BLOCK = 256  # pixels per exact float32 partial sum: 256 * 127 * 255 < 2^24
 
 
 @dataclasses.dataclass
@@ -132,23 +132,29 @@ def _make_hash(cfg: IndicatorConfig, obs_shape, num_tasks) -> Indicators:
 
 
 def hash_values(a: jax.Array, b: jax.Array, obs: jax.Array, bins: int) -> jax.Array:
-    """Exact ``((sum_j a_ij x_j + b_i) mod P) mod bins`` for uint8 pixels, in int32 without overflow.
+    """Exact ``((sum_j a_ij x_j + b_i) mod P) mod bins`` for uint8 pixels, computed with float32 matmuls.
 
     a: [T, D] int32 in [1, P); b: [T] int32 in [0, P); obs: [B, *obs] uint8 (D = prod(obs)). Returns [B, T] int32.
-    Pixels are summed in blocks of 1024 (each block's dot product < 2^31), reduced mod P, then combined.
+    Integer dot products are slow on accelerators' and CPUs' matmul units, so ``a = 128 * a_hi + a_lo``
+    (a_hi < 64, a_lo < 128) and pixels are summed in blocks of 256: every partial sum is an integer below 2^24,
+    hence exact in float32 (precision=HIGHEST rules out TF32/bf16 passes). Block sums are reduced mod P in int32.
     """
     if obs.dtype != jnp.uint8:
         raise ValueError(f"hash indicators need raw uint8 pixels, got dtype {obs.dtype}")
     num_tasks, dim = a.shape
-    x = obs.reshape(obs.shape[0], -1).astype(jnp.int32)  # [B, D]
+    x = obs.reshape(obs.shape[0], -1)
     if x.shape[1] != dim:
         raise ValueError(f"observation has {x.shape[1]} pixels, hash was built for {dim}")
     blocks = math.ceil(dim / _HASH_BLOCK)
     pad = blocks * _HASH_BLOCK - dim
-    x = jnp.pad(x, ((0, 0), (0, pad))).reshape(-1, blocks, _HASH_BLOCK)  # [B, nb, K]
-    ab = jnp.pad(a, ((0, 0), (0, pad))).reshape(num_tasks, blocks, _HASH_BLOCK)  # [T, nb, K]
-    partial = jnp.einsum("bnk,tnk->bnt", x, ab, preferred_element_type=jnp.int32)  # [B, nb, T], each < 2^31
-    total = jnp.sum(partial % HASH_PRIME, axis=1)  # [B, T] < nb * P
+    xf = jnp.pad(x, ((0, 0), (0, pad))).astype(jnp.float32).reshape(-1, blocks, _HASH_BLOCK)  # [B, nb, K]
+    a = jnp.pad(a, ((0, 0), (0, pad))).reshape(num_tasks, blocks, _HASH_BLOCK)  # [T, nb, K]
+    total = jnp.zeros((x.shape[0], num_tasks), jnp.int32)
+    for part, scale in ((a // 128, 128), (a % 128, 1)):
+        sums = jnp.einsum("bnk,tnk->bnt", xf, part.astype(jnp.float32),
+                          precision=jax.lax.Precision.HIGHEST)  # [B, nb, T] exact integers < 2^24
+        sums = jnp.sum(sums.astype(jnp.int32) % HASH_PRIME, axis=1) % HASH_PRIME  # [B, T]
+        total = (total + scale * sums) % HASH_PRIME  # scale * sums < 2^20: no overflow
     return ((total + b[None]) % HASH_PRIME) % bins
 
 

@@ -93,17 +93,18 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
             q_loss, th_opt = jnp.zeros(()), state.threshold_opt_state
         rewards = indicators.fire(ind, obs)  # [B, T] r_i(x) = 1{x in S_i}
 
-        def td_step(_):
-            (loss, q_mean), grads = jax.value_and_grad(td_loss, has_aux=True)(
-                state.params, state.target_params, batch, rewards)
-            upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
-            params = optax.apply_updates(state.params, upd)
-            return params, ema_update(state.target_params, params, cfg.target_tau), opt_state, loss, q_mean
-
-        def skip(_):
-            return state.params, state.target_params, state.opt_state, jnp.zeros(()), jnp.zeros(())
-
-        params, target, opt_state, loss, q_mean = jax.lax.cond(state.step >= warmup, td_step, skip, None)
+        # The TD step is computed every update and kept only after warm-up (a select, not lax.cond: XLA:CPU runs
+        # convolutions inside a conditional branch several times slower; warm-up is a tiny fraction of updates).
+        active = state.step >= warmup
+        (loss, q_mean), grads = jax.value_and_grad(td_loss, has_aux=True)(
+            state.params, state.target_params, batch, rewards)
+        upd, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, upd)
+        target = ema_update(state.target_params, params, cfg.target_tau)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old)  # noqa: E731
+        params, target, opt_state = (keep(params, state.params), keep(target, state.target_params),
+                                     keep(opt_state, state.opt_state))
+        loss, q_mean = jnp.where(active, loss, 0.0), jnp.where(active, q_mean, 0.0)
         new = PretrainState(params, target, opt_state, ind, th_opt, state.step + 1)
         metrics = {"td_loss": loss, "quantile_loss": q_loss, "q_mean": q_mean,
                    "fire_rate_batch": jnp.mean(rewards), "td_active": (state.step >= warmup).astype(jnp.float32)}
