@@ -82,6 +82,11 @@ def _cmd_envs(args, console: Console) -> int:
     return 0
 
 
+def _cmd_mbtl(args, console: Console) -> int:
+    from agents.mbtl.cli import main as mbtl_main
+    return mbtl_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omnitask", description="JAX RL agent suite: train, evaluate, plot, list envs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("env_id", nargs="?")
     en.add_argument("--family", default=None, help="only this family (classic, atari, metaworld, traffic, ...)")
     en.set_defaults(func=_cmd_envs)
+    mb = sub.add_parser("mbtl", add_help=False,
+                        help="MBTL studies: build|replay|run|online CONFIG (see `omnitask mbtl --help`)")
+    mb.add_argument("rest", nargs=argparse.REMAINDER)
+    mb.set_defaults(func=_cmd_mbtl)
     return p
 
 
