@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["mbtl"]:  # forwarded whole: argparse's REMAINDER would swallow `--help` / `--set` badly
+        from agents.mbtl.cli import main as mbtl_main
+        return mbtl_main(argv[1:])
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
     try:
