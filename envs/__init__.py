@@ -5,7 +5,7 @@ See ``envs.timestep`` for the TimeStep pytree and the autoreset semantics, ``env
 from envs.base import BatchedEnv, EpisodeStats
 from envs.registry import list_ids, make, register, spec
 from envs.spec import ArraySpec, BoxActionSpec, ContextVar, DiscreteActionSpec, EnvSpec
-from envs.timestep import TimeStep, check_timestep
+from envs.timestep import TimeStep, check_timestep, episode_over
 
 # Family modules register their ids on import; heavy simulator imports happen inside their factories.
 from envs import classic as _classic  # noqa: E402,F401
@@ -18,4 +18,4 @@ for _optional in ("envs.atari", "envs.metaworld", "envs.traffic"):
             raise
 
 __all__ = ["ArraySpec", "BatchedEnv", "BoxActionSpec", "ContextVar", "DiscreteActionSpec", "EnvSpec",
-           "EpisodeStats", "TimeStep", "check_timestep", "list_ids", "make", "register", "spec"]
+           "EpisodeStats", "TimeStep", "check_timestep", "episode_over", "list_ids", "make", "register", "spec"]

@@ -8,6 +8,10 @@ Autoreset semantics (the same for every family, chosen once):
   bootstrap through truncation. ``info['episode_return']`` / ``info['episode_length']`` hold the running totals of
   the episode that this step belongs to, i.e. the finished episode's totals on its final step.
   No step is ever wasted on a reset, and the next ``step`` acts in the new episode.
+
+Learning episodes vs. games: a family may end a *learning* episode without ending the game (Atari episodic life:
+a lost life sets ``terminated`` but play continues). Such families also report ``info['game_over']``, and the
+episode totals run over the whole game. Code that logs returns should use ``episode_over(ts)``.
 """
 from __future__ import annotations
 
@@ -33,6 +37,13 @@ class TimeStep(NamedTuple):
     @property
     def done(self):
         return self.terminated | self.truncated
+
+
+def episode_over(ts: TimeStep):
+    """[B] bool: the steps on which ``info['episode_return']`` is a finished episode's (game's) total."""
+    if "game_over" in ts.info:
+        return np.asarray(ts.info["game_over"], bool)
+    return np.asarray(ts.terminated) | np.asarray(ts.truncated)
 
 
 def check_timestep(ts: TimeStep, spec, num_envs: int) -> None:

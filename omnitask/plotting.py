@@ -33,7 +33,8 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
     ax.set_xlabel("env steps")
     ax.set_ylabel("return")
     ax = axes[1]
-    key = next((k for k in _TRAIN_RETURN_KEYS if any(k in r for r in trains)), None)
+    keys = sorted({k for r in trains for k in r})
+    key = next((k for name in _TRAIN_RETURN_KEYS for k in keys if k == name or k.endswith("/" + name)), None)
     if key:
         pts = [(r["env_steps"], r[key]) for r in trains if r.get(key) is not None]
         if pts:

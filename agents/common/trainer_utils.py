@@ -7,6 +7,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from envs.timestep import episode_over
+
 
 def plain(node: Any) -> Any:
     """An OmegaConf node (or anything) as plain Python containers; ``None`` -> ``{}`` for mappings."""
@@ -64,7 +66,7 @@ def evaluate_host(env, policy: Callable[[np.ndarray, jax.Array], np.ndarray], nu
     for _ in range(max_steps * per_env):
         key, k_act = jax.random.split(key)
         ts = env.step(policy(ts.observation, k_act))
-        for i in np.flatnonzero(np.asarray(ts.terminated) | np.asarray(ts.truncated)):
+        for i in np.flatnonzero(episode_over(ts)):
             if counts[i] < per_env and len(returns) < num_episodes:
                 counts[i] += 1
                 returns.append(float(ts.info["episode_return"][i]))

@@ -22,6 +22,7 @@ from agents.dqn.agent import DQNState, epsilon_greedy, make_dqn_agent
 from agents.dqn.config import dqn_config_from
 from agents.dqn.jax_loop import make_jax_dqn, summarize
 from envs.jax_env import JaxBatchedEnv
+from envs.timestep import episode_over
 
 
 class DQNTrainer:
@@ -124,7 +125,7 @@ class DQNTrainer:
                                            ts.terminated, ts.truncated, ts.info["final_observation"])
             step_metrics.append(metrics)
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
-            returns.extend(np.asarray(ts.info["episode_return"])[done].tolist())
+            returns.extend(np.asarray(ts.info["episode_return"])[episode_over(ts)].tolist())
             obs = ts.observation
         self._obs = obs
         stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *step_metrics))

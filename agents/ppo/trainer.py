@@ -21,6 +21,7 @@ from agents.ppo.config import ppo_config_from
 from agents.ppo.jax_loop import evaluate_params, make_jax_ppo
 from agents.ppo.learner import PPOTrainState, Rollout, make_learner, num_updates_for
 from envs.jax_env import JaxBatchedEnv
+from envs.timestep import episode_over
 
 
 class HostState(NamedTuple):
@@ -129,8 +130,9 @@ class PPOTrainer:
                                  ("truncated", ts.truncated), ("final_obs", ts.info["final_observation"])):
                 cols[name].append(np.asarray(value_))
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
-            done_returns.extend(np.asarray(ts.info["episode_return"])[done].tolist())
-            done_lengths.extend(np.asarray(ts.info["episode_length"])[done].tolist())
+            ended = episode_over(ts)  # game over, not a lost life (Atari episodic life)
+            done_returns.extend(np.asarray(ts.info["episode_return"])[ended].tolist())
+            done_lengths.extend(np.asarray(ts.info["episode_length"])[ended].tolist())
             obs = ts.observation
         self._obs = obs
         batch = Rollout(**{name: np.stack(v) for name, v in cols.items()})  # [T, B, ...]

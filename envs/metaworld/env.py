@@ -349,7 +349,7 @@ class MetaWorldEnv(BatchedEnv):
                              f"[num_envs, action_dim], got {actions.shape}")
         if not np.all(np.isfinite(actions)):
             raise ValueError(f"{self.spec.env_id}: actions contain NaN/inf")
-        np.clip(actions, -1.0, 1.0, out=actions)
+        actions = np.clip(actions, -1.0, 1.0)  # a copy: never write into the caller's array
 
         obs, reward, terminated, truncated, infos = self._vec.step(actions)
         terminated = np.asarray(terminated, bool)
