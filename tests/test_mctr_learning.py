@@ -2,7 +2,7 @@
 
 Game: DemonAttack (in the unseen split of agents/mctr/games.py; never played before this test). Both variants get the
 same budget of real decisions per env, the same seeds and the same env options (sticky actions 0.25, raw rewards);
-``full`` starts from an empty memory and builds it on Assault itself, ``no_memory`` has test-time RL only.
+``full`` starts from an empty memory and builds it on DemonAttack itself, ``no_memory`` has test-time RL only.
 Runs are deterministic for a given seed (seeded ALE, deterministic JAX on CPU), so the CI form is a regression check
 of a measured margin, and the long form (OMNITASK_FULL=1) checks it over more seeds and a longer budget.
 Measured on the development machine (2 envs, embedded backend, defaults; reward per env over the budget):
