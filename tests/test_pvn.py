@@ -227,3 +227,32 @@ def test_config_errors_are_clear():
         load_config(CONFIGS / "minatar_breakout_cpu.yaml", ["pvn.pretrain.num_taks=5"])
     with pytest.raises(ValueError, match="allowed: random_linear, dqn"):  # ConfigError is a ValueError
         load_config(CONFIGS / "minatar_breakout_cpu.yaml", ["pvn.baselines=[ppo]"])
+
+
+# ---------------------------------------------------------------------------------------------- Atari path
+def test_atari_config_pretrains_from_dqn_replay_layout_then_stops_clearly(tmp_path):
+    """The reference Atari config (shrunk) pretrains on DQN-Replay-layout files and exports the encoder; the
+    online phase on a host env is refused with a message that says what was done and what is missing."""
+    pytest.importorskip("ale_py")
+    from omnitask.config import load_config
+    from agents.pvn.trainer import PVNTrainer
+    n, rng = 300, np.random.default_rng(0)
+    write_dqn_replay_checkpoint(str(tmp_path / "replay"), 0, {
+        "observation": rng.integers(0, 256, (n, 84, 84), dtype=np.uint8), "action": rng.integers(0, 6, n),
+        "reward": np.zeros(n, np.float32), "terminal": (rng.random(n) < 0.02).astype(np.uint8)})
+    cfg = load_config(CONFIGS / "atari_pong_reference_hash.yaml", [
+        f"pvn.data.path={tmp_path / 'replay'}", "pvn.pretrain.encoder.width=1", "pvn.pretrain.encoder.feature_dim=32",
+        "pvn.pretrain.batch_size=8", "pvn.pretrain.num_updates=4", "pvn.pretrain.updates_per_call=2",
+        "pvn.fire_rate_transitions=50"])
+    trainer = PVNTrainer(cfg, tmp_path / "run")
+    state = trainer.init(jax.random.PRNGKey(0))
+    phases = []
+    for _ in range(3):
+        state, metrics, env_steps = trainer.train_step(state)
+        phases.append(int(state["phase"]))
+        assert env_steps == 0
+    assert phases == [1, 1, 2] and np.isfinite(metrics["pretrain/td_loss"])
+    assert 0.0 <= metrics["pretrain/fire_rate_mean"] <= 0.1
+    assert load_encoder(tmp_path / "run" / "encoder").meta["feature_dim"] == 32
+    with pytest.raises(NotImplementedError, match="encoder is in .* not implemented"):
+        trainer.train_step(state)

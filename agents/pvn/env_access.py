@@ -73,8 +73,9 @@ def jax_env(env_id: str, num_envs: int, context: dict | None = None, options: di
         out = jax_functions(env_id, **options)
         if out is None:
             raise ValueError(f"{env_id} is a host-simulator env; PVN's online evaluation loop runs inside jit and "
-                             "needs a JAX-native env (e.g. minatar/Breakout, classic/*). Pretraining on DQN Replay "
-                             "data works for any game; evaluate Atari encoders with the dqn agent's host loop.")
+                             "needs a JAX-native env (e.g. minatar/Breakout). Pretraining (DQN Replay data) and "
+                             "encoder export work for any game; online evaluation on host envs is not implemented "
+                             "yet (see README, PVN).")
         spec, fns = out
     elif env_id.startswith("minatar/"):
         if options:
@@ -87,6 +88,16 @@ def jax_env(env_id: str, num_envs: int, context: dict | None = None, options: di
     ctx = spec.resolve_context(context, num_envs)  # [E, C]
     params = jax.vmap(fns.params_from_context)(jnp.asarray(ctx))
     return spec, fns, params
+
+
+def host_spec(env_id: str, options: dict | None = None) -> EnvSpec:
+    """The spec of a host-simulator env id (built once with one env and closed again)."""
+    from envs.registry import make
+    env = make(env_id, num_envs=1, seed=0, **dict(options or {}))
+    try:
+        return env.spec
+    finally:
+        env.close()
 
 
 def observation_dtype_ok(spec: EnvSpec) -> None:

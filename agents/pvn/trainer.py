@@ -27,7 +27,7 @@ from agents.common.trainer_utils import env_settings
 from agents.pvn.collect import collect_jax, uniform_policy
 from agents.pvn.config import PVNConfig
 from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter
-from agents.pvn.env_access import jax_env, observation_dtype_ok
+from agents.pvn.env_access import host_spec, jax_env, observation_dtype_ok
 from agents.pvn.evaluate import make_learner
 from agents.pvn.export import save_encoder
 from agents.pvn.indicators import firing_rates
@@ -45,13 +45,24 @@ class PVNTrainer:
         self.pcfg: PVNConfig = cfg.pvn
         self.run_dir = Path(run_dir)
         env_id, self.num_envs, context, options = env_settings(cfg)
-        self.spec, self.fns, self.env_params = jax_env(env_id, self.num_envs, context, options)
+        try:
+            self.spec, self.fns, self.env_params = jax_env(env_id, self.num_envs, context, options)
+            self.host_env = False
+        except ValueError as err:  # a host simulator (Atari): pretraining and export work, online phase does not
+            if "host-simulator" not in str(err):
+                raise
+            self.spec, self.fns, self.env_params, self.host_env = host_spec(env_id, options), None, None, True
+            self._host_error = str(err)
         observation_dtype_ok(self.spec)
         self.obs_shape = tuple(self.spec.observation.shape)
         num_actions = self.spec.action.num_actions
         pre = self.pcfg.pretrain
         self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions)
         enc_spec = pre.encoder.spec()
+        self.names, self.learners = [], {}
+        if self.host_env:  # no online learners: see _online_step
+            self._setup_jits()
+            return
         frozen = make_learner(self.pcfg.eval, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
         self.names = ["pvn_linear"] + list(self.pcfg.baselines)
         self.learners = {"pvn_linear": frozen}
@@ -60,6 +71,11 @@ class PVNTrainer:
         if "dqn" in self.names:
             e2e = dataclasses.replace(self.pcfg.eval, fine_tune=True)
             self.learners["dqn"] = make_learner(e2e, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
+        self._setup_jits()
+
+    def _setup_jits(self) -> None:
+        self._dataset = None
+        self.firing_rates: np.ndarray | None = None
         self.seeds = int(self.pcfg.eval_seeds)
         self._pretrain_init = jax.jit(self.pretrainer.init)
         self._pretrain_many = jax.jit(self.pretrainer.update_many)
@@ -73,8 +89,6 @@ class PVNTrainer:
             self._init[name] = jax.jit(jax.vmap(lambda k, l=learner: l.init(k, None)))
             self._train[name] = jax.jit(jax.vmap(learner.train))
             self._eval[name] = jax.jit(jax.vmap(learner.evaluate, in_axes=(0, 0, None)), static_argnums=2)
-        self._dataset = None
-        self.firing_rates: np.ndarray | None = None
 
     # ------------------------------------------------------------------ contract
     def init(self, key) -> dict:
@@ -96,7 +110,7 @@ class PVNTrainer:
         return self._online_step(state)
 
     def evaluate(self, state: dict, num_episodes: int, key) -> dict:
-        out = {}
+        out = {"return_mean": float("nan")}  # host envs: no online learner to evaluate
         for i, name in enumerate(self.names):
             keys = jax.random.split(jax.random.fold_in(key, i), self.seeds)
             returns = np.asarray(self._eval[name](state["learners"][name], keys, int(num_episodes)))  # [S, N]
@@ -163,8 +177,8 @@ class PVNTrainer:
             torso = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.seeds, *x.shape)),
                                  {"params": new_pre.params["params"]["torso"]})  # one copy per learner seed
             learners = dict(state["learners"])
-            pvn = learners["pvn_linear"]
-            learners["pvn_linear"] = pvn._replace(encoder_params=torso)
+            if "pvn_linear" in learners:
+                learners["pvn_linear"] = learners["pvn_linear"]._replace(encoder_params=torso)
             state = dict(state, learners=learners, phase=jnp.asarray(PHASE_ONLINE, jnp.int32))
         return state, metrics, 0
 
@@ -205,6 +219,9 @@ class PVNTrainer:
         return firing_rates(self.pretrainer.indicators, pre_state.indicator, batches())
 
     def _online_step(self, state: dict):
+        if self.host_env:
+            raise NotImplementedError(
+                f"PVN pretraining finished and the encoder is in {self.run_dir / 'encoder'}, but {self._host_error}")
         learners = dict(state["learners"])
         metrics = {}
         for name in self.names:
