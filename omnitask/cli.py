@@ -53,7 +53,11 @@ def _train_seeds(cfg, args, console: Console) -> int:
 
 
 def _cmd_eval(args, console: Console) -> int:
-    from omnitask.runner import evaluate_run
+    from omnitask.runner import evaluate_run, record_video
+    if args.video:
+        out = record_video(Path(args.run_dir), episodes=1, max_steps=args.max_steps)
+        console.print(f"wrote {out}")
+        return 0
     result = evaluate_run(Path(args.run_dir), args.episodes)
     for k, v in sorted(result.items()):
         console.print(f"{k}: {v:.4g}")
@@ -104,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate the newest checkpoint of a run")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, default=None)
+    e.add_argument("--video", action="store_true", help="record one episode of the policy as RUN_DIR/eval_<steps>.gif")
+    e.add_argument("--max-steps", type=int, default=2000, help="frame limit of the video")
     e.set_defaults(func=_cmd_eval)
     pl = sub.add_parser("plot", help="(re)draw a run's learning curves")
     pl.add_argument("run_dir")

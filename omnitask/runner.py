@@ -155,3 +155,51 @@ def evaluate_run(run_dir: Path, num_episodes: int | None = None, seed_offset: in
         return result
     finally:
         trainer.close()
+
+
+def record_video(run_dir: Path, episodes: int = 1, max_steps: int = 2000, fps: int = 30) -> Path:
+    """Play the newest checkpoint's evaluation policy in one env and save the rendered frames as a GIF.
+
+    Needs a trainer with ``policy(state) -> (obs, key) -> actions`` and an environment that renders.
+    """
+    import imageio.v2 as imageio
+
+    import envs
+    from envs.registry import entry
+
+    cfg = load_run_config(run_dir)
+    init_key, eval_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
+    trainer = make_trainer(cfg, Path(run_dir))
+    try:
+        if not hasattr(trainer, "policy"):
+            raise ConfigError(f"agent {cfg.agent!r} does not expose policy(state); eval videos need it")
+        state, meta = restore_latest(cfg, Path(run_dir), trainer, init_key)
+        act = trainer.policy(state)
+        options = {**cfg.env.options, **cfg.env.eval_options}
+        if entry(cfg.env.id).family == "atari":
+            options.setdefault("backend", "ale")  # the per-env ALE backend renders; the vector one cannot
+        context = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in cfg.env.context.items()}
+        env = envs.make(cfg.env.id, num_envs=1, seed=cfg.seed + 7, context=context, **options)
+        frames = []
+        try:
+            ts = env.reset()
+            try:
+                frames.append(np.asarray(env.render())[0])
+            except NotImplementedError as err:
+                raise ConfigError(f"{cfg.env.id} cannot render, so no video: {err}") from None
+            key = jax.random.fold_in(eval_key, int(meta["env_steps"]))
+            done = 0
+            for t in range(max_steps):
+                key, sub = jax.random.split(key)
+                ts = env.step(act(ts.observation, sub))
+                frames.append(np.asarray(env.render())[0])
+                done += int(envs.episode_over(ts)[0])
+                if done >= episodes:
+                    break
+        finally:
+            env.close()
+        out = Path(run_dir) / f"eval_{int(meta['env_steps'])}.gif"
+        imageio.mimsave(out, frames, duration=1.0 / fps, loop=0)
+        return out
+    finally:
+        trainer.close()

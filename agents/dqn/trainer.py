@@ -106,6 +106,12 @@ class DQNTrainer:
         max_steps = int(self.spec.max_episode_steps or 27_000)
         return evaluate_host(self._eval_env, policy, num_episodes, key, max_steps)
 
+    def policy(self, state):
+        """The ``eval_epsilon``-greedy policy as ``(observation [B, ...], key) -> actions [B]`` (eval videos)."""
+        params, eps = (state.agent if self.jax_native else state).train_state.params, self.cfg.eval_epsilon
+        act = jax.jit(lambda obs, k: epsilon_greedy(self.agent.network.apply(params, obs), k, eps))
+        return lambda obs, k: np.array(act(jnp.asarray(obs), k))
+
     def close(self) -> None:
         self.env.close()
         if self._eval_env is not None:

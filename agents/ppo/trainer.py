@@ -109,6 +109,12 @@ class PPOTrainer:
         max_steps = int(self.spec.max_episode_steps or 27_000)
         return evaluate_host(self._eval_env, policy, num_episodes, key, max_steps)
 
+    def policy(self, state):
+        """The evaluation policy as ``(observation [B, ...], key) -> env actions [B, ...]`` (eval videos)."""
+        params, det = state.train_state.params, self.cfg.eval_deterministic
+        act = jax.jit(lambda obs, k: self.learner.act(params, obs, k, det)[1])
+        return lambda obs, k: np.array(act(jnp.asarray(obs), k))
+
     def close(self) -> None:
         self.env.close()
         if self._eval_env is not None:
