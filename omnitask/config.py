@@ -11,7 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from omnitask.agents_table import AGENTS
@@ -137,6 +137,26 @@ def to_dict(cfg: Any) -> dict:
 
 def to_yaml(cfg: Any) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def section_as(cls: type, section: Any, name: str) -> Any:
+    """An instance of the config dataclass ``cls`` from an instance, an OmegaConf node or a plain mapping.
+
+    Agents call this on their own section so they also work when driven directly (tests, MBTL jobs); unknown keys
+    are refused with the nearest valid one, like everywhere else.
+    """
+    if isinstance(section, cls):
+        return section
+    if isinstance(section, DictConfig):
+        section = OmegaConf.to_container(section, resolve=True)
+    section = dict(section or {})
+    unknown = [k for k in section if k not in {f.name for f in dataclasses.fields(cls)}]
+    if unknown:
+        raise ConfigError(f"unknown {name} config key {unknown[0]!r}{_nearest_key_hint(cls, unknown[0])}")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), section))
+    except ValidationError as err:
+        raise ConfigError(f"bad value for {name}.{err.full_key}: {err.msg.splitlines()[0]}") from None
 
 
 def agent_section(cfg: Any) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, List
 
+from omnitask.config import section_as
+
 
 @dataclasses.dataclass
 class DQNConfig:
@@ -63,20 +65,7 @@ class DQNConfig:
 
 def dqn_config_from(section: Any) -> DQNConfig:
     """A ``DQNConfig`` from a DQNConfig, an OmegaConf node or a plain mapping (unknown keys refused)."""
-    if isinstance(section, DQNConfig):
-        return section
-    try:
-        from omegaconf import DictConfig, OmegaConf
-        if isinstance(section, DictConfig):
-            section = OmegaConf.to_container(section, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    section = dict(section or {})
-    names = {f.name for f in dataclasses.fields(DQNConfig)}
-    unknown = sorted(set(section) - names)
-    if unknown:
-        raise ValueError(f"unknown dqn config key(s) {unknown}; allowed: {sorted(names)}")
-    return DQNConfig(**section)
+    return section_as(DQNConfig, section, "dqn")
 
 
 def validate(cfg: DQNConfig, num_envs: int) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from agents.mbtl.contexts import ContextAxis
 from agents.mbtl.selector import SelectorConfig
 from agents.ppo.config import PPOConfig
+from omnitask.config import section_as
 
 SOURCE_TRAINERS = ("ppo_jax", "run_loop")
 EXECUTORS = ("inline", "local", "ray")
@@ -77,7 +78,5 @@ class MBTLConfig:
 
 def mbtl_config_from(section: Any) -> MBTLConfig:
     """An MBTLConfig from an MBTLConfig, an OmegaConf node or a plain mapping (unknown keys refused)."""
-    if isinstance(section, MBTLConfig):
-        return section
-    from omegaconf import OmegaConf
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MBTLConfig), section))
+    return section_as(MBTLConfig, section, "mbtl")
+

@@ -35,7 +35,8 @@ from agents.mctr.agent import MCTRAgent
 from agents.mctr.backends import make_backends
 from agents.mctr.config import MCTRConfig
 from agents.mctr.games import SEEN, UNSEEN, Game, human_normalised, lookup
-from agents.mctr.memory import KnowledgeBase, atomic_write_text
+from agents.mctr.memory import KnowledgeBase
+from omnitask.fileio import atomic_write_text
 
 VARIANTS = ("full", "no_memory", "no_meta", "no_ttrl", "icl", "static_retrieval")
 ENV_OPTIONS = {"protocol": "dqn", "mode": "eval", "raw_rgb": True}  # raw scores, sticky actions 0.25, RGB frames

@@ -21,15 +21,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from agents.mctr.retrieval import embed_text, scope_bonus, top_k
+from omnitask.fileio import atomic_write_text  # temp file + fsync + rename
 
 KINDS = ("rule", "pattern", "action_outcome")  # strategic rule / environment pattern / action-outcome relation
 
@@ -139,22 +138,6 @@ class UpdateReport:
     def num_changes(self) -> int:
         """Entries whose content changed meaningfully (new, contradicted or forgotten); merges are confirmations."""
         return len(self.added) + len(self.revised) + len(self.pruned)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class KnowledgeBase:

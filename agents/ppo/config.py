@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, List
 
+from omnitask.config import section_as
+
 
 @dataclasses.dataclass
 class PPOConfig:
@@ -55,20 +57,7 @@ class PPOConfig:
 
 def ppo_config_from(section: Any) -> PPOConfig:
     """A ``PPOConfig`` from a PPOConfig, an OmegaConf node or a plain mapping (unknown keys refused)."""
-    if isinstance(section, PPOConfig):
-        return section
-    try:
-        from omegaconf import DictConfig, OmegaConf
-        if isinstance(section, DictConfig):
-            section = OmegaConf.to_container(section, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a core dependency
-        pass
-    section = dict(section or {})
-    names = {f.name for f in dataclasses.fields(PPOConfig)}
-    unknown = sorted(set(section) - names)
-    if unknown:
-        raise ValueError(f"unknown ppo config key(s) {unknown}; allowed: {sorted(names)}")
-    return PPOConfig(**section)
+    return section_as(PPOConfig, section, "ppo")
 
 
 def validate(cfg: PPOConfig, num_envs: int) -> None:

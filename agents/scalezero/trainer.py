@@ -25,24 +25,12 @@ from agents.scalezero.learner import init_train_state, make_update_fn
 from agents.scalezero.search import Planner, make_search_fn
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
+from omnitask.config import section_as
 
 
 def as_config(section: Any) -> ScaleZeroConfig:
     """Accept a ScaleZeroConfig, an OmegaConf node or a plain dict (unknown keys are refused)."""
-    if isinstance(section, ScaleZeroConfig):
-        return section
-    try:
-        from omegaconf import DictConfig, OmegaConf
-        if isinstance(section, DictConfig):
-            section = OmegaConf.to_container(section, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    section = dict(section or {})
-    names = {f.name for f in dataclasses.fields(ScaleZeroConfig)}
-    unknown = sorted(set(section) - names)
-    if unknown:
-        raise ValueError(f"scalezero: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    return ScaleZeroConfig(**section)
+    return section_as(ScaleZeroConfig, section, "scalezero")
 
 
 def _get(node, name, default=None):
