@@ -72,10 +72,8 @@ def jax_env(env_id: str, num_envs: int, context: dict | None = None, options: di
     if registered:
         out = jax_functions(env_id, **options)
         if out is None:
-            raise ValueError(f"{env_id} is a host-simulator env; PVN's online evaluation loop runs inside jit and "
-                             "needs a JAX-native env (e.g. minatar/Breakout). Pretraining (DQN Replay data) and "
-                             "encoder export work for any game; online evaluation on host envs is not implemented "
-                             "yet (see README, PVN).")
+            raise ValueError(f"{env_id} is a host-simulator env; PVN's in-jit online loop needs a JAX-native env "
+                             "(PVNTrainer runs host envs on the DQN baseline's host loop: agents.pvn.host)")
         spec, fns = out
     elif env_id.startswith("minatar/"):
         if options:

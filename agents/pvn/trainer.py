@@ -6,6 +6,8 @@ State (a pytree of arrays, everything needed to resume exactly)::
      'learners': {'pvn_linear': LearnerState, 'random_linear': ..., 'dqn': ...}}   # leaves [S, ...]
 
 Each learner is ``eval_seeds`` (S) independent copies vmapped together; metrics and evaluations average over them.
+On host-simulator envs (Atari) each learner is instead one ``agents.dqn.agent.DQNState`` (no seed axis) trained by
+the DQN baseline's host loop with the frozen PVN encoder as its torso (``agents.pvn.host``); ``eval_seeds`` must be 1.
 
 Pretraining batches are drawn on the host by a generator seeded with ``(seed, update step)``, so a resumed run
 reads exactly the batches of an uninterrupted one. PVN-linear and random-linear share the learner seed (same head
@@ -23,13 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.common.trainer_utils import env_settings
+from agents.common.trainer_utils import env_settings, eval_env_options
 from agents.pvn.collect import collect_jax, uniform_policy
 from agents.pvn.config import PVNConfig
 from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter
 from agents.pvn.env_access import host_spec, jax_env, observation_dtype_ok
 from agents.pvn.evaluate import make_learner
 from agents.pvn.export import save_encoder
+from agents.pvn.host import HostLearner, check_replay_memory, collect_host
 from agents.pvn.indicators import firing_rates
 from agents.pvn.pretrain import make_pretrainer
 from omnitask.fileio import atomic_write_json
@@ -48,11 +51,12 @@ class PVNTrainer:
         try:
             self.spec, self.fns, self.env_params = jax_env(env_id, self.num_envs, context, options)
             self.host_env = False
-        except ValueError as err:  # a host simulator (Atari): pretraining and export work, online phase does not
+        except ValueError as err:  # a host simulator (Atari): online phase on the DQN baseline's host loop
             if "host-simulator" not in str(err):
                 raise
             self.spec, self.fns, self.env_params, self.host_env = host_spec(env_id, options), None, None, True
-            self._host_error = str(err)
+        self.env_id, self.context, self.options = env_id, context, options
+        self._eval_env = None
         observation_dtype_ok(self.spec)
         self.obs_shape = tuple(self.spec.observation.shape)
         num_actions = self.spec.action.num_actions
@@ -60,7 +64,8 @@ class PVNTrainer:
         self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions)
         enc_spec = pre.encoder.spec()
         self.names, self.learners = [], {}
-        if self.host_env:  # no online learners: see _online_step
+        if self.host_env:
+            self._setup_host(enc_spec)
             self._setup_jits()
             return
         frozen = make_learner(self.pcfg.eval, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
@@ -73,6 +78,21 @@ class PVNTrainer:
             self.learners["dqn"] = make_learner(e2e, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
         self._setup_jits()
 
+    def _setup_host(self, enc_spec) -> None:
+        """Host-env learners: PVN-linear (frozen unless ``eval.fine_tune``) and the baselines, each with its own env."""
+        import envs
+        if int(self.pcfg.eval_seeds) != 1:
+            raise ValueError(f"pvn.eval_seeds={self.pcfg.eval_seeds}: host envs ({self.env_id}) run one learner "
+                             "per encoder; set pvn.eval_seeds=1")
+        self.names = ["pvn_linear"] + list(self.pcfg.baselines)
+        check_replay_memory(self.pcfg.eval, self.spec, len(self.names))
+        for i, name in enumerate(self.names):
+            def make_env(i=i):
+                return envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 1000 * (i + 1),
+                                 context=self.context, **self.options)
+            fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
+            self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune)
+
     def _setup_jits(self) -> None:
         self._dataset = None
         self.firing_rates: np.ndarray | None = None
@@ -80,6 +100,10 @@ class PVNTrainer:
         self._pretrain_init = jax.jit(self.pretrainer.init)
         self._pretrain_many = jax.jit(self.pretrainer.update_many)
         self._init, self._train, self._eval = {}, {}, {}
+        if self.host_env:
+            for name, learner in self.learners.items():
+                self._init[name] = jax.jit(learner.agent.init)
+            return
         for name, learner in self.learners.items():  # learners sharing closures share jitted (compiled) code
             same = next((n for n in self._init if self.learners[n] is learner), None)
             if same is not None:
@@ -96,7 +120,7 @@ class PVNTrainer:
         learners = {}
         for name in self.names:  # pvn_linear and random_linear share k_learn: only the encoder differs
             keys = jax.random.split(k_dqn if name == "dqn" else k_learn, self.seeds)
-            learners[name] = self._init[name](keys)
+            learners[name] = self._init[name](keys[0] if self.host_env else keys)
         return {"phase": jnp.asarray(PHASE_COLLECT, jnp.int32), "pretrain": self._pretrain_init(k_pre),
                 "learners": learners}
 
@@ -110,7 +134,9 @@ class PVNTrainer:
         return self._online_step(state)
 
     def evaluate(self, state: dict, num_episodes: int, key) -> dict:
-        out = {"return_mean": float("nan")}  # host envs: no online learner to evaluate
+        if self.host_env:
+            return self._evaluate_host(state, num_episodes, key)
+        out = {"return_mean": float("nan")}
         for i, name in enumerate(self.names):
             keys = jax.random.split(jax.random.fold_in(key, i), self.seeds)
             returns = np.asarray(self._eval[name](state["learners"][name], keys, int(num_episodes)))  # [S, N]
@@ -120,10 +146,34 @@ class PVNTrainer:
         return out
 
     def close(self) -> None:
+        for learner in self.learners.values():
+            if isinstance(learner, HostLearner):
+                learner.close()
+        if self._eval_env is not None:
+            self._eval_env.close()
+            self._eval_env = None
         try:
             plot_comparison(self.run_dir)
         except Exception:  # plotting must never hide a training error
             pass
+
+    def _evaluate_host(self, state: dict, num_episodes: int, key) -> dict:
+        """``num_episodes`` eval-mode games (``env.eval_options``; sticky actions from the env) per learner."""
+        out = {"return_mean": float("nan")}
+        if int(state["phase"]) != PHASE_ONLINE:  # nothing trained online yet (pretraining in progress)
+            return out
+        if self._eval_env is None:
+            import envs
+            self._eval_env = envs.make(self.env_id, num_envs=min(self.num_envs, int(num_episodes)),
+                                       seed=int(self.cfg.seed) + 1, context=self.context,
+                                       **eval_env_options(self.cfg))
+        for i, name in enumerate(self.names):
+            res = self.learners[name].evaluate(state["learners"][name], self._eval_env, int(num_episodes),
+                                               jax.random.fold_in(key, i))
+            out[f"return_mean/{name}"] = res["return_mean"]
+            if name == "pvn_linear":
+                out.update(res)
+        return out
 
     # ------------------------------------------------------------------ phases
     def dataset(self):
@@ -149,6 +199,16 @@ class PVNTrainer:
         if meta.exists() and json.loads(meta.read_text())["num_transitions"] >= d.collect_transitions:
             return {"collect/transitions": float(json.loads(meta.read_text())["num_transitions"])}
         shutil.rmtree(root, ignore_errors=True)  # a partial collection from an interrupted run
+        if self.host_env:
+            import envs
+            env = envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 0xC0, context=self.context,
+                            **self.options)
+            try:
+                stats = collect_host(env, d.collect_transitions, int(self.cfg.seed) + 0xC0,
+                                     TransitionWriter(str(root), d.chunk_size), self.spec.action.num_actions)
+            finally:
+                env.close()
+            return {f"collect/{k}": float(v) for k, v in stats.items()}
         key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed), 0xC011EC7)
         stats = collect_jax(self.fns, self.env_params, self.num_envs, d.collect_transitions, key,
                             TransitionWriter(str(root), d.chunk_size), uniform_policy(self.spec.action.num_actions))
@@ -177,7 +237,10 @@ class PVNTrainer:
             torso = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.seeds, *x.shape)),
                                  {"params": new_pre.params["params"]["torso"]})  # one copy per learner seed
             learners = dict(state["learners"])
-            if "pvn_linear" in learners:
+            if "pvn_linear" in learners and self.host_env:
+                learners["pvn_linear"] = HostLearner.with_encoder(learners["pvn_linear"],
+                                                                  {"params": new_pre.params["params"]["torso"]})
+            elif "pvn_linear" in learners:
                 learners["pvn_linear"] = learners["pvn_linear"]._replace(encoder_params=torso)
             state = dict(state, learners=learners, phase=jnp.asarray(PHASE_ONLINE, jnp.int32))
         return state, metrics, 0
@@ -220,8 +283,7 @@ class PVNTrainer:
 
     def _online_step(self, state: dict):
         if self.host_env:
-            raise NotImplementedError(
-                f"PVN pretraining finished and the encoder is in {self.run_dir / 'encoder'}, but {self._host_error}")
+            return self._online_step_host(state)
         learners = dict(state["learners"])
         metrics = {}
         for name in self.names:
@@ -233,6 +295,17 @@ class PVNTrainer:
         if "pvn_linear/episode_return" in metrics:
             metrics["episode_return"] = metrics["pvn_linear/episode_return"]
         n = self.pcfg.eval.iterations_per_call * self.num_envs
+        return dict(state, learners=learners), metrics, n
+
+    def _online_step_host(self, state: dict):
+        """``eval.iterations_per_call`` vector steps of every learner on its own host env (equal budgets)."""
+        learners = dict(state["learners"])
+        metrics, n = {}, 0
+        for i, name in enumerate(self.names):
+            learners[name], m, n = self.learners[name].chunk(learners[name], int(self.cfg.seed) + 1000 * (i + 1))
+            metrics.update({f"{name}/{k}": v for k, v in m.items()})
+        if "pvn_linear/episode_return" in metrics:
+            metrics["episode_return"] = metrics["pvn_linear/episode_return"]
         return dict(state, learners=learners), metrics, n
 
 
