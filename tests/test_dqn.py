@@ -49,6 +49,7 @@ def test_double_q_target_hand_computed(jit):
 
 def test_huber():
     np.testing.assert_allclose(huber(jnp.array([-3.0, -0.5, 0.0, 2.0]), 1.0), [2.5, 0.125, 0.0, 1.5])
+    np.testing.assert_allclose(huber(jnp.array([-3.0, 2.0]), 0.0), [4.5, 2.0])  # delta 0: plain L2
 
 
 def test_replay_sample_matches_python_reference_with_wraparound():

@@ -41,7 +41,9 @@ def double_q_target(q_next_online: jax.Array, q_next_target: jax.Array, reward: 
 
 
 def huber(x: jax.Array, delta: float) -> jax.Array:
-    """Huber loss: 0.5 x^2 for |x| <= delta, delta * (|x| - 0.5 delta) beyond."""
+    """Huber loss: 0.5 x^2 for |x| <= delta, delta * (|x| - 0.5 delta) beyond; ``delta <= 0`` means plain L2."""
+    if delta <= 0:
+        return 0.5 * x**2
     abs_x = jnp.abs(x)
     quad = jnp.minimum(abs_x, delta)
     return 0.5 * quad**2 + delta * (abs_x - quad)
