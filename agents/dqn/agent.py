@@ -103,5 +103,23 @@ def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = 
     return DQNAgent(network, init, act, observe, lambda env_steps: linear_epsilon(cfg, env_steps), update)
 
 
+class HostFunctions(NamedTuple):
+    """Jitted pieces of the host-env loop (Atari, Meta-World, SUMO), shared by every DQN-based trainer."""
+
+    act: Callable  # (params, obs [B, ...], key, env_steps) -> (key, actions [B], epsilon)
+    observe: Callable  # DQNAgent.observe with the state donated (updated in place)
+    greedy: Callable  # (params, obs [B, ...], key) -> eval_epsilon-greedy actions [B]
+
+
+def jit_host_functions(agent: DQNAgent, eval_epsilon: float) -> HostFunctions:
+    def act(params, obs, key, env_steps):
+        key, k_act = jax.random.split(key)
+        epsilon = agent.epsilon(env_steps)
+        return key, agent.act(params, obs, k_act, epsilon), epsilon
+
+    return HostFunctions(jax.jit(act), jax.jit(agent.observe, donate_argnums=0),
+                         jax.jit(lambda params, obs, key: agent.act(params, obs, key, eval_epsilon)))
+
+
 def num_vector_steps(total_env_steps: int, num_envs: int) -> int:
     return max(1, int(np.ceil(total_env_steps / num_envs)))

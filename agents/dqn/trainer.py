@@ -18,7 +18,7 @@ import numpy as np
 import envs
 from agents.common.jax_eval import run_episodes
 from agents.common.trainer_utils import env_settings, eval_env_options, evaluate_host, mean_metrics, seed_from_key
-from agents.dqn.agent import DQNState, epsilon_greedy, make_dqn_agent
+from agents.dqn.agent import DQNState, epsilon_greedy, jit_host_functions, make_dqn_agent
 from agents.dqn.config import dqn_config_from
 from agents.dqn.jax_loop import make_jax_dqn, summarize
 from envs.jax_env import JaxBatchedEnv
@@ -59,15 +59,7 @@ class DQNTrainer:
             self._evaluate = jax.jit(evaluate)
         else:
             self.agent = make_dqn_agent(self.cfg, self.spec, self.num_envs)
-
-            def act(params, obs, key, env_steps):
-                key, k_act = jax.random.split(key)
-                epsilon = self.agent.epsilon(env_steps)
-                return key, self.agent.act(params, obs, k_act, epsilon), epsilon
-
-            self._act = jax.jit(act)
-            self._observe = jax.jit(self.agent.observe, donate_argnums=0)
-            self._greedy = jax.jit(lambda params, obs, key: self.agent.act(params, obs, key, self.cfg.eval_epsilon))
+            self._act, self._observe, self._greedy = jit_host_functions(self.agent, self.cfg.eval_epsilon)
             self._obs = None
 
     # ----------------------------------------------------------------------------------------------- contract

@@ -27,7 +27,7 @@ import numpy as np
 
 from agents.common.networks import QNetwork
 from agents.common.trainer_utils import evaluate_host, mean_metrics
-from agents.dqn.agent import DQNState, make_dqn_agent
+from agents.dqn.agent import DQNState, jit_host_functions, make_dqn_agent
 from agents.dqn.config import DQNConfig
 from agents.pvn.evaluate import LinearEvalConfig
 from agents.pvn.networks import Encoder, EncoderSpec
@@ -107,15 +107,7 @@ class HostLearner:
         self.eval_max_steps = int(ev.eval_max_steps)
         network = QNetwork(PVNTorso(encoder_spec, fine_tune), spec.action.num_actions)
         self.agent = make_dqn_agent(self.cfg, spec, num_envs, network=network)
-
-        def act(params, obs, key, env_steps):
-            key, k_act = jax.random.split(key)
-            epsilon = self.agent.epsilon(env_steps)
-            return key, self.agent.act(params, obs, k_act, epsilon), epsilon
-
-        self._act = jax.jit(act)
-        self._observe = jax.jit(self.agent.observe, donate_argnums=0)
-        self._greedy = jax.jit(lambda params, obs, key: self.agent.act(params, obs, key, self.cfg.eval_epsilon))
+        self._act, self._observe, self._greedy = jit_host_functions(self.agent, self.cfg.eval_epsilon)
         self.env, self._obs = None, None
 
     # ------------------------------------------------------------------ params
