@@ -33,13 +33,16 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
     ax.set_xlabel("env steps")
     ax.set_ylabel("return")
     ax = axes[1]
-    keys = sorted({k for r in trains for k in r})
-    key = next((k for name in _TRAIN_RETURN_KEYS for k in keys if k == name or k.endswith("/" + name)), None)
-    if key:
+    # Training-return series: keys with a return name as one of their path parts ("train/episode_return",
+    # "train_return/<task>", ...), one line each.
+    keys = sorted({k for r in trains for k in r if set(k.split("/")) & set(_TRAIN_RETURN_KEYS)})
+    for key in keys[:12]:
         pts = [(r["env_steps"], r[key]) for r in trains if r.get(key) is not None]
         if pts:
-            ax.plot(*zip(*pts), "-", alpha=0.8)
-    ax.set_title(f"training ({key or 'no return metric'})")
+            ax.plot(*zip(*pts), "-", alpha=0.8, label=key)
+    if len(keys) > 1:
+        ax.legend(fontsize=7)
+    ax.set_title("training episode returns" if keys else "training (no return metric)")
     ax.set_xlabel("env steps")
     for a in axes:
         a.grid(alpha=0.3)
