@@ -92,6 +92,10 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
     batch_size = num_envs * cfg.num_steps
     minibatch_size = batch_size // cfg.num_minibatches
     obs_shape = tuple(spec.observation.shape)
+    # XLA:CPU runs convolutions inside a while loop (a rolled lax.scan) about 12x slower than straight-line code
+    # (measured: 4 Nature-CNN grads on [64, 84, 84, 4] take 2.44 s in a scan vs 0.18 s unrolled), so image torsos
+    # unroll the epoch/minibatch loops; MLP torsos keep them rolled (compile time).
+    image_torso = cfg.torso == "cnn" or (cfg.torso == "auto" and len(obs_shape) == 3)
 
     def init(key):
         k_net, k_state = jax.random.split(key)
@@ -144,11 +148,12 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
                 info["grad_norm"] = optax.tree.norm(grads)
                 return (optax.apply_updates(params, updates), opt_state), info
 
-            return jax.lax.scan(minibatch, (params, opt_state), mbs)
+            return jax.lax.scan(minibatch, (params, opt_state), mbs, unroll=image_torso)
 
         key, k_epochs = jax.random.split(train_state.key)
         (params, opt_state), info = jax.lax.scan(
-            epoch, (train_state.params, train_state.opt_state), jax.random.split(k_epochs, cfg.num_epochs))
+            epoch, (train_state.params, train_state.opt_state), jax.random.split(k_epochs, cfg.num_epochs),
+            unroll=image_torso)
         metrics = jax.tree.map(jnp.mean, info)
         metrics["value/mean_target"] = jnp.mean(target)
         var_y = jnp.var(target)
