@@ -28,6 +28,7 @@ import numpy as np
 
 from envs.spec import ArraySpec, BoxActionSpec, ContextVar, EnvSpec
 from envs.traffic.netgen import GridParams, grid_scenario, require_files
+from envs.traffic.session import LibsumoSession
 
 SLOTS = 8
 SLOT_DIM = 7
@@ -62,11 +63,9 @@ class EcoConfig:
 
 class EcoSim:
     def __init__(self, cfg: EcoConfig):
-        import libsumo
-
-        self.t = libsumo
+        self.sumo = LibsumoSession()
+        self.t = self.sumo.traci
         self.cfg = cfg
-        self._started = False
         self.slots: list[str] = []
 
     def reset(self, seed: int) -> np.ndarray:
@@ -77,11 +76,7 @@ class EcoSim:
                 "--no-step-log", "true", "--no-warnings", "true", "--xml-validation", "never",
                 "--end", str(c.episode_seconds + 10)]
         require_files(c.net_file, c.route_file)
-        if self._started:
-            t.load(args)
-        else:
-            t.start(["sumo"] + args)
-            self._started = True
+        self.sumo.open(args)
         self.tls = t.trafficlight.getIDList()[0]
         links = [lk[0][:2] for lk in t.trafficlight.getControlledLinks(self.tls) if lk]
         self.in_lanes = list(dict.fromkeys(a for a, _ in links))
@@ -166,12 +161,7 @@ class EcoSim:
         return obs, np.array([reward], np.float32), False, truncated, info
 
     def close(self) -> None:
-        if self._started:
-            try:
-                self.t.close()
-            except Exception:
-                pass
-            self._started = False
+        self.sumo.close()
 
 
 def eco_spec(episode_seconds: int) -> EnvSpec:

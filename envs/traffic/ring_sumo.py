@@ -8,6 +8,7 @@ import numpy as np
 
 from envs.traffic import ring as R
 from envs.traffic.netgen import RingParams, require_files, ring_edges, ring_scenario
+from envs.traffic.session import LibsumoSession
 
 VTYPE = "idm"
 
@@ -38,11 +39,9 @@ class RingSumoSim:
     """Ring road in libsumo. Car ``k`` is vehicle id ``c{k}``; car 0 (``c0``) is the AV."""
 
     def __init__(self, cfg: RingSumoConfig):
-        import libsumo
-
-        self.t = libsumo
+        self.sumo = LibsumoSession()
+        self.t = self.sumo.traci
         self.cfg = cfg
-        self._started = False
         self.x0 = np.zeros(cfg.num_vehicles)
         self.ids = [f"c{k}" for k in range(cfg.num_vehicles)]
 
@@ -52,11 +51,7 @@ class RingSumoSim:
                 "--no-warnings", "true", "--seed", str(seed), "--collision.action", "warn",
                 "--time-to-teleport", "-1", "--xml-validation", "never"]
         require_files(c.net_file, c.add_file)
-        if self._started:
-            t.load(args)
-        else:
-            t.start(["sumo"] + args)
-            self._started = True
+        self.sumo.open(args)
         edges = ring_edges()
         arc = c.ring_length / len(edges)
         laps = int(math.ceil(R.IDM.v0 * (c.horizon + 10) / c.ring_length)) + 2
@@ -97,12 +92,7 @@ class RingSumoSim:
         return obs, reward, False, truncated, info
 
     def close(self) -> None:
-        if self._started:
-            try:
-                self.t.close()
-            except Exception:
-                pass
-            self._started = False
+        self.sumo.close()
 
 
 def make_ring_sumo(num_envs: int, seed: int, context=None, horizon: float = R.DEFAULT_HORIZON,

@@ -33,6 +33,7 @@ import numpy as np
 from envs.spec import ArraySpec, ContextVar, DiscreteActionSpec, EnvSpec
 from envs.traffic.phases import NUM_PHASES, PHASE_NAMES, phase_states, yellow_state  # noqa: F401 (re-export)
 from envs.traffic.netgen import CAR_LENGTH, CAR_MIN_GAP, GridParams, grid_scenario, require_files
+from envs.traffic.session import LibsumoSession
 
 LANES_PER_LIGHT = 8
 OBS_DIM = NUM_PHASES + 2 + 2 * LANES_PER_LIGHT  # 22
@@ -93,11 +94,9 @@ class SignalSim:
 
     def __init__(self, cfg: SignalConfig):
         self.cfg = cfg
-        self._started = False
         self.lights: list[_Light] = []
-        import libsumo
-
-        self.traci = libsumo
+        self.sumo = LibsumoSession()
+        self.traci = self.sumo.traci
 
     def _args(self, seed: int) -> list[str]:
         c = self.cfg
@@ -109,11 +108,7 @@ class SignalSim:
     def reset(self, seed: int) -> np.ndarray:
         t = self.traci
         require_files(self.cfg.net_file, self.cfg.route_file)
-        if self._started:
-            t.load(self._args(seed))
-        else:
-            t.start(["sumo"] + self._args(seed))
-            self._started = True
+        self.sumo.open(self._args(seed))
         self.lights = [_Light(tid, t) for tid in sorted(t.trafficlight.getIDList())]
         self._in_lanes = sorted({ln for lt in self.lights for ln in lt.in_lanes})
         self._lanes = sorted({ln for lt in self.lights for ln in lt.in_lanes + lt.out_lanes})
@@ -196,12 +191,7 @@ class SignalSim:
         return obs, reward, False, truncated, info
 
     def close(self) -> None:
-        if self._started:
-            try:
-                self.traci.close()
-            except Exception:
-                pass
-            self._started = False
+        self.sumo.close()
 
 
 INFO_SHAPES = {"queue": (), "waiting_time": (), "backlog": (), "sim_time": (), "phase_pressure": (NUM_PHASES,)}
