@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import textwrap
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -139,9 +140,10 @@ class EnvSpec:
         """Multi-line human-readable summary (used by ``omnitask envs``)."""
         act = (f"discrete({self.action.num_actions})" if isinstance(self.action, DiscreteActionSpec)
                else f"box{self.action.shape} in [{self.action.low}, {self.action.high}]")
+        tasks = textwrap.wrap(", ".join(self.task_names), width=100, break_on_hyphens=False)  # all of them
         lines = [f"{self.env_id}", f"  observation: {self.observation.shape} {self.observation.dtype}",
-                 f"  action: {act}", f"  tasks: {len(self.task_names)} ({', '.join(self.task_names[:6])}"
-                 + (", ..." if len(self.task_names) > 6 else "") + ")"]
+                 f"  action: {act}", f"  tasks: {len(self.task_names)}"]
+        lines += [f"    {line}" for line in tasks]
         for v in self.context_vars:
             lines.append(f"  context {v.name}: [{v.low:g}, {v.high:g}] default {v.default:g}  {v.description}")
         return "\n".join(lines)

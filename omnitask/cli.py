@@ -32,8 +32,8 @@ def _cmd_train(args, console: Console) -> int:
         run_dir = new_run_dir(cfg)
     console.print(f"run directory: [bold]{run_dir}[/bold]")
     result = train(cfg, run_dir, resume=bool(args.resume), console=console)
-    summary = ", ".join(f"{k}={v:.3g}" for k, v in sorted(result.final_eval.items())[:8])
-    console.print(f"done: {result.env_steps:,} env steps; final eval: {summary}")
+    summary = ", ".join(f"{k}={v:.3g}" for k, v in sorted(result.final_eval.items()))  # every key
+    console.print(f"done: {result.env_steps:,} env steps; final eval ({cfg.run.eval_episodes} episodes): {summary}")
     console.print(f"results in [bold]{run_dir}[/bold] (config.yaml, metrics.jsonl, tb/, checkpoints/, "
                   "learning_curve.png)")
     return 0
@@ -53,12 +53,19 @@ def _train_seeds(cfg, args, console: Console) -> int:
 
 
 def _cmd_eval(args, console: Console) -> int:
-    from omnitask.runner import evaluate_run, record_video
     if args.video:
-        out = record_video(Path(args.run_dir), episodes=1, max_steps=args.max_steps)
-        console.print(f"wrote {out}")
+        from omnitask.video import record_video
+        v = record_video(Path(args.run_dir), max_steps=args.max_steps)
+        ended = "episode return" if v.finished else f"partial return (no episode end within {args.max_steps} steps)"
+        console.print(f"checkpoint at {v.env_steps:,} env steps: {ended} {v.episode_return:.4g} over "
+                      f"{v.episode_length} steps; wrote {v.path} ({v.frames} frames, one per {v.stride} env steps at "
+                      f"{v.delay_cs * 10} ms = real time, {v.steps_per_second:g} env steps/s)")
         return 0
+    from omnitask.runner import evaluate_run
     result = evaluate_run(Path(args.run_dir), args.episodes)
+    console.print(f"evaluated the checkpoint at {int(result.pop('env_steps')):,} env steps "
+                  f"({result.pop('checkpoint')}) over {int(result.pop('episodes'))} episodes "
+                  f"-> {Path(args.run_dir) / 'eval.json'}")
     for k, v in sorted(result.items()):
         console.print(f"{k}: {v:.4g}")
     return 0
@@ -74,15 +81,8 @@ def _cmd_plot(args, console: Console) -> int:
 
 
 def _cmd_envs(args, console: Console) -> int:
-    import envs
-    from envs.registry import entry
-    if args.env_id:
-        print(envs.spec(args.env_id).describe())
-        return 0
-    for env_id in envs.list_ids(args.family):
-        e = entry(env_id)
-        print(f"{env_id:42s} {e.family:10s} {e.description}")
-    print("\n`omnitask envs ENV_ID` prints one env's observation/action spec, tasks and context variables.")
+    from omnitask.envs_listing import describe, listing
+    print(describe(args.env_id) if args.env_id else listing(args.family))
     return 0
 
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, console)
     except (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, markup=True)
+        console.print(f"[red]error:[/red] {err}", highlight=False, markup=True, soft_wrap=True)  # one line
         return 2
 
 

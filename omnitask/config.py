@@ -105,10 +105,19 @@ def build_config(raw: dict, overrides: Sequence[str] = (), source: str = "<confi
     dot = OmegaConf.from_dotlist(list(overrides)) if overrides else OmegaConf.create({})
     agent = OmegaConf.select(dot, "agent", default=None) or raw.get("agent", ExperimentConfig.agent)
     schema = schema_for(str(agent))
-    base = OmegaConf.structured(schema)
+    merged = _merge_layer(OmegaConf.structured(schema), raw, schema, source)
+    # Overrides are merged as their own layer so that a bad `--set` key is blamed on --set, not on the file.
+    merged = _merge_layer(merged, dot, schema, "--set") if overrides else merged
     try:
-        merged = OmegaConf.merge(base, raw, dot)
         return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _merge_layer(base: Any, layer: Any, schema: type, source: str) -> Any:
+    """OmegaConf merge of one config layer; errors name the layer (file path or --set) and the nearest key."""
+    try:
+        return OmegaConf.merge(base, layer)
     except (ConfigKeyError, ConfigAttributeError) as err:
         key = str(err.full_key or err.key or "")
         hint = _nearest_key_hint(_resolve_cls(schema, key), key.split(".")[-1]) if key else ""

@@ -7,44 +7,63 @@ from omnitask.metrics_log import read_metrics
 
 # Train metrics worth a panel when present (first match wins per panel).
 _TRAIN_RETURN_KEYS = ("episode_return", "return_mean", "train_return")
+# Eval metrics that are not returns: (key, axis label). MBTL's online trainer reports normalised performance.
+_EVAL_SCORES = (("generalized_performance", "normalised generalised performance"),)
+_MAX_SERIES = 12
+
+
+def _task(key: str) -> str | None:
+    """The task a per-task series belongs to (``return_mean/<task>``, ``train_return/<task>``), else None."""
+    return key.split("/", 1)[1] if "/" in key and key.split("/", 1)[0] in _TRAIN_RETURN_KEYS else None
 
 
 def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
-    """Eval return (and per-task eval returns) and the training episode return vs env steps."""
+    """Evaluation score (and per-task eval returns) and the training episode returns vs env steps.
+
+    A task keeps one colour in both panels; the eval mean is black. Step axes use engineering notation (12k, 1.2M)
+    so tick labels never run together.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     rows = read_metrics(run_dir)
     if not rows:
         return None
     evals = [r for r in rows if r["split"] == "eval"]
     trains = [r for r in rows if r["split"] == "train"]
+    train_keys = sorted({k for r in trains for k in r if set(k.split("/")) & set(_TRAIN_RETURN_KEYS)})[:_MAX_SERIES]
+    eval_keys = sorted({k for r in evals for k in r if k.startswith("return_mean/")})[:_MAX_SERIES]
+    tasks = sorted({t for k in train_keys + eval_keys if (t := _task(k)) is not None})
+    colour = {t: f"C{i % 10}" for i, t in enumerate(tasks)}
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
+    score_key, score_label = next(((k, label) for k, label in _EVAL_SCORES if any(k in r for r in evals)),
+                                  ("return_mean", "return"))
     if evals:
         steps = [r["env_steps"] for r in evals]
-        ax.plot(steps, [r.get("return_mean") for r in evals], "o-", label="eval return (mean)", lw=2)
-        per_task = sorted({k for r in evals for k in r if k.startswith("return_mean/")})
-        for k in per_task[:12]:
-            ax.plot(steps, [r.get(k) for r in evals], "-", alpha=0.6, label=k.split("/", 1)[1])
+        ax.plot(steps, [r.get(score_key) for r in evals], "o-", c="k", lw=2, label=f"eval {score_label} (mean)")
+        for k in eval_keys:
+            ax.plot(steps, [r.get(k) for r in evals], "-", alpha=0.7, c=colour[_task(k)], label=_task(k))
         ax.legend(fontsize=7)
     ax.set_title("evaluation")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("return")
+    ax.set_ylabel(score_label)
     ax = axes[1]
     # Training-return series: keys with a return name as one of their path parts ("train/episode_return",
     # "train_return/<task>", ...), one line each.
-    keys = sorted({k for r in trains for k in r if set(k.split("/")) & set(_TRAIN_RETURN_KEYS)})
-    for key in keys[:12]:
+    for key in train_keys:
         pts = [(r["env_steps"], r[key]) for r in trains if r.get(key) is not None]
         if pts:
-            ax.plot(*zip(*pts), "-", alpha=0.8, label=key)
-    if len(keys) > 1:
+            ax.plot(*zip(*pts), "-", alpha=0.8, c=colour.get(_task(key)), label=key)
+    if len(train_keys) > 1:
         ax.legend(fontsize=7)
-    ax.set_title("training episode returns" if keys else "training (no return metric)")
-    ax.set_xlabel("env steps")
+    ax.set_title("training episode returns" if train_keys else "training (no return metric)")
     for a in axes:
+        a.set_xlabel("env steps")
+        a.xaxis.set_major_formatter(EngFormatter(sep=""))
+        a.xaxis.set_major_locator(MaxNLocator(nbins=6))
         a.grid(alpha=0.3)
     fig.suptitle(Path(run_dir).name, fontsize=9)
     fig.tight_layout()

@@ -26,8 +26,9 @@ from omnitask.agents_table import AGENTS
 from omnitask.checkpoint import Checkpoints
 from omnitask.config import ConfigError
 from omnitask.fileio import atomic_write_json
-from omnitask.metrics_log import MetricsLogger, truncate_metrics
+from omnitask.metrics_log import MetricsLogger
 from omnitask.plotting import plot_run
+from omnitask.resume_log import finished_eval, record_resume, trim_metrics
 from omnitask.run_dir import config_differences, load_run_config
 
 
@@ -79,17 +80,24 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
     init_key, eval_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
     trainer = make_trainer(cfg, run_dir)
     env_steps, iteration = 0, 0
+    total = int(cfg.run.total_env_steps)
     try:
         if resume:
             state, meta = restore_latest(cfg, run_dir, trainer, init_key)
             env_steps, iteration = int(meta["env_steps"]), int(meta["iteration"])
-            truncate_metrics(run_dir, env_steps)
-            console.print(f"resumed {run_dir} at {env_steps:,} env steps (iteration {iteration})")
+            stored = finished_eval(run_dir, env_steps) if env_steps >= total else None
+            if stored is not None:  # already finished: resuming again changes nothing
+                console.print(f"{run_dir} already finished at {env_steps:,} env steps (budget {total:,}); nothing to "
+                              f"do (continue with --set run.total_env_steps=N, N > {env_steps:,})")
+                return RunResult(run_dir, env_steps, state, stored)
+            trim_metrics(run_dir, env_steps, total)
+            record_resume(run_dir, cfg, env_steps)
+            console.print(f"resumed {run_dir} at {env_steps:,} env steps (iteration {iteration}) with a budget of "
+                          f"{total:,}; recorded in provenance.json")
         else:
             state = trainer.init(init_key)
         ckpts = Checkpoints(run_dir, keep=cfg.run.keep_checkpoints)
         logger = MetricsLogger(run_dir)
-        total = int(cfg.run.total_env_steps)
         next_eval = _next_multiple(env_steps, cfg.run.eval_every)
         next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
         last_eval: dict = {}
@@ -129,8 +137,11 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
                 console.print(f"interrupted: checkpoint saved at {env_steps:,} env steps; continue with "
                               f"`omnitask train --resume {run_dir}`")
                 raise
-        evaluate()
-        save()
+            evaluate()
+            bar.update(task, status=f"final eval return {last_eval['return_mean']:.1f}"
+                       if "return_mean" in last_eval else "")
+        if ckpts.latest_step() != env_steps:  # a resume past the budget restored exactly this step
+            save()
         atomic_write_json(run_dir / "final_eval.json", {"env_steps": env_steps, **last_eval})
         logger.close()
         ckpts.close()
@@ -148,58 +159,11 @@ def evaluate_run(run_dir: Path, num_episodes: int | None = None, seed_offset: in
     try:
         state, meta = restore_latest(cfg, Path(run_dir), trainer, init_key)
         key = jax.random.fold_in(jax.random.fold_in(eval_key, meta["env_steps"]), 1_000_003 + seed_offset)
-        result = {k: float(v) for k, v in trainer.evaluate(state, num_episodes or cfg.run.eval_episodes,
-                                                           key).items()}
-        result["env_steps"] = int(meta["env_steps"])
+        episodes = num_episodes or cfg.run.eval_episodes
+        result = {k: float(v) for k, v in trainer.evaluate(state, episodes, key).items()}
+        result.update(env_steps=int(meta["env_steps"]), episodes=int(episodes),
+                      checkpoint=str(Path(run_dir) / "checkpoints" / str(int(meta["env_steps"]))))
         atomic_write_json(Path(run_dir) / "eval.json", result)
         return result
-    finally:
-        trainer.close()
-
-
-def record_video(run_dir: Path, episodes: int = 1, max_steps: int = 2000, fps: int = 30) -> Path:
-    """Play the newest checkpoint's evaluation policy in one env and save the rendered frames as a GIF.
-
-    Needs a trainer with ``policy(state) -> (obs, key) -> actions`` and an environment that renders.
-    """
-    import imageio.v2 as imageio
-
-    import envs
-    from envs.registry import entry
-
-    cfg = load_run_config(run_dir)
-    init_key, eval_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    trainer = make_trainer(cfg, Path(run_dir))
-    try:
-        if not hasattr(trainer, "policy"):
-            raise ConfigError(f"agent {cfg.agent!r} does not expose policy(state); eval videos need it")
-        state, meta = restore_latest(cfg, Path(run_dir), trainer, init_key)
-        act = trainer.policy(state)
-        options = {**cfg.env.options, **cfg.env.eval_options}
-        if entry(cfg.env.id).family == "atari":
-            options.setdefault("backend", "ale")  # the per-env ALE backend renders; the vector one cannot
-        context = {k: (v[0] if isinstance(v, (list, tuple)) else v) for k, v in cfg.env.context.items()}
-        env = envs.make(cfg.env.id, num_envs=1, seed=cfg.seed + 7, context=context, **options)
-        frames = []
-        try:
-            ts = env.reset()
-            try:
-                frames.append(np.asarray(env.render())[0])
-            except NotImplementedError as err:
-                raise ConfigError(f"{cfg.env.id} cannot render, so no video: {err}") from None
-            key = jax.random.fold_in(eval_key, int(meta["env_steps"]))
-            done = 0
-            for t in range(max_steps):
-                key, sub = jax.random.split(key)
-                ts = env.step(act(ts.observation, sub))
-                frames.append(np.asarray(env.render())[0])
-                done += int(envs.episode_over(ts)[0])
-                if done >= episodes:
-                    break
-        finally:
-            env.close()
-        out = Path(run_dir) / f"eval_{int(meta['env_steps'])}.gif"
-        imageio.mimsave(out, frames, duration=1.0 / fps, loop=0)
-        return out
     finally:
         trainer.close()

@@ -108,7 +108,10 @@ def test_eval_video_of_an_atari_policy(tmp_path):
     import imageio.v2 as imageio
 
     from omnitask.checkpoint import Checkpoints
-    from omnitask.runner import make_trainer, record_video
+    from PIL import Image
+
+    from omnitask.runner import make_trainer
+    from omnitask.video import record_video
     cfg = build_config({
         "agent": "ppo", "env": {"id": "atari/Pong", "num_envs": 1, "options": {"protocol": "dqn"}},
         "run": {"total_env_steps": 16, "out_dir": str(tmp_path), "name": "pong", "progress": False},
@@ -123,7 +126,13 @@ def test_eval_video_of_an_atari_policy(tmp_path):
         ckpts.close()
     finally:
         trainer.close()
-    out = record_video(run_dir, max_steps=40)
+    video = record_video(run_dir, max_steps=40)
+    out = video.path
     frames = imageio.mimread(out)  # GIF writers merge identical consecutive frames, so count distinct ones
     assert out.name == "eval_16.gif" and len(frames) >= 10 and frames[0].shape == (210, 160, 3)
     assert any(not np.array_equal(frames[0], f) for f in frames[1:])  # the game moves
+    # Real time: Pong with frame skip 4 runs 15 agent steps per second -> 70 ms per frame (GIF delays are in cs).
+    assert video.steps_per_second == 15 and video.stride == 1 and video.delay_cs == 7
+    with Image.open(out) as gif:
+        assert gif.info["duration"] == 70
+    assert video.episode_length == 40 and not video.finished and np.isfinite(video.episode_return)

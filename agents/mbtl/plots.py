@@ -58,7 +58,7 @@ def _figure(curves: list[Curve], steps_per_task: int, x: str, title: str) -> byt
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for c in curves:
         xs = c.tasks.astype(float) * (steps_per_task if x == "samples" else 1)
         style = {"Exhaustive Oracle": dict(ls="--", c="k"), "Sequential Oracle": dict(ls=":", c="k"),
@@ -68,9 +68,10 @@ def _figure(curves: list[Curve], steps_per_task: int, x: str, title: str) -> byt
         if c.name == "Multi-task":
             ax.plot(xs[:1], c.perf[:1], label=c.name, **style)
             continue
-        ax.plot(xs, c.perf, label=c.name, **style)
-        if c.perf_std is not None:
-            ax.fill_between(xs, c.perf - c.perf_std, c.perf + c.perf_std, alpha=0.15)
+        (line,) = ax.plot(xs, c.perf, label=c.name, **style)
+        if c.perf_std is not None:  # the band takes its curve's colour and has its own legend entry
+            ax.fill_between(xs, c.perf - c.perf_std, c.perf + c.perf_std, alpha=0.15, color=line.get_color(),
+                            label=f"{c.name} ± 1 std over orders")
     if x == "samples":
         ax.set_xscale("log")
         ax.set_xlabel("training env steps (log scale)")
@@ -79,7 +80,7 @@ def _figure(curves: list[Curve], steps_per_task: int, x: str, title: str) -> byt
     ax.set_ylabel("normalised generalised performance")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the data
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=120)

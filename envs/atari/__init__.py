@@ -168,7 +168,8 @@ def _register_all() -> None:
         register(f"atari/{camel_name(rom)}", lambda rom=rom, **kw: make_game(rom, **kw), family="atari",
                  extra="atari", description=f"Atari 2600 {camel_name(rom)} (ale-py ROM {rom!r})")
     register("atari/multitask", make_multitask, family="atari", extra="atari", spec_fn=_multitask_spec,
-             description="several Atari games in one batch (option games=[...]), task ids, 18 actions")
+             description="several Atari games in one batch (option games=[...]), task ids, 18 actions; "
+                         "num_envs >= the number of games (contiguous blocks of envs per game)")
 
 
 def _multitask_spec(**options: Any) -> EnvSpec:

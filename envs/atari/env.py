@@ -118,6 +118,11 @@ class AtariEnv(BatchedEnv):
         return self._timestep(out.frames, out.final_frames, reward, terminated, out.truncated, ep_return,
                               ep_length, game_over, out.lives, out.episode_frame)
 
+    @property
+    def render_fps(self) -> float:
+        """Real-time env steps per second: the console's 60 frames/s over the frame skip (videos play at it)."""
+        return 60.0 / self.protocol.frame_skip
+
     def render(self) -> np.ndarray:
         """Raw screens ``[B, 210, 160, 3]`` uint8 (per-env backend only: make with ``backend='ale'`` or
         ``raw_rgb=True``)."""

@@ -61,7 +61,8 @@ def _register_all() -> None:
         env_id = f"metaworld/{suffix}"
         register(env_id, functools.partial(make_metaworld, env_id, kind, bench, split, names),
                  family="metaworld", extra="metaworld", spec_fn=functools.partial(spec_for, env_id),
-                 description=f"Meta-World {bench} {split} split ({len(names)} tasks)")
+                 description=f"Meta-World {bench} {split} split ({len(names)} tasks; num_envs must be a multiple "
+                             f"of {len(names)}, env i runs task i % {len(names)})")
 
 
 _register_all()

@@ -392,6 +392,12 @@ class MetaWorldEnv(BatchedEnv):
         goals = self._resolve_goals(context) if context else None
         self._vec.call("set_goal", goals)
 
+    @property
+    def render_fps(self) -> float:
+        """Real-time env steps per second (Meta-World's metadata: 1 / (frame_skip * MuJoCo timestep) = 80)."""
+        self._check_open()
+        return float(self._vec.metadata["render_fps"])
+
     def render(self) -> np.ndarray:
         """RGB frames ``[B, H, W, 3]`` uint8 from ``options.camera`` (software EGL: slow, ~7 fps at 128x128)."""
         self._check_open()

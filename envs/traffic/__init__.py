@@ -22,8 +22,9 @@ def _signal_spec_fn(env_id):
 for _r, _c in ((1, 1), (2, 2), (3, 3)):
     _id, _factory = _make_signal(_r, _c)
     _register(_id, _factory, family="traffic", extra="traffic", spec_fn=_signal_spec_fn(_id),
-              description=f"SUMO signal control, {_r}x{_c} grid, one agent per light; contexts inflow, speed_limit, "
-                          "lane_length")
+              description=f"SUMO signal control, {_r}x{_c} grid, one agent per light"
+                          + (f" (num_envs counts agents: a multiple of the {_r * _c} lights)" if _r * _c > 1 else "")
+                          + "; contexts inflow, speed_limit, lane_length")
 
 
 def _ring_jax(**kw):
