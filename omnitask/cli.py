@@ -63,9 +63,10 @@ def _cmd_eval(args, console: Console) -> int:
         return 0
     from omnitask.runner import evaluate_run
     result = evaluate_run(Path(args.run_dir), args.episodes)
+    episodes = int(result.pop("episodes"))
     console.print(f"evaluated the checkpoint at {int(result.pop('env_steps')):,} env steps "
-                  f"({result.pop('checkpoint')}) over {int(result.pop('episodes'))} episodes "
-                  f"-> {Path(args.run_dir) / 'eval.json'}")
+                  f"({result.pop('checkpoint')}) over {episodes} episode{'s' if episodes != 1 else ''} "
+                  f"-> {Path(args.run_dir) / 'eval.json'}", soft_wrap=True)
     for k, v in sorted(result.items()):
         console.print(f"{k}: {v:.4g}")
     return 0

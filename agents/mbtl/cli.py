@@ -64,8 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("replay", "run"):
             replay(cfg)
         if args.command == "online":
+            import dataclasses
+
+            from agents.mbtl.build import experiment_dir
             from omnitask.run_dir import new_run_dir
             from omnitask.runner import train
+            # Its own run directory beside the study's (build/replay write experiment_dir(cfg)).
+            cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, name=f"{experiment_dir(cfg).name}-online"))
             run_dir = new_run_dir(cfg)
             result = train(cfg, Path(run_dir))
             print(json.dumps({"run_dir": str(run_dir), **result.final_eval}, indent=1))
