@@ -36,7 +36,9 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
     train_keys = sorted({k for r in trains for k in r if set(k.split("/")) & set(_TRAIN_RETURN_KEYS)})[:_MAX_SERIES]
     eval_keys = sorted({k for r in evals for k in r if k.startswith("return_mean/")})[:_MAX_SERIES]
     tasks = sorted({t for k in train_keys + eval_keys if (t := _task(k)) is not None})
-    colour = {t: f"C{i % 10}" for i, t in enumerate(tasks)}
+    # One colour per task in both panels; series without a task (e.g. "episode_return") take the next ones.
+    others = [k for k in train_keys if _task(k) is None]
+    colour = {name: f"C{i % 10}" for i, name in enumerate(tasks + others)}
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
@@ -56,8 +58,8 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
     for key in train_keys:
         pts = [(r["env_steps"], r[key]) for r in trains if r.get(key) is not None]
         if pts:
-            ax.plot(*zip(*pts), "-", alpha=0.8, c=colour.get(_task(key)), label=key)
-    if len(train_keys) > 1:
+            ax.plot(*zip(*pts), "-", alpha=0.8, c=colour[_task(key) or key], label=key)
+    if train_keys:
         ax.legend(fontsize=7)
     ax.set_title("training episode returns" if train_keys else "training (no return metric)")
     for a in axes:
