@@ -17,6 +17,21 @@ def _task(key: str) -> str | None:
     return key.split("/", 1)[1] if "/" in key and key.split("/", 1)[0] in _TRAIN_RETURN_KEYS else None
 
 
+def _steps_label(x: float, _pos=None) -> str:
+    """Env-step tick label: 500, 2.5k, 1.2M (short, so tick labels never run together)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:g}{suffix}"
+    return f"{x:g}"
+
+
+def format_step_axis(ax) -> None:
+    """At most ~6 integer ticks labelled with ``_steps_label`` on the x axis (env steps)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
+
+
 def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
     """Evaluation score (and per-task eval returns) and the training episode returns vs env steps.
 
@@ -26,7 +41,6 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     rows = read_metrics(run_dir)
     if not rows:
@@ -61,11 +75,14 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
             ax.plot(*zip(*pts), "-", alpha=0.8, c=colour[_task(key) or key], label=key)
     if train_keys:
         ax.legend(fontsize=7)
-    ax.set_title("training episode returns" if train_keys else "training (no return metric)")
+        ax.set_title("training episode returns")
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no training-return metric logged\n(keys: " + ", ".join(_TRAIN_RETURN_KEYS) + ")",
+                ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.4")
     for a in axes:
         a.set_xlabel("env steps")
-        a.xaxis.set_major_formatter(EngFormatter(sep=""))
-        a.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        format_step_axis(a)
         a.grid(alpha=0.3)
     fig.suptitle(Path(run_dir).name, fontsize=9)
     fig.tight_layout()

@@ -319,7 +319,8 @@ def plot_comparison(run_dir: str | Path, out: str | Path | None = None) -> Path 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import EngFormatter, MaxNLocator
+
+    from omnitask.plotting import format_step_axis
 
     evals = [r for r in read_metrics(Path(run_dir)) if r.get("split") == "eval"]
     if not evals:
@@ -330,8 +331,7 @@ def plot_comparison(run_dir: str | Path, out: str | Path | None = None) -> Path 
         if pts:
             ax.plot(*zip(*pts), "o-", label=label)
     ax.set_xlabel("online env steps (per learner)")
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 250k, 1.2M: tick labels never run together
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    format_step_axis(ax)  # 250k, 1.2M: tick labels never run together
     ax.set_ylabel("evaluation return")
     ax.set_title(f"PVN vs baselines: {Path(run_dir).name}", fontsize=9)
     ax.grid(alpha=0.3)
