@@ -57,9 +57,10 @@ def _cmd_eval(args, console: Console) -> int:
         from omnitask.video import record_video
         v = record_video(Path(args.run_dir), max_steps=args.max_steps)
         ended = "episode return" if v.finished else f"partial return (no episode end within {args.max_steps} steps)"
+        every = "every env step" if v.stride == 1 else f"every {v.stride} env steps"
         console.print(f"checkpoint at {v.env_steps:,} env steps: {ended} {v.episode_return:.4g} over "
-                      f"{v.episode_length} steps; wrote {v.path} ({v.frames} frames, one per {v.stride} env steps at "
-                      f"{v.delay_cs * 10} ms = real time, {v.steps_per_second:g} env steps/s)")
+                      f"{v.episode_length} steps; wrote {v.path} ({v.frames} frames, {every}, {v.delay_cs * 10} ms "
+                      f"each: real time at the env's {v.steps_per_second:g} steps/s)", soft_wrap=True)
         return 0
     from omnitask.runner import evaluate_run
     result = evaluate_run(Path(args.run_dir), args.episodes)
