@@ -202,17 +202,26 @@ def _sets(overrides: list[str]) -> list[str]:
     return [x for o in overrides for x in ("--set", o)]
 
 
+RUN_DIR_PLACEHOLDER = re.compile(r"RUN(_DIR)?(_?[A-Z0-9])?")  # RUN_DIR, RUN_DIR2, RUN_A, RUN_B, ...
+PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")  # any other all-caps word is a placeholder this test must know
+
+
 def _fill_run_dir(argv: tuple[str, ...], run_dir: Path) -> list[str]:
-    """RUN_DIR -> the template run; N -> 1 episode / 20 video frames / twice the steps the run has done."""
+    """RUN_DIR-like words -> the template run; N -> 1 episode / 20 video frames / twice the steps the run has done.
+
+    An unknown placeholder fails with a message saying where to teach it to this test."""
     out = []
     for i, a in enumerate(argv):
-        if a == "RUN_DIR":
+        if RUN_DIR_PLACEHOLDER.fullmatch(a):
             a = str(run_dir)
         elif a == "N" and i > 0 and argv[i - 1] in ("--episodes", "--max-steps"):
             a = "1" if argv[i - 1] == "--episodes" else "20"
         elif a == "run.total_env_steps=N":
             done = json.loads((run_dir / "final_eval.json").read_text())["env_steps"]
             a = f"run.total_env_steps={2 * done}"
+        elif PLACEHOLDER.fullmatch(a):
+            pytest.fail(f"README placeholder {a!r} in `omnitask {' '.join(argv)}`: give it a value in "
+                        "tests/test_readme.py (_fill_run_dir or parse_commands)")
         out.append(a)
     return out
 
