@@ -37,7 +37,7 @@ TEMPLATE_MBTL_CONFIG = "configs/mbtl/cartpole_ci.yaml"
 SMOKE_RUN = ["run.total_env_steps=1", "run.eval_every=0", "run.checkpoint_every=0", "run.eval_episodes=1",
              "run.progress=false"]
 SMOKE_MBTL = ["mbtl.axes=[{name: length, num: 3}]", "mbtl.steps_per_task=1024", "mbtl.eval_episodes=1",
-              "mbtl.multitask=false", "mbtl.k_max=2", "mbtl.num_random_orders=4", "mbtl.chunk_size=3",
+              "mbtl.multitask=false", "mbtl.k_max=2", "mbtl.num_random_orders=4", "mbtl.chunk_size=1",
               "mbtl.selector.gp.num_restarts=1", "mbtl.selector.gp.num_steps=10", "mbtl.executor=inline",
               "run.total_env_steps=2048", "run.progress=false"]
 NOT_RUN_HERE = {"--seeds": "seed sweeps: the executor sweep tests run them", "--ray-address": "needs a Ray cluster",
