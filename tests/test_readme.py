@@ -141,9 +141,13 @@ def all_commands() -> list[Command]:
     return out
 
 
-def _agent_of(config: str) -> str:
-    from omnitask.config import load_config
-    return load_config(ROOT / config).agent
+def _agent_of(config: str) -> str | None:
+    """The agent a config trains; None when it does not load (its test then runs it and fails with the reason)."""
+    from omnitask.config import ConfigError, load_config
+    try:
+        return load_config(ROOT / config).agent
+    except ConfigError:
+        return None
 
 
 def plan(commands: list[Command]) -> dict[str, str]:
@@ -155,7 +159,7 @@ def plan(commands: list[Command]) -> dict[str, str]:
             decided[c.id] = f"skip: {reason}"
         elif c.argv[0] == "train" and "--resume" not in c.argv:
             agent = _agent_of(c.argv[1])
-            first = agent not in trained_agents and "GPU" not in c.comment
+            first = agent is None or (agent not in trained_agents and "GPU" not in c.comment)
             trained_agents |= {agent} if first else set()
             decided[c.id] = "run" if first else "load"
         else:
