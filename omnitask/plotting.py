@@ -13,8 +13,10 @@ _MAX_SERIES = 12
 
 
 def _task(key: str) -> str | None:
-    """The task a per-task series belongs to (``return_mean/<task>``, ``train_return/<task>``), else None."""
-    return key.split("/", 1)[1] if "/" in key and key.split("/", 1)[0] in _TRAIN_RETURN_KEYS else None
+    """The task or learner a series belongs to: ``return_mean/<task>``, ``train_return/<task>``,
+    ``<learner>/episode_return`` -> the name; plain ``episode_return`` / ``train/episode_return`` -> None."""
+    names = [part for part in key.split("/") if part not in _TRAIN_RETURN_KEYS and part != "train"]
+    return "/".join(names) or None
 
 
 def _steps_label(x: float, _pos=None) -> str:
@@ -72,7 +74,8 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path | None:
     for key in train_keys:
         pts = [(r["env_steps"], r[key]) for r in trains if r.get(key) is not None]
         if pts:
-            ax.plot(*zip(*pts), "-", alpha=0.8, c=colour[_task(key) or key], label=key)
+            ax.plot(*zip(*pts), "-", alpha=0.8, c=colour[_task(key) or key], label=key,
+                    marker="o" if len(pts) < 3 else None, ms=4)  # a line of 1-2 points would not show
     if train_keys:
         ax.legend(fontsize=7)
         ax.set_title("training episode returns")
