@@ -2,8 +2,8 @@
 
 * every fenced ```python block runs as written;
 * every fenced ```yaml block that is an experiment config (has ``agent:``) loads;
-* every ``omnitask ...`` command line in a code block (fenced or indented; ``python -m omnitask`` and
-  ``python -m agents.mbtl`` count too) runs in a smoke form through ``omnitask.cli.main``: training commands get
+* every ``omnitask ...`` command line in a code block (fenced or indented) or quoted inline with a config file
+  (``python -m omnitask`` and ``python -m agents.mbtl`` count too) runs in a smoke form through ``omnitask.cli.main``: training commands get
   the shared tiny budget ``SMOKE_RUN`` (one train iteration, one evaluation episode), MBTL studies ``SMOKE_MBTL``
   (3 contexts, 1,024 steps each). Placeholders in the command synopsis are filled in (CONFIG.yaml = the PPO
   CartPole config, RUN_DIR = the run that config trains, ENV_ID, N); optional ``[...]`` parts run with and
@@ -14,8 +14,8 @@ agent, and commands whose comment says GPU, only load their config with the smok
 another YAML). Commands that start processes elsewhere are not run here: seed sweeps (``--seeds``) and Ray
 (``--executor ray``, ``--ray-address``) are covered by the sweep tests of the executors. A block can be skipped with
 ``<!-- readme-test: skip: REASON -->`` on the line above its fence; every such marker must be listed in
-``ALLOWED_SKIPS`` (use sparingly: a block that needs a GPU or a server). Commands outside code blocks (inline
-``code`` in prose) and other scripts (``python benchmarks/...``, ``python -m agents.mctr.evaluation``) are not run.
+``ALLOWED_SKIPS`` (use sparingly: a block that needs a GPU or a server). Inline synopses without a config file and
+other scripts (``python benchmarks/...``, ``python -m agents.mctr.evaluation``) are not run.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ TEMPLATE_MBTL_CONFIG = "configs/mbtl/cartpole_ci.yaml"
 SMOKE_RUN = ["run.total_env_steps=1", "run.eval_every=0", "run.checkpoint_every=0", "run.eval_episodes=1",
              "run.progress=false"]
 SMOKE_MBTL = ["mbtl.axes=[{name: length, num: 3}]", "mbtl.steps_per_task=1024", "mbtl.eval_episodes=1",
-              "mbtl.multitask=false", "mbtl.k_max=2", "mbtl.num_random_orders=4", "mbtl.chunk_size=1",
+              "mbtl.multitask=false", "mbtl.seeds=[0]", "mbtl.k_max=2", "mbtl.num_random_orders=4", "mbtl.chunk_size=1",
               "mbtl.selector.gp.num_restarts=1", "mbtl.selector.gp.num_steps=10", "mbtl.executor=inline",
               "run.total_env_steps=2048", "run.progress=false"]
 NOT_RUN_HERE = {"--seeds": "seed sweeps: the executor sweep tests run them", "--ray-address": "needs a Ray cluster",
@@ -126,14 +126,23 @@ def parse_commands(block: Block) -> list[Command]:
     return out
 
 
+# Commands quoted inline in prose count when they name a config file (synopses in prose repeat the code blocks').
+INLINE_COMMAND = re.compile(r"`((?:omnitask|python -m omnitask|python -m agents\.mbtl) [^`]*configs/[^`]*)`")
+
+
+def inline_commands(doc: Path) -> list[Block]:
+    return [Block(doc, n, "inline", m.group(1), None) for n, line in enumerate(doc.read_text().splitlines(), 1)
+            for m in INLINE_COMMAND.finditer(line)]
+
+
 def all_blocks() -> list[Block]:
-    return [b for doc in DOCS for b in parse_blocks(doc)]
+    return [b for doc in DOCS for b in sorted(parse_blocks(doc) + inline_commands(doc), key=lambda b: b.line)]
 
 
 def all_commands() -> list[Command]:
     seen, out = set(), []
     for b in all_blocks():
-        if b.skip is None and b.lang in ("", "bash", "sh", "shell", "console"):
+        if b.skip is None and b.lang in ("", "bash", "sh", "shell", "console", "inline"):
             for c in parse_commands(b):
                 if c.argv not in seen:  # the same command shown twice runs once
                     seen.add(c.argv)
