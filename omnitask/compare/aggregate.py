@@ -100,4 +100,5 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray, reps: int = 1000, s
     with _seeded(seed):
         point, interval = rly.get_interval_estimates({"poi": [x, y]}, metrics.probability_of_improvement,
                                                      reps=reps, confidence_interval_size=confidence)
-    return Estimate(float(point["poi"]), float(interval["poi"][0]), float(interval["poi"][1]))
+    low, high = np.ravel(interval["poi"])  # [2, 1]
+    return Estimate(float(np.ravel(point["poi"])[0]), float(low), float(high))

@@ -39,6 +39,10 @@ class Comparison:
 
 
 def compare(paths: Sequence[str | Path], options: CompareOptions = CompareOptions()) -> Comparison:
+    try:
+        import rliable  # noqa: F401
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("omnitask compare needs rliable: pip install 'omnitask[compare]'") from None
     if options.normalise not in MODES:
         raise ConfigError(f"--normalise {options.normalise!r} is not known; allowed: {', '.join(MODES)}")
     if options.reps < 100:
