@@ -8,6 +8,7 @@ re-logs steps after its checkpoint). A resumed run continues the same W&B run id
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,7 +30,7 @@ class WandbSink:
         if id_path.is_file():
             run_id = id_path.read_text().strip()
         else:
-            run_id = wandb.util.generate_id()
+            run_id = uuid.uuid4().hex[:8]  # W&B ids: 8 lowercase alphanumerics
             atomic_write_text(id_path, run_id + "\n")
         self._run = wandb.init(project=os.environ.get("WANDB_PROJECT", "omnitask"), name=run_dir.name, id=run_id,
                                resume="allow", dir=str(run_dir), mode=os.environ.get("WANDB_MODE", "offline"),
