@@ -160,3 +160,22 @@ def test_cli_writes_md_json_png(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "omnitask", "compare", str(tmp_path / "sweep"), "--normalise",
                           "human"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "needs Atari runs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_meta_world_scores_success_and_pvn_needs_a_learner(tmp_path):
+    for s in (0, 1):
+        write_run(tmp_path / "mw", f"mt-s{s}", seed=s, env_id="metaworld/MT10", evals={100: {
+            "return_mean/reach-v3": 900.0, "return_mean/push-v3": 30.0, "success/reach-v3": 1.0 - s / 2,
+            "success/push-v3": s / 4}})
+    c = compare([tmp_path / "mw"], CompareOptions(normalise="random-max", reps=200))
+    assert c.table.labels == ("push-v3", "reach-v3")  # success rates as they are
+    np.testing.assert_allclose(c.table.scores["mt"], [[0.0, 1.0], [0.25, 0.5]])
+    with pytest.raises(ConfigError, match=r"different envs \(metaworld/push-v3, metaworld/reach-v3\)"):
+        compare([tmp_path / "mw"])  # raw returns of different tasks
+    write_run(tmp_path / "pvn", "pvn-s0", seed=0, agent="pvn", env_id="minatar/Breakout", evals={100: {
+        "return_mean": 3.0, "return_mean/pvn_linear": 3.0, "return_mean/dqn": 5.0}})
+    with pytest.raises(ConfigError, match="PVN logs one return_mean per learner.*--metric return_mean/<learner>"):
+        compare([tmp_path / "pvn"])
+    c = compare([tmp_path / "pvn"], CompareOptions(metric="return_mean/dqn", normalise="random-max", reps=200))
+    assert c.table.scores["pvn"][0, 0] == 1.0  # MinAtar: the best compared run is the maximum
+    assert any("no maximum score exists" in n for n in c.notes)

@@ -68,6 +68,9 @@ def task_values(run: Run, row: Mapping, metric: str) -> dict[TaskKey, float | No
     """``<metric>/<task>`` values of a multi-task row, else ``{env id: <metric>}``."""
     prefix = metric + "/"
     per_task = {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
+    if per_task and run.config.get("agent") == "pvn":  # PVN's sub-keys are its learners, not tasks
+        raise ConfigError(f"run {run.path}: PVN logs one {metric} per learner ({', '.join(sorted(per_task))}), "
+                          f"not per task; compare one learner with --metric {prefix}<learner>")
     if per_task:
         return {TaskKey(run.env_id, name): v for name, v in per_task.items()}
     if metric in row:
