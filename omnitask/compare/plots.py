@@ -16,6 +16,7 @@ def plot_comparison(c: Comparison, out: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
     from rliable import plot_utils
 
     t, o = c.table, c.options
@@ -23,7 +24,8 @@ def plot_comparison(c: Comparison, out: Path) -> Path:
     colors = dict(zip(groups, plt.get_cmap("tab10").colors))
     score_name = _SCORE_NAME[o.normalise].format(metric=o.metric)
     panels = 3 if c.paired else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.8))
+    fig, axes = plt.subplots(1, panels, figsize=(4.4 * panels, 3.8),
+                             gridspec_kw={"width_ratios": [1.0, 1.0, 0.9][:panels]})
 
     ax = axes[0]
     for g, (steps, iqm, ci) in c.curves.items():
@@ -31,6 +33,7 @@ def plot_comparison(c: Comparison, out: Path) -> Path:
         if ci is not None:
             ax.fill_between(steps, ci[0], ci[1], color=colors[g], alpha=0.2, lw=0)
     ax.set_xlabel("env steps")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 20k, not 20000 (labels run together otherwise)
     ax.set_ylabel(f"IQM of {score_name}")
     ax.set_title(f"learning curves (IQM, {o.confidence:.0%} CI band)", fontsize=9)
     if c.curves:
@@ -56,10 +59,15 @@ def plot_comparison(c: Comparison, out: Path) -> Path:
                                                    r.prob_improvement.high if r.prob_improvement.high is not None
                                                    else r.prob_improvement.point]) for r in c.paired}
         plot_utils.plot_probability_of_improvement(est, ci, ax=ax, colors=[colors[r.group] for r in c.paired],
-                                                   xticks=[0, 0.25, 0.5, 0.75, 1.0], labelsize=9,
-                                                   ticklabelsize=8)
-        ax.set_title("probability of improvement", fontsize=9)
+                                                   xticks=[0, 0.25, 0.5, 0.75, 1.0], labelsize=8,
+                                                   ticklabelsize=7, interval_height=0.35,
+                                                   left_ylabel="group X", right_ylabel="baseline Y",
+                                                   ylabel_x_coordinate=0.05)
+        ax.axvline(0.5, color="0.5", lw=0.8, ls="--")
+        ax.set_title(f"P(X > Y), {o.confidence:.0%} CI", fontsize=9, pad=14)
         ax.set_xlim(0, 1)
+        for a in [ax, *fig.axes[panels:]]:  # the bars and rliable's twin axis holding the baseline names
+            a.set_ylim(-0.9, len(c.paired) - 0.1)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

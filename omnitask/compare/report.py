@@ -64,8 +64,9 @@ def markdown(c: Comparison) -> str:
         lines += ["", "Per-seed differences (mean over tasks): " + "; ".join(
             f"{r.group} − {r.baseline}: " + ", ".join(f"s{s}: {_num(d)}" for s, d in zip(r.seeds, r.differences))
             for r in c.paired) + ".",
-                  "Two-sided tests on the per-seed differences; with n pairs no p-value can be below 2/2^n "
-                  "(n = 3: 0.25), so a handful of seeds can show an effect size but not significance."]
+                  "Two-sided tests on the per-seed differences: with n pairs no p-value can be below 2/2^n ("
+                  + ", ".join(sorted({f"n = {len(r.seeds)}: {2 / 2 ** len(r.seeds):.3g}" for r in c.paired}))
+                  + "), so a handful of seeds can show an effect size but not significance."]
     rows: dict[tuple, list[str]] = {}  # tasks sharing one reference share a row
     for lab, ref in t.references.items():
         if ref is not None:
