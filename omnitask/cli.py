@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("env_id", nargs="?")
     en.add_argument("--family", default=None, help="only this family (classic, atari, metaworld, traffic, ...)")
     en.set_defaults(func=_cmd_envs)
+    from omnitask.compare.command import add_parser as add_compare_parser
+    add_compare_parser(sub)
     mb = sub.add_parser("mbtl", add_help=False,
                         help="MBTL studies: build|replay|run|online CONFIG (see `omnitask mbtl --help`)")
     mb.add_argument("rest", nargs=argparse.REMAINDER)

@@ -41,6 +41,8 @@ class RunConfig:
     out_dir: str = "runs"  # parent directory of run directories
     name: Optional[str] = None  # run directory name (default: <agent>-<env>-<seed>-<timestamp>)
     progress: bool = True  # show the progress bar
+    # metric sinks: jsonl (always), tensorboard, wandb (offline unless WANDB_MODE=online; the `wandb` extra)
+    loggers: list[str] = dataclasses.field(default_factory=lambda: ["jsonl", "tensorboard"])
 
 
 @dataclasses.dataclass

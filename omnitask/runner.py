@@ -97,7 +97,7 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
         else:
             state = trainer.init(init_key)
         ckpts = Checkpoints(run_dir, keep=cfg.run.keep_checkpoints)
-        logger = MetricsLogger(run_dir)
+        logger = MetricsLogger(run_dir, loggers=cfg.run.loggers, run_config=dataclasses.asdict(cfg))
         next_eval = _next_multiple(env_steps, cfg.run.eval_every)
         next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
         last_eval: dict = {}
