@@ -234,7 +234,10 @@ class MCTRAgent:
             self.sched = sched_lib.after_reflection(self.cfg.scheduler, self.sched, self.decisions,
                                                     report.num_changes)
             self.transitions, self.branches = [], []
-            self.totals.update(reflections=1, meta_malformed=out.malformed, meta_prompt_tokens=out.prompt_tokens,
+            if out.failed:  # the VLM gave no answer: its part of this run is skipped (statistics still apply)
+                self._log("meta_failures", {"decision": self.decisions, "errors": out.errors})
+            self.totals.update(reflections=1, meta_failed=out.failed, meta_malformed=out.malformed,
+                               meta_prompt_tokens=out.prompt_tokens,
                                meta_completion_tokens=out.completion_tokens, entries_added=len(report.added),
                                entries_revised=len(report.revised), entries_pruned=len(report.pruned))
             self._log("scheduler", {**dataclasses.asdict(decision), "added": len(report.added),
@@ -272,6 +275,7 @@ class MCTRAgent:
             feats = self._features(self.p, sits)
             totals.update(fallbacks=out.fallbacks, prompt_tokens=out.prompt_tokens,
                           completion_tokens=out.completion_tokens)
+            totals.update({f"finish_{r}": n for r, n in out.finish_reasons.items()})
             totals["latency_s"] += out.latency_s
             if self.learn and self.cfg.branching and self.decisions % self.cfg.ttrl.every == 0:
                 tstate, m = self._branch(tstate, feats, out.logits, sits, k_branch)
@@ -314,7 +318,10 @@ class MCTRAgent:
                    # acting rule (ttrl.make_act): share of steps where the reasoner was decided, and share of those
                    # where the executed action is its answer (1.0 by construction; a regression check)
                    "decided_rate": totals["decided"] / max(totals["steps"], 1),
-                   "obedience_rate": totals["obeyed"] / max(totals["decided"], 1)}
+                   "obedience_rate": totals["obeyed"] / max(totals["decided"], 1),
+                   "meta_failed": float(self.totals["meta_failed"])}
+        # answers by the server's finish_reason ('stop', 'length', ...; 'failed' = no answer, NOOP executed)
+        metrics.update({k: float(v) for k, v in totals.items() if k.startswith("finish_")})
         if returns:
             metrics["return_mean"] = float(np.mean(returns))
         for k in ("ttrl_loss", "ttrl_entropy", "ttrl_adv_abs"):

@@ -47,7 +47,7 @@ class TTRLConfig:
     reasoner_weight: float = 1.0  # multiplier of the reasoner's logits inside the policy
     life_loss_penalty: float = 1.0  # subtracted from a branch's return per life lost in it
     adv_eps: float = 1e-3  # std floor of the group normalisation (all-equal groups give zero advantage)
-    obey_margin: float = 0.5  # reasoner decided (its top action executed as is) when top - runner-up logit >= this
+    obey_margin: float = 2.0  # reasoner decided (its top action executed as is) when top - runner-up logit >= this
 
     def __post_init__(self) -> None:
         if self.obey_margin <= 0:
