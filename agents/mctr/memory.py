@@ -165,8 +165,9 @@ class Entry:
             raise ValueError(f"{where}: {err}") from None
         if not e.text.strip():
             raise ValueError(f"{where}: empty text")
-        if e.evidence < 1 or e.created < 0 or e.updated < e.created or e.revisions < 0:
-            raise ValueError(f"{where}: counts out of range (allowed: evidence >= 1, 0 <= created <= updated, "
+        # (updated may be below created: each game of a protocol counts its decisions from 0 in one memory)
+        if e.evidence < 1 or e.created < 0 or e.updated < 0 or e.revisions < 0:
+            raise ValueError(f"{where}: counts out of range (allowed: evidence >= 1, created >= 0, updated >= 0, "
                              f"revisions >= 0)")
         if not (0.0 <= e.confidence <= 1.0) or not np.isfinite(e.value):
             raise ValueError(f"{where}: confidence {e.confidence} / value {e.value} out of range (allowed: "
