@@ -74,12 +74,13 @@ def run_one(cfg: MCTRConfig, out: Path, game: str, seed: int, variant: str, budg
                                 "memory_entries", "reflections", "decided_rate", "seconds")}
 
 
-def run_pairs(cfg: MCTRConfig, out: Path, games: Sequence[str], seeds: Sequence[int]) -> None:
+def run_pairs(cfg: MCTRConfig, out: Path, games: Sequence[str], seeds: Sequence[int],
+              variants: Sequence[str] = VARIANTS) -> None:
     path = out / "pairs.jsonl"
     done = {(r["game"], r["seed"], r["variant"]) for r in load_records(path)}
     for seed in seeds:
         for game in games:
-            for variant in VARIANTS:
+            for variant in variants:
                 if (game, seed, variant) in done:
                     continue
                 rec = run_one(cfg, out, game, seed, variant)
@@ -166,14 +167,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/mctr_paired")
     parser.add_argument("--seeds", default="1000-1007", help="evaluation seeds: '1000-1007' or '1000,1001'")
     parser.add_argument("--games", default=",".join(g for _, u in GROUPS.values() for g in u))
+    parser.add_argument("--seen-budget", type=int, default=BUDGET, help="decisions per env per seen game")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="variants to run (run command)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = MCTRConfig()
     if args.command == "seen":
-        build_seen(cfg, out)
+        build_seen(cfg, out, budget=args.seen_budget)
     elif args.command == "run":
-        run_pairs(cfg, out, [g for g in args.games.split(",") if g], _seeds(args.seeds))
+        run_pairs(cfg, out, [g for g in args.games.split(",") if g], _seeds(args.seeds),
+                  [v for v in args.variants.split(",") if v])
     else:
         res = report(load_records(out / "pairs.jsonl"))
         atomic_write_text(out / "paired_report.json", json.dumps(res, indent=2) + "\n")
