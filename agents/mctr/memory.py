@@ -19,7 +19,8 @@ Update rules (``KnowledgeBase.apply``), one call per meta-reasoning run:
                proposal that names an unkeyed entry in ``replaces``, replaces that entry's text/value; its
                confidence is cut. Free-text revisions of keyed (statistics-engine, numeric) entries are refused and
                reported (``UpdateReport.refused``): one sentence must not overwrite measured numbers.
-  * prune   -- entries not confirmed in this run decay (``confidence *= decay``); below ``prune_below`` they go.
+  * prune   -- entries not confirmed in this run decay (``confidence *= decay``; the agent decays only entries
+               scoped to the game being played); below ``prune_below`` they go.
 The file is JSONL (a header line, then one entry per line), rewritten atomically (temp file + fsync + rename) after
 every update, so a crash mid-write leaves the previous complete file. Loading validates every field's type and
 range, refuses duplicate ids, and takes the next id from the highest existing one; ``recover=True`` keeps every
@@ -280,8 +281,11 @@ class KnowledgeBase:
         self._next_id += 1
         return eid
 
-    def apply(self, proposals: Iterable[Proposal], step: int) -> UpdateReport:
-        """Fold ``proposals`` into memory at decision ``step``, decay/prune the rest, then persist atomically."""
+    def apply(self, proposals: Iterable[Proposal], step: int, decay_scope: str | None = None) -> UpdateReport:
+        """Fold ``proposals`` into memory at decision ``step``, decay/prune the rest, then persist atomically.
+
+        ``decay_scope``: only unconfirmed entries of this scope decay (e.g. ``game:Assault`` while playing Assault);
+        ``None`` decays all. Not being re-proposed while another game is played is no evidence against an entry."""
         cfg, report, touched = self.cfg, UpdateReport(), set()
         self.version += 1
         claims = self._claim_index()
@@ -325,7 +329,7 @@ class KnowledgeBase:
             if claims is None:
                 claims = self._claim_index()
         for eid, e in list(self.entries.items()):
-            if eid in touched:
+            if eid in touched or (decay_scope is not None and e.scope != decay_scope):
                 continue
             e.confidence *= cfg.decay
             if e.confidence < cfg.prune_below:
