@@ -54,23 +54,19 @@ def test_unkeyed_texts_merge_only_when_they_say_the_same_thing():
     assert len(kb) == 3
 
 
-def test_measurements_pool_and_a_flipped_pooled_belief_is_a_revision():
-    t = "FIRE [[hurts|does nothing|helps]] ({value:+.2f} over {evidence})."
-    ao = lambda v, n: Proposal("action_outcome", "x", "game:Breakout", n, key="ao|play|FIRE", value=v,  # noqa
-                               template=t)
+def test_contradiction_revises_text_value_and_cuts_confidence():
     kb = KnowledgeBase(MemoryConfig(init_confidence=0.4, revise_confidence_factor=0.5))
-    eid = kb.apply([ao(0.5, 4)], 1).added[0]
-    kb.apply([ao(0.5, 4)], 2)
-    # one noisy opposite slice does not wipe 8 observations: it is pooled (0.5 * 8 - 0.4 * 3) / 11 = +0.25
-    rep = kb.apply([ao(-0.4, 3)], 3)
+    eid = kb.apply([_ao(0.5)], 1).added[0]
+    kb.apply([_ao(0.5)], 2)
+    before = kb.entries[eid].confidence
+    rep = kb.apply([_ao(-0.4, n=3)], 3)
     e = kb.entries[eid]
-    assert rep.merged == [eid] and e.evidence == 11 and e.value == pytest.approx(2.8 / 11) and e.text.startswith(
-        "FIRE helps")
-    before = e.confidence
-    rep = kb.apply([ao(-1.0, 20)], 4)  # strong opposite evidence flips the pooled belief: a revision
-    assert rep.revised == [eid] and e.revisions == 1 and e.evidence == 31
-    assert e.value == pytest.approx((2.8 - 20) / 31) and e.text.startswith("FIRE hurts")
+    assert rep.revised == [eid] and e.revisions == 1
+    assert e.value == pytest.approx(-0.4) and e.evidence == 3 and "-0.40" in e.text
     assert e.confidence == pytest.approx(before * 0.5)
+    # a tiny opposite value is noise, not a contradiction
+    rep = kb.apply([_ao(0.01)], 4)
+    assert rep.merged == [eid] and rep.revised == []
 
 
 def test_explicit_revision_by_id():

@@ -230,7 +230,7 @@ class MCTRAgent:
             traj = TrajectorySlice(self.game, self.genre, self.names, self.transitions, self.branches,
                                    self.p.frames[0])
             out = self.meta.reflect(traj, self.memory, self.decisions)
-            report = self.memory.apply(out.proposals, self.decisions, decay_scope=f"game:{self.game}")
+            report = self.memory.apply(out.proposals, self.decisions)
             self.sched = sched_lib.after_reflection(self.cfg.scheduler, self.sched, self.decisions,
                                                     report.num_changes)
             self.transitions, self.branches = [], []

@@ -8,20 +8,18 @@ written by a VLM have only text.
 
 Update rules (``KnowledgeBase.apply``), one call per meta-reasoning run:
   * merge   -- a keyed proposal with the same kind, scope and key is folded into that entry: evidence adds up, the
-               value is the evidence-weighted mean (measurements are always pooled) and confidence rises toward 1;
-               if the pooled value changes sign (both beyond ``min_effect``) it counts as a revision instead
-               (text restated, confidence cut).
+               value is the evidence-weighted mean and confidence rises toward 1 (a measured confirmation).
                An unkeyed (free-text) proposal whose text embedding cosine with an unkeyed entry of the same kind and
                scope is >= ``merge_threshold`` is folded in only if both *state the same claim*: the same action
                words, the same numbers and the same negations (``claim_signature``) -- "Moving RIGHT ..." never
                merges into "Moving LEFT ...", "Do not shoot ..." never into "Shoot ...", "Rule 7 ..." never into
                "Rule 8 ...". Such a text-only match adds evidence and keeps the entry alive but never raises its
                confidence (similar wording is not evidence).
-  * revise  -- a free-text proposal that names an unkeyed entry in ``replaces`` replaces that entry's text; its
+  * revise  -- a keyed proposal whose value has the opposite sign (both beyond ``min_effect``), or a free-text
+               proposal that names an unkeyed entry in ``replaces``, replaces that entry's text/value; its
                confidence is cut. Free-text revisions of keyed (statistics-engine, numeric) entries are refused and
                reported (``UpdateReport.refused``): one sentence must not overwrite measured numbers.
-  * prune   -- entries not confirmed in this run decay (``confidence *= decay``; the agent decays only entries
-               scoped to the game being played); below ``prune_below`` they go.
+  * prune   -- entries not confirmed in this run decay (``confidence *= decay``); below ``prune_below`` they go.
 The file is JSONL (a header line, then one entry per line), rewritten atomically (temp file + fsync + rename) after
 every update, so a crash mid-write leaves the previous complete file. Loading validates every field's type and
 range, refuses duplicate ids, and takes the next id from the highest existing one; ``recover=True`` keeps every
@@ -282,11 +280,8 @@ class KnowledgeBase:
         self._next_id += 1
         return eid
 
-    def apply(self, proposals: Iterable[Proposal], step: int, decay_scope: str | None = None) -> UpdateReport:
-        """Fold ``proposals`` into memory at decision ``step``, decay/prune the rest, then persist atomically.
-
-        ``decay_scope``: only unconfirmed entries of this scope decay (e.g. ``game:Assault`` while playing Assault);
-        ``None`` decays all. Not being re-proposed while another game is played is no evidence against an entry."""
+    def apply(self, proposals: Iterable[Proposal], step: int) -> UpdateReport:
+        """Fold ``proposals`` into memory at decision ``step``, decay/prune the rest, then persist atomically."""
         cfg, report, touched = self.cfg, UpdateReport(), set()
         self.version += 1
         claims = self._claim_index()
@@ -304,24 +299,10 @@ class KnowledgeBase:
                 if not p.key:
                     claims.setdefault((p.kind, p.scope, claim_signature(p.text)), []).append(eid)
                 continue
-            if p.key:  # a measurement: always pooled, so statistics accumulate instead of restarting on noise
-                old = e.value
-                total = e.evidence + p.evidence
-                e.value = float((e.value * e.evidence + p.value * p.evidence) / total)
-                e.evidence = total
-                if p.template:
-                    e.template = p.template
-                    e.text = render(p.template, e.value, e.evidence, cfg.min_effect)
-                if abs(old) >= cfg.min_effect and abs(e.value) >= cfg.min_effect and np.sign(old) != np.sign(e.value):
-                    if not p.template:
-                        e.text = p.text
-                    e.confidence *= cfg.revise_confidence_factor  # the pooled belief flipped: a revision
-                    e.revisions += 1
-                    report.revised.append(e.id)
-                else:
-                    e.confidence = 1.0 - (1.0 - e.confidence) * (1.0 - cfg.init_confidence)
-                    report.merged.append(e.id)
-            elif p.replaces:
+            contradicted = bool(p.replaces) or (
+                bool(p.key) and abs(p.value) >= cfg.min_effect and abs(e.value) >= cfg.min_effect
+                and np.sign(p.value) != np.sign(e.value))
+            if contradicted:
                 if not e.key:  # the revised text may make another claim: re-file it
                     claims = None
                 e.text, e.value, e.evidence = p.text, float(p.value), p.evidence
@@ -329,15 +310,22 @@ class KnowledgeBase:
                 e.confidence *= cfg.revise_confidence_factor
                 e.revisions += 1
                 report.revised.append(e.id)
-            else:  # a text-only match: more evidence, never more confidence (similar wording is not evidence)
-                e.evidence += p.evidence
+            else:
+                total = e.evidence + p.evidence
+                e.value = float((e.value * e.evidence + p.value * p.evidence) / total)
+                e.evidence = total
+                if p.template:  # keyed texts restate the merged numbers
+                    e.template = p.template
+                    e.text = render(p.template, e.value, e.evidence, cfg.min_effect)
+                if p.key:  # measured confirmation; a text-only match is not evidence that the claim is true
+                    e.confidence = 1.0 - (1.0 - e.confidence) * (1.0 - cfg.init_confidence)
                 report.merged.append(e.id)
             e.updated = step
             touched.add(e.id)
             if claims is None:
                 claims = self._claim_index()
         for eid, e in list(self.entries.items()):
-            if eid in touched or (decay_scope is not None and e.scope != decay_scope):
+            if eid in touched:
                 continue
             e.confidence *= cfg.decay
             if e.confidence < cfg.prune_below:

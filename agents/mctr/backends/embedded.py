@@ -246,27 +246,19 @@ class EmbeddedMetaReasoner:
         rows = [(b.towardness, b.advantage) for b in traj.branches if b.situation.horiz]
         if len(rows) < self.cfg.min_rule_samples:
             return []
-        x, y = np.array(rows, np.float64).T  # [N] towardness, [N] advantage
-        n = len(x)
+        x, y = np.array(rows, np.float32).T
         var = float(((x - x.mean()) ** 2).mean())
         if var < 1e-3:
             return []
         slope = float(((x - x.mean()) * (y - y.mean())).mean() / var)
         if abs(slope) < self.cfg.min_rule_effect:
             return []
-        # evidence = the slope's precision 1 / SE^2 (SE from the residual variance), so |value| * sqrt(evidence) is
-        # its z-score -- the same significance gate as the other entries -- and merges weight by precision
-        resid = y - y.mean() - slope * (x - x.mean())
-        se2 = float((resid ** 2).sum() / max(n - 2, 1) / (n * var))
-        precision = int(1.0 / max(se2, 1e-6))
-        if precision < 1:
-            return []
         out = []
         for scope, where in ((f"game:{traj.game}", traj.game), (f"genre:{traj.genre}", f"{traj.genre} games")):
             template = (f"In {where}, moving the player [[away from|toward or away from|toward]] the nearest moving "
-                        f"object [[pays off|makes little difference|pays off]] (advantage slope {{value:+.2f}}, "
-                        f"precision {{evidence}}).")
-            out.append(Proposal("rule", render(template, slope, precision, 0.05), scope, precision, key="approach",
+                        f"object [[pays off|makes little difference|pays off]] (advantage slope {{value:+.2f}} over "
+                        f"{{evidence}} branched tries).")
+            out.append(Proposal("rule", render(template, slope, len(rows), 0.05), scope, len(rows), key="approach",
                                 value=slope, template=template))
         return out
 
