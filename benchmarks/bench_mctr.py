@@ -85,21 +85,6 @@ def bench_http(num_envs: int, decisions: int, latency: float) -> float:
     return decisions * num_envs / elapsed
 
 
-def bench_connect(count: int = 200) -> float:
-    """Milliseconds per TCP connect + close to a local server: what keep-alive connections would save per request."""
-    import socket
-    import urllib.parse
-
-    from agents.mctr.backends.local_server import LocalChatServer
-
-    with LocalChatServer() as server:
-        url = urllib.parse.urlparse(server.url)
-        t0 = time.perf_counter()
-        for _ in range(count):
-            socket.create_connection((url.hostname, url.port)).close()
-        return (time.perf_counter() - t0) / count * 1e3
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--game", default="Breakout")
@@ -109,9 +94,6 @@ def main() -> None:
     p.add_argument("--http-only", action="store_true", help="skip the embedded-agent benchmark")
     args = p.parse_args()
     out = {"embedded": {}, "http": {}}
-    connect_ms = bench_connect()
-    out["connect_ms"] = round(connect_ms, 3)
-    print(f"TCP connect + close to 127.0.0.1: {connect_ms:.3f} ms per request (the most keep-alive could save)")
     for n in (() if args.http_only else (1, 4)):
         for branching in (False, True):
             rate = bench_embedded(args.game, args.decisions, n, branching)
