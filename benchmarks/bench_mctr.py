@@ -91,9 +91,10 @@ def main() -> None:
     p.add_argument("--decisions", type=int, default=100)
     p.add_argument("--latency", type=float, default=0.1, help="fixed server latency per request (s)")
     p.add_argument("--http-decisions", type=int, default=10)
+    p.add_argument("--http-only", action="store_true", help="skip the embedded-agent benchmark")
     args = p.parse_args()
     out = {"embedded": {}, "http": {}}
-    for n in (1, 4):
+    for n in (() if args.http_only else (1, 4)):
         for branching in (False, True):
             rate = bench_embedded(args.game, args.decisions, n, branching)
             out["embedded"][f"envs={n},branching={branching}"] = round(rate, 1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -150,3 +151,115 @@ def test_crash_during_write_leaves_a_valid_file(tmp_path):
         leftovers = [p for p in tmp_path.iterdir() if p.name != "knowledge.jsonl"]
         for p in leftovers:  # a killed writer may leave its temp file; it is never the real file
             assert p.name.startswith(".knowledge.jsonl.") and p.suffix == ".tmp"
+
+
+# ------------------------------------------------------------------------------------ claims are never merged away
+@pytest.mark.parametrize("old, new", [
+    ("Moving RIGHT when the ball is to the right keeps the paddle under it.",
+     "Moving LEFT when the ball is to the right keeps the paddle under it."),
+    ("Do not shoot the aliens while they are shielded by the bunkers.",
+     "Shoot the aliens while they are shielded by the bunkers."),
+])
+def test_similar_texts_with_different_actions_or_negations_stay_apart(old, new):
+    cfg = MemoryConfig(merge_threshold=0.9)
+    assert float(embed_text(old) @ embed_text(new)) >= cfg.merge_threshold  # the wording alone would merge them
+    kb = KnowledgeBase(cfg)
+    kb.apply([Proposal("rule", old, "game:Breakout")], 1)
+    rep = kb.apply([Proposal("rule", new, "game:Breakout")], 2)
+    assert len(rep.added) == 1 and rep.merged == [] and len(kb) == 2
+    assert sorted(e.text for e in kb.entries.values()) == sorted([old, new])
+    assert all(e.confidence <= cfg.init_confidence for e in kb.entries.values())  # nothing was confirmed
+
+
+def test_numbered_rules_stay_distinct():
+    kb = KnowledgeBase(MemoryConfig(max_entries=5000))
+    rules = [Proposal("rule", f"Rule {i}: keep the paddle under the ball in round {i}.", "general")
+             for i in range(2000)]
+    rep = kb.apply(rules, 1)
+    assert len(rep.added) == 2000 and len(kb) == 2000 and rep.merged == []
+
+
+def test_text_only_match_adds_evidence_but_not_confidence():
+    kb = KnowledgeBase(MemoryConfig(init_confidence=0.3))
+    eid = kb.apply([Proposal("rule", "Shoot the aliens before they land.", "general")], 1).added[0]
+    for step in range(2, 6):
+        rep = kb.apply([Proposal("rule", "Shoot the aliens before they land!", "general")], step)
+        assert rep.merged == [eid]
+    e = kb.entries[eid]
+    assert e.evidence == 5 and e.confidence == pytest.approx(0.3) and e.updated == 5
+
+
+def test_free_text_revision_of_a_measured_entry_is_refused():
+    kb = KnowledgeBase()
+    eid = kb.apply([_ao(-4.0, n=24)], 1).added[0]
+    before = dict(vars(kb.entries[eid]))
+    rep = kb.apply([Proposal("action_outcome", "FIRE after losing a life is great.", "game:Breakout",
+                             replaces=eid)], 2)
+    assert rep.revised == [] and rep.refused and rep.refused[0].startswith(eid)
+    after = dict(vars(kb.entries[eid]))
+    assert {k: v for k, v in after.items() if k != "confidence"} == {k: v for k, v in before.items()
+                                                                     if k != "confidence"}
+    assert after["value"] == -4.0 and after["evidence"] == 24
+    # the VLM's parser refuses it too, and the prompt shows measured entries without a revisable id
+    from agents.mctr.parsing import parse_meta
+    from agents.mctr.prompts import format_knowledge
+    proposals, malformed, reasons = parse_meta(f'<revise id="{eid}">FIRE is great.</revise>', kb.entries)
+    assert proposals == [] and malformed == 1 and "refused" in reasons[0]
+    assert eid not in format_knowledge(list(kb.entries.values())) and "read-only" in format_knowledge(
+        list(kb.entries.values()))
+
+
+# ------------------------------------------------------------------------------------ the file: typed, recoverable
+def _write(path, header: dict, rows: list) -> None:
+    path.write_text("\n".join([json.dumps(header)] + [r if isinstance(r, str) else json.dumps(r) for r in rows])
+                    + "\n")
+
+
+def _row(eid: str, **kw) -> dict:
+    d = {"id": eid, "kind": "rule", "text": f"entry {eid}", "scope": "general", "evidence": 1, "confidence": 0.3,
+         "created": 0, "updated": 0, "key": "", "value": 0.0, "revisions": 0, "template": ""}
+    d.update(kw)
+    return d
+
+
+def test_truncated_line_strict_refuses_and_recovery_keeps_good_entries(tmp_path):
+    path = tmp_path / "k.jsonl"
+    good = [_row("k00000"), _row("k00001")]
+    _write(path, {"format": "mctr-knowledge-v1", "next_id": 3},
+           good + [json.dumps(_row("k00002"))[:40], _row("k00003", evidence="12")])
+    with pytest.raises(ValueError, match=r"k\.jsonl:4: entry is not JSON"):
+        KnowledgeBase.load(path)
+    kb = KnowledgeBase.load(path, recover=True)
+    assert sorted(kb.entries) == ["k00000", "k00001"]
+    assert len(kb.load_errors) == 2 and kb.load_errors[0].startswith(f"{path}:4:")
+    assert "field 'evidence' is str" in kb.load_errors[1] and "allowed: int" in kb.load_errors[1]
+
+
+@pytest.mark.parametrize("row, message", [
+    (_row("k00005", confidence="high"), "field 'confidence' is str"),
+    (_row("k00005", value=None), "field 'value' is NoneType"),
+    (_row("k00005", evidence=True), "field 'evidence' is bool"),
+    (_row("k00005", confidence=3.0), "confidence 3.0"),
+    (_row("k00005", kind="wish"), "bad kind 'wish'"),
+    (_row("x5"), "bad id 'x5'"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_every_field_is_type_checked(tmp_path, row, message):
+    path = tmp_path / "k.jsonl"
+    _write(path, {"format": "mctr-knowledge-v1", "next_id": 0}, [row])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        KnowledgeBase.load(path)
+
+
+def test_missing_next_id_continues_after_the_highest_id_and_duplicates_are_refused(tmp_path):
+    path = tmp_path / "k.jsonl"
+    _write(path, {"format": "mctr-knowledge-v1"}, [_row("k00000"), _row("k00007")])
+    kb = KnowledgeBase.load(path)
+    eid = kb.apply([Proposal("rule", "A new rule about sharks.", "general")], 1).added[0]
+    assert eid == "k00008" and len(kb) == 3
+    _write(path, {"format": "mctr-knowledge-v1", "next_id": 2}, [_row("k00000"), _row("k00001", text="other"),
+                                                                   _row("k00001", text="again")])
+    with pytest.raises(ValueError, match="duplicate id 'k00001'"):
+        KnowledgeBase.load(path)
+    kb = KnowledgeBase.load(path, recover=True)
+    assert kb.entries["k00001"].text == "other" and "duplicate id" in kb.load_errors[0]

@@ -24,12 +24,12 @@ def test_protocol_runs_every_variant_with_equal_budget(tmp_path):
     assert saved["summary"] == res["summary"] and set(res["summary"]["top1"]) == set(VARIANTS)
     rec = {r["variant"]: r for r in res["records"] if r["phase"] == "unseen"}
     assert set(rec) == set(VARIANTS) and all(r["decisions"] == 6 for r in rec.values())
-    seen_kb = KnowledgeBase.load(tmp_path / "seed0" / "seen_knowledge.jsonl")
-    assert len(seen_kb) > 0
+    seen_kb = KnowledgeBase.load(tmp_path / "seed0" / "seen_knowledge.jsonl")  # may be empty after 6 decisions
     # the unseen game starts from a copy of the seen memory; variants that may not write leave it as it was
     for v in ("no_meta", "static_retrieval"):
         kb = KnowledgeBase.load(tmp_path / "seed0" / v / "Breakout" / "knowledge.jsonl")
-        assert len(kb) == len(seen_kb) and rec[v]["reflections"] == 0
+        assert sorted(e.text for e in kb.entries.values()) == sorted(e.text for e in seen_kb.entries.values())
+        assert rec[v]["reflections"] == 0
     assert rec["no_memory"]["memory_entries"] == 0 and rec["icl"]["memory_entries"] == 0
     assert rec["static_retrieval"]["branch_decisions"] == 0 and rec["full"]["branch_decisions"] > 0
     assert rec["full"]["reflections"] > 0 and rec["no_ttrl"]["reflections"] > 0

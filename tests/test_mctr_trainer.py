@@ -29,10 +29,14 @@ def test_embedded_run_persists_knowledge_and_resume_reloads_it(tmp_path):
     assert len(kb) > 0
     sched_log = (run_dir / "mctr" / "scheduler.jsonl").read_text().splitlines()
     assert len(sched_log) == 12  # one logged decision per real decision step (2 steps x 6 decisions)
+    # a crash left a cut-off line (e.g. a copy made mid-write): the resume keeps every good entry and reports it
+    with open(run_dir / "knowledge.jsonl", "a") as f:
+        f.write('{"id": "k99999", "kind": "rule", "te')
     # resume with a larger budget: the memory file is reloaded (entries kept, ids continue), training continues
     cfg2 = load_config(run_dir / "config.yaml", ["run.total_env_steps=48"])
     result2 = train(cfg2, run_dir, resume=True)
     assert result2.env_steps == 48
+    assert (run_dir / "knowledge.jsonl.corrupt").read_text().endswith('"te')
     kb2 = KnowledgeBase.load(run_dir / "knowledge.jsonl")
     # entries created before the checkpoint (decision < 12) survive: the file was reloaded, not started afresh
     assert any(e.created < 12 for e in kb2.entries.values()) and kb2._next_id >= kb._next_id

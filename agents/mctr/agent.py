@@ -4,7 +4,8 @@ and test-time RL around one batched Atari environment.
 Per real decision (all envs at once):
   1. perceive the newest frames (objects, motion, situation; ``perception.py``);
   2. retrieve the top-k knowledge entries per env (``memory.py`` / ``retrieval.py``);
-  3. the action reasoner turns them into logits; the policy adds the trainable head (``ttrl.py``) and samples;
+  3. the action reasoner turns them into logits; a decided reasoner's answer is executed as is, otherwise the policy
+     (reasoner + trainable head, ``ttrl.py``) samples -- see ``ttrl.make_act``; obedience is counted;
   4. every ``ttrl.every`` decisions: clone the emulators, run ``group_size`` branched rollouts of ``horizon``
      decisions, restore, and take one group-relative policy-gradient step on the head; branch outcomes also feed
      the meta-reasoner's action-outcome statistics;
@@ -46,7 +47,7 @@ def _policy_fns(num_actions: int, ttrl_fields: tuple):
     agents created one after another (games of a protocol, evaluation agents) reuse compiled functions."""
     cfg = TTRLConfig(*ttrl_fields)
     head, opt = make_head(num_actions, cfg)
-    return (head, opt, make_act(head, cfg.reasoner_weight), make_update(head, opt, cfg),
+    return (head, opt, make_act(head, cfg.reasoner_weight, cfg.obey_margin), make_update(head, opt, cfg),
             make_sample_groups(head, cfg.reasoner_weight, cfg.group_size))
 
 
@@ -99,6 +100,7 @@ class MCTRAgent:
         self.decisions = 0  # real decisions taken (per env; all envs decide together)
         self.branch_decisions = 0
         self.totals = collections.Counter()
+        self.action_counts: collections.Counter = collections.Counter()  # executed real actions by name
         self.p: Percept | None = None
 
     # ------------------------------------------------------------------------------------------------ setup
@@ -197,8 +199,11 @@ class MCTRAgent:
         adv = np.where(std > cfg.adv_eps, (returns - mean) / np.maximum(std, cfg.adv_eps), 0.0)  # [B, G]
         moves = move_table(self.memory, self.game, self.names)
         for i in range(b):
-            if len(set(first[i].tolist())) < 2:
-                continue  # every branch took the same first action: no comparison between actions to learn from
+            if len(set(first[i].tolist())) < 2 or std[i, 0] <= cfg.adv_eps:
+                # every branch took the same first action, or every branch returned the same: no comparison
+                # between actions to learn from (counting such groups as zero advantages would shrink every
+                # estimate toward "no effect" and break the unit-variance significance gate of the statistics)
+                continue
             toward = towardness(moves, sits0[i].offset)
             for g in range(g_size):
                 a = int(first[i, g])
@@ -229,7 +234,10 @@ class MCTRAgent:
             self.sched = sched_lib.after_reflection(self.cfg.scheduler, self.sched, self.decisions,
                                                     report.num_changes)
             self.transitions, self.branches = [], []
-            self.totals.update(reflections=1, meta_malformed=out.malformed, meta_prompt_tokens=out.prompt_tokens,
+            if out.failed:  # the VLM gave no answer: its part of this run is skipped (statistics still apply)
+                self._log("meta_failures", {"decision": self.decisions, "errors": out.errors})
+            self.totals.update(reflections=1, meta_failed=out.failed, meta_malformed=out.malformed,
+                               meta_prompt_tokens=out.prompt_tokens,
                                meta_completion_tokens=out.completion_tokens, entries_added=len(report.added),
                                entries_revised=len(report.revised), entries_pruned=len(report.pruned))
             self._log("scheduler", {**dataclasses.asdict(decision), "added": len(report.added),
@@ -267,13 +275,17 @@ class MCTRAgent:
             feats = self._features(self.p, sits)
             totals.update(fallbacks=out.fallbacks, prompt_tokens=out.prompt_tokens,
                           completion_tokens=out.completion_tokens)
+            totals.update({f"finish_{r}": n for r, n in out.finish_reasons.items()})
             totals["latency_s"] += out.latency_s
             if self.learn and self.cfg.branching and self.decisions % self.cfg.ttrl.every == 0:
                 tstate, m = self._branch(tstate, feats, out.logits, sits, k_branch)
                 if m:
                     ttrl_metrics.append(m)
-            actions, _ = self._act(tstate.params, feats, out.logits, k_act)
-            actions = np.asarray(actions)
+            actions, decided = self._act(tstate.params, feats, out.logits, k_act)
+            actions, decided = np.asarray(actions), np.asarray(decided)
+            totals.update(steps=b, decided=int(decided.sum()),
+                          obeyed=int((decided & (actions == out.logits.argmax(1))).sum()))
+            self.action_counts.update(self.names[int(a)] for a in actions)
             ts = self.env.step(actions)
             self.decisions += 1
             new_p, lost = self._perceive(ts, self.p, want_objects=self.memory is not None or self.cfg.server.text_only)
@@ -302,7 +314,14 @@ class MCTRAgent:
                    "decisions_per_s": num_decisions * b / max(elapsed, 1e-9),
                    "branch_decisions": float(self.branch_decisions),
                    "memory_entries": float(len(self.memory) if self.memory is not None else 0),
-                   "reflections": float(self.totals["reflections"]), "scheduler_interval": self.sched.interval}
+                   "reflections": float(self.totals["reflections"]), "scheduler_interval": self.sched.interval,
+                   # acting rule (ttrl.make_act): share of steps where the reasoner was decided, and share of those
+                   # where the executed action is its answer (1.0 by construction; a regression check)
+                   "decided_rate": totals["decided"] / max(totals["steps"], 1),
+                   "obedience_rate": totals["obeyed"] / max(totals["decided"], 1),
+                   "meta_failed": float(self.totals["meta_failed"])}
+        # answers by the server's finish_reason ('stop', 'length', ...; 'failed' = no answer, NOOP executed)
+        metrics.update({k: float(v) for k, v in totals.items() if k.startswith("finish_")})
         if returns:
             metrics["return_mean"] = float(np.mean(returns))
         for k in ("ttrl_loss", "ttrl_entropy", "ttrl_adv_abs"):

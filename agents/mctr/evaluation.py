@@ -88,7 +88,8 @@ def play(cfg: MCTRConfig, game: Game, memory: KnowledgeBase | None, budget: int,
                 "score_is_partial": not returns, "episodes": len(returns),
                 "human_normalised": human_normalised(game, score), "reward_per_env": m["reward_sum"] / num_envs,
                 "decisions": budget, "branch_decisions": int(m["branch_decisions"]),
-                "fallbacks": int(m["fallbacks"]), "memory_entries": int(m["memory_entries"]),
+                "fallbacks": int(m["fallbacks"]), "decided_rate": m["decided_rate"],
+                "obedience_rate": m["obedience_rate"], "memory_entries": int(m["memory_entries"]),
                 "reflections": int(m["reflections"]), "prompt_tokens": int(m["prompt_tokens"]),
                 "completion_tokens": int(m["completion_tokens"]), "seconds": time.perf_counter() - t0}
     finally:

@@ -7,14 +7,23 @@ mean group-relative advantage of an action in a situation) so the embedded actio
 written by a VLM have only text.
 
 Update rules (``KnowledgeBase.apply``), one call per meta-reasoning run:
-  * merge   -- a proposal with the same kind and scope and either the same key, or (unkeyed) text whose embedding
-               cosine is >= ``merge_threshold``, is folded into the existing entry: evidence adds up, keyed values
-               are evidence-weighted means, confidence rises toward 1.
-  * revise  -- a keyed proposal whose value has the opposite sign (both beyond ``min_effect``), or a proposal that
-               names an entry in ``replaces``, replaces that entry's text/value; its confidence is cut.
+  * merge   -- a keyed proposal with the same kind, scope and key is folded into that entry: evidence adds up, the
+               value is the evidence-weighted mean and confidence rises toward 1 (a measured confirmation).
+               An unkeyed (free-text) proposal whose text embedding cosine with an unkeyed entry of the same kind and
+               scope is >= ``merge_threshold`` is folded in only if both *state the same claim*: the same action
+               words, the same numbers and the same negations (``claim_signature``) -- "Moving RIGHT ..." never
+               merges into "Moving LEFT ...", "Do not shoot ..." never into "Shoot ...", "Rule 7 ..." never into
+               "Rule 8 ...". Such a text-only match adds evidence and keeps the entry alive but never raises its
+               confidence (similar wording is not evidence).
+  * revise  -- a keyed proposal whose value has the opposite sign (both beyond ``min_effect``), or a free-text
+               proposal that names an unkeyed entry in ``replaces``, replaces that entry's text/value; its
+               confidence is cut. Free-text revisions of keyed (statistics-engine, numeric) entries are refused and
+               reported (``UpdateReport.refused``): one sentence must not overwrite measured numbers.
   * prune   -- entries not confirmed in this run decay (``confidence *= decay``); below ``prune_below`` they go.
-The file is JSONL (one entry per line), rewritten atomically (temp file + fsync + rename) after every update, so a
-crash mid-write leaves the previous complete file.
+The file is JSONL (a header line, then one entry per line), rewritten atomically (temp file + fsync + rename) after
+every update, so a crash mid-write leaves the previous complete file. Loading validates every field's type and
+range, refuses duplicate ids, and takes the next id from the highest existing one; ``recover=True`` keeps every
+valid entry and reports the bad lines instead of refusing the file.
 """
 from __future__ import annotations
 
@@ -35,6 +44,25 @@ KINDS = ("rule", "pattern", "action_outcome")  # strategic rule / environment pa
 
 _UIDS = itertools.count()
 _CHOICE = re.compile(r"\[\[(.*?)\|(.*?)\|(.*?)\]\]")
+_ID = re.compile(r"k(\d+)")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# words that name an action or a direction (ALE action meanings and their plain-English forms)
+_ACTION_WORDS = frozenset("""noop fire up down left right upright upleft downright downleft upfire downfire
+    rightfire leftfire uprightfire upleftfire downrightfire downleftfire shoot shooting shoots fires firing jump
+    jumps jumping wait waits waiting stay stays idle move moves moving north south east west forward backward
+    accelerate brake""".split())
+_NEGATIONS = frozenset("not no never none nor without avoid avoids cannot".split())
+
+
+def claim_signature(text: str) -> tuple[frozenset, tuple, int]:
+    """(action/direction words, numbers, negation count) of a free-text statement: two statements that differ in
+    any of these make different claims however similar their wording (see ``KnowledgeBase.apply``)."""
+    words = _WORD.findall(text.lower())
+    actions = frozenset(w for w in words if w in _ACTION_WORDS)
+    numbers = tuple(sorted(_NUMBER.findall(text)))
+    negations = sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
+    return actions, numbers, negations
 
 
 def render(template: str, value: float, evidence: int, min_effect: float) -> str:
@@ -111,18 +139,52 @@ class Entry:
     template: str = ""  # keyed entries: the text template (``render``) that restates value/evidence after merges
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "entry") -> "Entry":
+    def from_dict(cls, d: object, where: str = "entry") -> "Entry":
+        """Build an entry from a decoded JSON object, checking every field's type and range (ValueError names the
+        first bad field and what is allowed)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: an entry must be a JSON object, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING} - set(d)
         if unknown or missing:
             raise ValueError(f"{where}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}; "
                              f"allowed: {sorted(names)}")
-        e = cls(**d)
+        for name, want in _FIELD_TYPES.items():
+            if name in d and not _is_type(d[name], want):
+                raise ValueError(f"{where}: field {name!r} is {type(d[name]).__name__} {d[name]!r:.40}, "
+                                 f"allowed: {want.__name__}")
+        e = cls(**{**d, "confidence": float(d["confidence"]), "value": float(d.get("value", 0.0))})
+        if not _ID.fullmatch(e.id):
+            raise ValueError(f"{where}: bad id {e.id!r}: allowed 'k' followed by digits (e.g. k00012)")
         if e.kind not in KINDS:
             raise ValueError(f"{where}: bad kind {e.kind!r}: allowed {', '.join(KINDS)}")
-        validate_scope(e.scope)
+        try:
+            validate_scope(e.scope)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        if not e.text.strip():
+            raise ValueError(f"{where}: empty text")
+        # (updated may be below created: each game of a protocol counts its decisions from 0 in one memory)
+        if e.evidence < 1 or e.created < 0 or e.updated < 0 or e.revisions < 0:
+            raise ValueError(f"{where}: counts out of range (allowed: evidence >= 1, created >= 0, updated >= 0, "
+                             f"revisions >= 0)")
+        if not (0.0 <= e.confidence <= 1.0) or not np.isfinite(e.value):
+            raise ValueError(f"{where}: confidence {e.confidence} / value {e.value} out of range (allowed: "
+                             f"confidence in [0, 1], a finite value)")
         return e
+
+
+_FIELD_TYPES = {"id": str, "kind": str, "text": str, "scope": str, "evidence": int, "confidence": float,
+                "created": int, "updated": int, "key": str, "value": float, "revisions": int, "template": str}
+
+
+def _is_type(v: object, want: type) -> bool:
+    if isinstance(v, bool):  # JSON true/false are not counts or numbers here
+        return False
+    if want is float:
+        return isinstance(v, (int, float))
+    return isinstance(v, want)
 
 
 @dataclasses.dataclass
@@ -133,6 +195,7 @@ class UpdateReport:
     merged: list[str] = dataclasses.field(default_factory=list)
     revised: list[str] = dataclasses.field(default_factory=list)
     pruned: list[str] = dataclasses.field(default_factory=list)
+    refused: list[str] = dataclasses.field(default_factory=list)  # 'id: why' of revisions that were not applied
 
     @property
     def num_changes(self) -> int:
@@ -150,6 +213,7 @@ class KnowledgeBase:
         self._next_id = 0
         self.version = 0  # bumped by every change; lets readers cache derived views
         self.uid = next(_UIDS)  # unique per instance for the whole process (id() is reused after garbage collection)
+        self.load_errors: list[str] = []  # 'path:line: why' of lines skipped by load(recover=True)
         self._vec_cache: dict[str, tuple[np.ndarray, str]] = {}  # id -> (embedding, text it was computed from)
         self._pool_cache: dict[tuple, tuple[list[Entry], np.ndarray]] = {}
 
@@ -186,7 +250,7 @@ class KnowledgeBase:
         return [pool[i] for i in idx]
 
     # ----------------------------------------------------------------------------------------------- updates
-    def _match(self, p: Proposal) -> Entry | None:
+    def _match(self, p: Proposal, claims: dict[tuple, list[str]]) -> Entry | None:
         if p.replaces:
             if p.replaces not in self.entries:
                 return None
@@ -195,32 +259,52 @@ class KnowledgeBase:
             return self.by_key(p.key, p.scope)
         pv = embed_text(p.text, self.cfg.embed_dim)
         best, best_sim = None, self.cfg.merge_threshold
-        for e in self.entries.values():
-            if e.key or e.kind != p.kind or e.scope != p.scope:
-                continue
-            sim = float(self._vec(e) @ pv)
+        for eid in claims.get((p.kind, p.scope, claim_signature(p.text)), ()):  # only entries making the same claim
+            sim = float(self._vec(self.entries[eid]) @ pv)
             if sim >= best_sim:
-                best, best_sim = e, sim
+                best, best_sim = self.entries[eid], sim
         return best
+
+    def _claim_index(self) -> dict[tuple, list[str]]:
+        """(kind, scope, claim signature) -> ids of unkeyed entries: the only candidates a free text may merge with."""
+        index: dict[tuple, list[str]] = {}
+        for e in self.entries.values():
+            if not e.key:
+                index.setdefault((e.kind, e.scope, claim_signature(e.text)), []).append(e.id)
+        return index
+
+    def _new_id(self) -> str:
+        while f"k{self._next_id:05d}" in self.entries:  # never reuse an id (e.g. after a hand-edited file)
+            self._next_id += 1
+        eid = f"k{self._next_id:05d}"
+        self._next_id += 1
+        return eid
 
     def apply(self, proposals: Iterable[Proposal], step: int) -> UpdateReport:
         """Fold ``proposals`` into memory at decision ``step``, decay/prune the rest, then persist atomically."""
         cfg, report, touched = self.cfg, UpdateReport(), set()
         self.version += 1
+        claims = self._claim_index()
         for p in proposals:
-            e = self._match(p)
+            e = self._match(p, claims)
+            if e is not None and p.replaces and e.key and not p.key:
+                report.refused.append(f"{e.id}: a free-text revision of a measured (statistics-engine) entry")
+                continue
             if e is None:
-                eid = f"k{self._next_id:05d}"
-                self._next_id += 1
+                eid = self._new_id()
                 self.entries[eid] = Entry(eid, p.kind, p.text, p.scope, p.evidence, cfg.init_confidence, step, step,
                                           p.key, float(p.value), template=p.template)
                 report.added.append(eid)
                 touched.add(eid)
+                if not p.key:
+                    claims.setdefault((p.kind, p.scope, claim_signature(p.text)), []).append(eid)
                 continue
             contradicted = bool(p.replaces) or (
                 bool(p.key) and abs(p.value) >= cfg.min_effect and abs(e.value) >= cfg.min_effect
                 and np.sign(p.value) != np.sign(e.value))
             if contradicted:
+                if not e.key:  # the revised text may make another claim: re-file it
+                    claims = None
                 e.text, e.value, e.evidence = p.text, float(p.value), p.evidence
                 e.template = p.template or e.template
                 e.confidence *= cfg.revise_confidence_factor
@@ -233,10 +317,13 @@ class KnowledgeBase:
                 if p.template:  # keyed texts restate the merged numbers
                     e.template = p.template
                     e.text = render(p.template, e.value, e.evidence, cfg.min_effect)
-                e.confidence = 1.0 - (1.0 - e.confidence) * (1.0 - cfg.init_confidence)
+                if p.key:  # measured confirmation; a text-only match is not evidence that the claim is true
+                    e.confidence = 1.0 - (1.0 - e.confidence) * (1.0 - cfg.init_confidence)
                 report.merged.append(e.id)
             e.updated = step
             touched.add(e.id)
+            if claims is None:
+                claims = self._claim_index()
         for eid, e in list(self.entries.items()):
             if eid in touched:
                 continue
@@ -264,8 +351,16 @@ class KnowledgeBase:
             atomic_write_text(target, self.to_jsonl())
 
     @classmethod
-    def load(cls, path: str | Path, cfg: MemoryConfig | None = None, bind: bool = True) -> "KnowledgeBase":
-        """Read a JSONL knowledge file; ``bind``: later saves go to the same file. Malformed lines are refused."""
+    def load(cls, path: str | Path, cfg: MemoryConfig | None = None, bind: bool = True,
+             recover: bool = False) -> "KnowledgeBase":
+        """Read a JSONL knowledge file; ``bind``: later saves go to the same file.
+
+        Every entry is validated (``Entry.from_dict``); a duplicate id is an error. Strict mode (default) refuses
+        the file at the first bad line. ``recover=True`` keeps every valid entry (the first of duplicate ids) and
+        lists each bad line in ``kb.load_errors`` -- for resuming after e.g. a truncated line. A file whose header
+        is unreadable is refused in both modes. The next id is one past the highest id in the file (or the
+        header's ``next_id`` if larger), so new entries never overwrite old ones.
+        """
         path = Path(path)
         kb = cls(cfg, path if bind else None)
         lines = path.read_text().splitlines()
@@ -277,16 +372,31 @@ class KnowledgeBase:
             raise ValueError(f"{path}:1: header is not JSON ({err})") from None
         if not isinstance(header, dict) or header.get("format") != "mctr-knowledge-v1":
             raise ValueError(f"{path}:1: not a mctr-knowledge-v1 file (header {lines[0][:80]!r})")
-        kb._next_id = int(header.get("next_id", 0))
+        next_id = header.get("next_id", 0)
+        if isinstance(next_id, bool) or not isinstance(next_id, int) or next_id < 0:
+            if not recover:
+                raise ValueError(f"{path}:1: header next_id {next_id!r} is not a non-negative integer")
+            kb.load_errors.append(f"{path}:1: header next_id {next_id!r} ignored (not a non-negative integer)")
+            next_id = 0
         for n, line in enumerate(lines[1:], start=2):
             if not line.strip():
                 continue
             try:
-                d = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: entry is not JSON ({err})") from None
-            e = Entry.from_dict(d, where=f"{path}:{n}")
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{n}: entry is not JSON ({err})") from None
+                e = Entry.from_dict(d, where=f"{path}:{n}")
+                if e.id in kb.entries:
+                    raise ValueError(f"{path}:{n}: duplicate id {e.id!r} (ids must be unique)")
+            except ValueError as err:
+                if not recover:
+                    raise
+                kb.load_errors.append(str(err))
+                continue
             kb.entries[e.id] = e
+        highest = max((int(_ID.fullmatch(eid).group(1)) for eid in kb.entries), default=-1)
+        kb._next_id = max(next_id, highest + 1)
         return kb
 
     def merge_from(self, other: "KnowledgeBase", scopes: Sequence[str] | None = None) -> int:
@@ -298,8 +408,7 @@ class KnowledgeBase:
         for e in other.entries.values():
             if scopes is not None and e.scope not in scopes:
                 continue
-            eid = f"k{self._next_id:05d}"
-            self._next_id += 1
+            eid = self._new_id()
             self.entries[eid] = dataclasses.replace(e, id=eid)
             n += 1
         self.version += 1

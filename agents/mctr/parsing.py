@@ -81,6 +81,9 @@ def parse_meta(text: str | None, entries: dict) -> tuple[list, int, list[str]]:
             reasons.append(f"revise of unknown entry id {eid!r}")
             continue
         e = entries[eid]
+        if e.key:
+            reasons.append(f"revise of measured entry {eid!r} refused (statistics-engine entries are read-only)")
+            continue
         try:
             proposals.append(Proposal(e.kind, body, e.scope, replaces=eid))
         except ValueError as err:

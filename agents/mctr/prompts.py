@@ -28,8 +28,9 @@ META_SYSTEM = (
     "You review an Atari agent's recent experience and maintain its knowledge. Write short, general, checkable "
     "statements. Output one entry per line, in this exact format:\n"
     '<entry kind="rule|pattern|action_outcome" scope="game:NAME|genre:NAME|general">statement</entry>\n'
-    "To correct an existing entry that the experience contradicts, output "
-    '<revise id="ENTRY_ID">corrected statement</revise>. Output nothing else.')
+    "To correct an existing entry with an id that the experience contradicts, output "
+    '<revise id="ENTRY_ID">corrected statement</revise> (entries marked read-only are measured statistics and '
+    "cannot be revised). Output nothing else.")
 
 
 _PNG_CACHE: "collections.OrderedDict[bytes, str]" = collections.OrderedDict()
@@ -62,9 +63,12 @@ def png_data_url(frame: np.ndarray) -> str:
 
 
 def format_knowledge(entries: Sequence[Entry]) -> str:
+    """One line per entry. Measured (keyed, statistics-engine) entries are shown without an id, marked read-only:
+    the VLM may read their numbers but cannot ``<revise>`` them (the memory refuses such revisions anyway)."""
     if not entries:
         return "(no knowledge yet)"
-    return "\n".join(f"- [{e.id}] ({e.kind}, {e.scope}, confidence {e.confidence:.2f}) {e.text}" for e in entries)
+    return "\n".join(f"- {'[measured, read-only]' if e.key else f'[{e.id}]'} ({e.kind}, {e.scope}, confidence "
+                     f"{e.confidence:.2f}) {e.text}" for e in entries)
 
 
 def action_messages(obs: Observation, text_only: bool) -> list[dict]:

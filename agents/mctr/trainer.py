@@ -9,6 +9,8 @@ Logs: ``run_dir/mctr/scheduler.jsonl`` (every scheduler decision).
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,14 @@ class MCTRTrainer:
         self.env = envs.make(cfg.env.id, num_envs=cfg.env.num_envs, seed=cfg.seed, context=cfg.env.context,
                              **self.options)
         kb_path = self.run_dir / "knowledge.jsonl"
-        if kb_path.exists():
-            self.memory = KnowledgeBase.load(kb_path, self.mcfg.memory)
+        if kb_path.exists():  # resume: keep every valid entry even if e.g. the last line was cut off
+            self.memory = KnowledgeBase.load(kb_path, self.mcfg.memory, recover=True)
+            if self.memory.load_errors:
+                shutil.copyfile(kb_path, kb_path.with_suffix(".jsonl.corrupt"))  # the original, for inspection
+                print(f"warning: {kb_path}: kept {len(self.memory)} entries, skipped {len(self.memory.load_errors)} "
+                      f"bad line(s) (original saved as {kb_path.name}.corrupt):\n  " +
+                      "\n  ".join(self.memory.load_errors), file=sys.stderr)
+                self.memory.save()
         else:
             self.memory = KnowledgeBase(self.mcfg.memory, kb_path)
             if self.mcfg.memory_init:

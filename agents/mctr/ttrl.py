@@ -3,6 +3,11 @@
 Policy (one env):  pi(a | s) = softmax(reasoner_weight * reasoner_logits(s) + head_params(features(s)))[a]
   * ``reasoner_logits`` come from the action reasoner (embedded knowledge or a VLM's answer) and are constants here;
   * the head is a 2-layer MLP whose last layer starts at zero, so at test start the policy *is* the reasoner's.
+Acting rule (``make_act``): the reasoner is *decided* when its top logit beats the runner-up by at least
+``obey_margin`` (a parsed VLM answer always is: ``chosen_logit`` on one action, 0 elsewhere); a decided reasoner's
+action is executed as is. Only where it is undecided (ties, e.g. an embedded reasoner without significant knowledge)
+is the action sampled from pi, i.e. the head re-ranks. The first actions of test-time-RL branches are always sampled
+from pi (``make_sample_groups``): that is where the head explores and learns.
 What learns: only the head's parameters (and, outside this module, the non-parametric knowledge memory). The VLM
 weights are never updated (no LoRA in this implementation).
 
@@ -42,6 +47,11 @@ class TTRLConfig:
     reasoner_weight: float = 1.0  # multiplier of the reasoner's logits inside the policy
     life_loss_penalty: float = 1.0  # subtracted from a branch's return per life lost in it
     adv_eps: float = 1e-3  # std floor of the group normalisation (all-equal groups give zero advantage)
+    obey_margin: float = 2.0  # reasoner decided (its top action executed as is) when top - runner-up logit >= this
+
+    def __post_init__(self) -> None:
+        if self.obey_margin <= 0:
+            raise ValueError(f"ttrl.obey_margin must be > 0 (a tie is never a decision), got {self.obey_margin}")
 
 
 class Head(nn.Module):
@@ -115,13 +125,22 @@ def make_update(head: Head, opt: optax.GradientTransformation, cfg: TTRLConfig):
     return update
 
 
-def make_act(head: Head, reasoner_weight: float):
-    """A jitted ``act(params, features [B,F], reasoner_logits [B,A], key) -> (actions [B], probs [B, A])``."""
+def reasoner_decision(reasoner_logits: jax.Array, obey_margin: float) -> tuple[jax.Array, jax.Array]:
+    """[B, A] -> (answered action [B] int32, decided [B] bool: top logit - runner-up >= ``obey_margin``)."""
+    top2 = jax.lax.top_k(reasoner_logits, 2)[0]  # [B, 2]
+    return jnp.argmax(reasoner_logits, axis=-1).astype(jnp.int32), top2[:, 0] - top2[:, 1] >= obey_margin
+
+
+def make_act(head: Head, reasoner_weight: float, obey_margin: float):
+    """A jitted ``act(params, features [B,F], reasoner_logits [B,A], key) -> (actions [B], decided [B] bool)``.
+
+    Decided envs execute the reasoner's answer; undecided ones sample from the policy (reasoner + head)."""
 
     @jax.jit
     def act(params, features, reasoner_logits, key):
         logits = policy_logits(head, params, features, reasoner_logits, reasoner_weight)
-        return jax.random.categorical(key, logits), jax.nn.softmax(logits)
+        answer, decided = reasoner_decision(reasoner_logits, obey_margin)
+        return jnp.where(decided, answer, jax.random.categorical(key, logits).astype(jnp.int32)), decided
 
     return act
 

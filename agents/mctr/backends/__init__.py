@@ -21,6 +21,8 @@ class CombinedMetaReasoner:
             total.prompt_tokens += out.prompt_tokens
             total.completion_tokens += out.completion_tokens
             total.latency_s += out.latency_s
+            total.failed += out.failed
+            total.errors += out.errors
         return total
 
 

@@ -5,6 +5,7 @@ logits, and a *meta-reasoner* turns a trajectory slice into knowledge proposals 
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Protocol, Sequence
 
@@ -38,6 +39,7 @@ class ReasonerOutput:
     completion_tokens: int = 0
     latency_s: float = 0.0  # summed request latency (wall time is lower with concurrency)
     thoughts: list[str] = dataclasses.field(default_factory=list)
+    finish_reasons: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # server's, + 'failed'
 
 
 @dataclasses.dataclass
@@ -79,6 +81,8 @@ class MetaOutput:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    failed: int = 0  # calls that got no answer (this run's VLM meta-reasoning was skipped)
+    errors: list[str] = dataclasses.field(default_factory=list)  # why they failed
 
 
 class ActionReasoner(Protocol):

@@ -8,6 +8,11 @@ Action reasoning: the retrieved knowledge entries are turned into action logits 
   * the strategic rule ``approach`` (value = how much moving toward the nearest moving object raised the advantage)
     adds ``rule_scale * confidence * value * towardness(action)``, where towardness comes from the learned player
     motion (``move|<ACTION>|x/y`` pattern entries);
+  * component rules (``comp|<C>``, value = mean advantage of first actions that contain joystick component C --
+    FIRE, UP, DOWN, LEFT or RIGHT -- minus that of first actions without it) add
+    ``comp_scale * value * n / (n + prior_evidence)`` to every action containing C when significant. They pool
+    evidence across the actions sharing a component (in an 18-action game each action alone is tried rarely), so
+    they become significant long before per-action entries; a game-scoped rule wins over a genre-scoped one;
   * in the in-context-examples baseline, raw recent examples replace the entries (no abstraction, no persistence).
 Meta-reasoning: templated natural-language rules induced from action-outcome statistics of a trajectory slice --
 which object the actions move (the player) and how, which first actions did better than their branch group in
@@ -40,6 +45,8 @@ class EmbeddedConfig:
     player_r2: float = 0.25  # share of an object's motion variance the actions must explain to call it the player
     min_rule_samples: int = 8  # branch outcomes with a target needed for the approach rule
     min_rule_effect: float = 0.1  # |regression slope| below which no approach rule is written
+    comp_scale: float = 3.0  # logit per unit of (shrunk) advantage difference of a component rule
+    min_comp_branches: int = 4  # branch outcomes needed on each side (with / without C) before a component rule
 
 
 # ------------------------------------------------------------------------------------------ knowledge helpers
@@ -90,6 +97,14 @@ def _move_table(memory: KnowledgeBase, game: str, action_names: Sequence[str]) -
     return moves
 
 
+_COMPONENTS = ("UP", "DOWN", "LEFT", "RIGHT", "FIRE")
+
+
+def components(action_name: str) -> frozenset[str]:
+    """Joystick components of an ALE action meaning: 'UPRIGHTFIRE' -> {UP, RIGHT, FIRE}; 'NOOP' -> {}."""
+    return frozenset(c for c in _COMPONENTS if c in action_name.upper())
+
+
 def towardness(moves: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
     """[A] in [-1, 1]: cosine-like alignment of each action's player motion with the target offset."""
     off = np.asarray(offset, np.float32)
@@ -112,6 +127,17 @@ class EmbeddedActionReasoner:
         logits = np.zeros(len(names), np.float32)
         sit = obs.situation
         toward = towardness(obs.moves, sit.offset)
+        comp_rules: dict[str, Entry] = {}  # component -> its rule entry (game scope beats genre scope)
+        for e in obs.knowledge:
+            if e.kind == "rule" and e.key.startswith("comp|") and \
+                    (e.key not in comp_rules or e.scope.startswith("game:")):
+                comp_rules[e.key] = e
+        for e in comp_rules.values():
+            comp = e.key.split("|", 1)[1]
+            if abs(e.value) * np.sqrt(e.evidence) >= cfg.min_z:
+                shrink = e.evidence / (e.evidence + cfg.prior_evidence)
+                logits += np.array([cfg.comp_scale * shrink * e.value if comp in components(n) else 0.0
+                                    for n in names], np.float32)
         for e in obs.knowledge:
             if e.kind == "action_outcome" and e.key.startswith("ao|"):
                 _, cond, name = e.key.split("|")
@@ -236,13 +262,47 @@ class EmbeddedMetaReasoner:
                                 value=slope, template=template))
         return out
 
+    def _components(self, traj: TrajectorySlice) -> list[Proposal]:
+        """Does including joystick component C (FIRE, UP, ...) in the first action raise the advantage?
+
+        value = mean advantage with C - mean advantage without C; evidence = the effective sample size
+        1 / (1/n_with + 1/n_without), so ``|value| * sqrt(evidence)`` is the z-score of the difference
+        (group-normalised advantages have about unit variance) -- the same significance gate as other entries."""
+        out = []
+        present = set().union(*(components(n) for n in traj.action_names)) if traj.action_names else set()
+        for comp in sorted(present):
+            with_c = [b.advantage for b in traj.branches if comp in components(b.action)]
+            without = [b.advantage for b in traj.branches if comp not in components(b.action)]
+            if min(len(with_c), len(without)) < self.cfg.min_comp_branches:
+                continue
+            value = float(np.mean(with_c) - np.mean(without))
+            n_eff = max(1, int(round(1.0 / (1.0 / len(with_c) + 1.0 / len(without)))))
+            for scope, where in ((f"game:{traj.game}", traj.game), (f"genre:{traj.genre}", f"{traj.genre} games")):
+                template = (f"In {where}, actions that include {comp} [[work worse than|work as well as|work better "
+                            f"than]] actions without it (advantage difference {{value:+.2f}}, effective sample size "
+                            f"{{evidence}} branched tries).")
+                out.append(Proposal("rule", render(template, value, n_eff, 0.05), scope, n_eff, key=f"comp|{comp}",
+                                    value=value, template=template))
+        return out
+
     def reflect(self, traj: TrajectorySlice, memory: KnowledgeBase, step: int) -> MetaOutput:
         del memory, step  # the embedded meta-reasoner proposes from statistics; KnowledgeBase.apply merges/revises
-        return MetaOutput(self._player(traj) + self._action_outcomes(traj) + self._approach(traj))
+        return MetaOutput(self._player(traj) + self._action_outcomes(traj) + self._approach(traj) +
+                          self._components(traj))
 
 
 def knowledge_for(memory: KnowledgeBase | None, game: str, genre: str, query: str, k: int) -> list[Entry]:
     """Top-k rules/action-outcome entries for ``query`` (patterns are read directly by the perception helpers)."""
     if memory is None or k <= 0:
         return []
-    return memory.retrieve(query, game, genre, k, kinds=("rule", "action_outcome"))
+    found = memory.retrieve(query, game, genre, k, kinds=("rule", "action_outcome"))
+    ids = {e.id for e in found}
+    return found + [e for e in component_rules(memory, game, genre) if e.id not in ids]
+
+
+def component_rules(memory: KnowledgeBase, game: str, genre: str) -> list[Entry]:
+    """The component rules (``comp|C``) scoped to ``game`` or its genre: few, and they apply in every situation,
+    so they are always supplied rather than competing for the top-k retrieval slots."""
+    scopes = (f"game:{game}", f"genre:{genre}")
+    return _cached("comp", memory, game, (genre,), lambda: [
+        e for e in memory.entries.values() if e.kind == "rule" and e.key.startswith("comp|") and e.scope in scopes])
