@@ -41,6 +41,7 @@ class RunConfig:
     out_dir: str = "runs"  # parent directory of run directories
     name: Optional[str] = None  # run directory name (default: <agent>-<env>-<seed>-<timestamp>)
     progress: bool = True  # show the progress bar
+    on_nonfinite: str = "stop"  # NaN/inf loss or gradient: "stop" (exit non-zero, keep last good checkpoint) | "warn"
 
 
 @dataclasses.dataclass

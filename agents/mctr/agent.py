@@ -37,6 +37,7 @@ from agents.mctr.memory import KnowledgeBase
 from agents.mctr.perception import Obj, Situation, extract_objects, features, match_motion, situation
 from agents.mctr.ttrl import (GroupBatch, TTRLConfig, TTRLState, init_state, make_act, make_head, make_sample_groups,
                               make_update)
+from omnitask.nonfinite import FINITE_KEY
 
 
 
@@ -305,7 +306,7 @@ class MCTRAgent:
                    "reflections": float(self.totals["reflections"]), "scheduler_interval": self.sched.interval}
         if returns:
             metrics["return_mean"] = float(np.mean(returns))
-        for k in ("ttrl_loss", "ttrl_entropy", "ttrl_adv_abs"):
+        for k in ("ttrl_loss", "ttrl_entropy", "ttrl_adv_abs", FINITE_KEY):
             if ttrl_metrics:
                 metrics[k] = float(np.mean([m[k] for m in ttrl_metrics]))
         metrics["_returns"] = returns  # raw list for callers (removed before logging)
