@@ -14,7 +14,7 @@ from omnitask.nonfinite import NonFiniteError
 
 def _cmd_train(args, console: Console) -> int:
     from omnitask.config import load_config
-    from omnitask.run_dir import load_run_config, new_run_dir
+    from omnitask.run_dir import load_run_config, new_run_dir, removed_if_setup_fails
     from omnitask.runner import train
 
     if args.resume:
@@ -33,7 +33,11 @@ def _cmd_train(args, console: Console) -> int:
             return _train_seeds(cfg, args, console)
         run_dir = new_run_dir(cfg)
     console.print(f"run directory: [bold]{escape(str(run_dir))}[/bold]")
-    result = train(cfg, run_dir, resume=bool(args.resume), console=console)
+    if args.resume:
+        result = train(cfg, run_dir, resume=True, console=console)
+    else:
+        with removed_if_setup_fails(run_dir):
+            result = train(cfg, run_dir, console=console)
     summary = ", ".join(f"{k}={v:.3g}" for k, v in sorted(result.final_eval.items())[:8])
     console.print(f"done: {result.env_steps:,} env steps; final eval: {summary}")
     console.print(f"results in [bold]{escape(str(run_dir))}[/bold] (config.yaml, metrics.jsonl, tb/, checkpoints/, "

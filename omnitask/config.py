@@ -11,6 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -109,7 +110,7 @@ def build_config(raw: dict, overrides: Sequence[str] = (), source: str = "<confi
     base = OmegaConf.structured(schema)
     try:
         merged = OmegaConf.merge(base, raw, dot)
-        return OmegaConf.to_object(merged)
+        cfg = OmegaConf.to_object(merged)
     except (ConfigKeyError, ConfigAttributeError) as err:
         key = str(err.full_key or err.key or "")
         hint = _nearest_key_hint(_resolve_cls(schema, key), key.split(".")[-1]) if key else ""
@@ -118,6 +119,32 @@ def build_config(raw: dict, overrides: Sequence[str] = (), source: str = "<confi
         raise ConfigError(f"{source}: bad value for {err.full_key!r}: {err.msg.splitlines()[0]}") from None
     except OmegaConfBaseException as err:
         raise ConfigError(f"{source}: {err}") from None
+    validate_shared(cfg, source)
+    return cfg
+
+
+# Lower bounds of the numeric shared fields (``None`` name: no bound); what each value means is in the dataclasses.
+_MINIMUM = {"env.num_envs": 1, "run.total_env_steps": 1, "run.eval_every": 0, "run.eval_episodes": 1,
+            "run.checkpoint_every": 0, "run.keep_checkpoints": 1, "run.log_every": 1}
+
+
+def validate_shared(cfg: Any, source: str = "<config>") -> None:
+    """Refuse shared ``env.*`` / ``run.*`` values the run loop cannot use, naming the key and what is allowed."""
+    from omnitask.nonfinite import POLICIES
+    for key, low in _MINIMUM.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value < low:
+            raise ConfigError(f"{source}: {key} must be >= {low}, got {value}")
+    if cfg.run.on_nonfinite not in POLICIES:
+        raise ConfigError(f"{source}: run.on_nonfinite must be one of {', '.join(POLICIES)}, "
+                          f"got {cfg.run.on_nonfinite!r}")
+    if not str(cfg.run.out_dir).strip():
+        raise ConfigError(f"{source}: run.out_dir must be a directory path, got an empty string")
+    name = cfg.run.name
+    if name is not None and (not name.strip() or name in (".", "..") or "/" in name or "\\" in name):
+        raise ConfigError(f"{source}: run.name must be a plain directory name (no '/', not '.' or '..'), "
+                          f"got {name!r}")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
@@ -127,9 +154,17 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: not valid YAML: {what}") from None
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{path}: cannot parse: {err}") from None
-    return build_config(raw or {}, overrides, source=str(path))
+        raise ConfigError(f"{path}: cannot parse: {str(err).splitlines()[0]}") from None
+    if not raw:
+        raise ConfigError(f"{path} is empty; an experiment config needs at least `agent:` and `env:` "
+                          "(see configs/quickstart.yaml)")
+    return build_config(raw, overrides, source=str(path))
 
 
 def to_dict(cfg: Any) -> dict:
