@@ -3,60 +3,37 @@ line, without saving the diverged state; ``run.on_nonfinite=warn`` keeps going a
 import json
 import math
 import re
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from omnitask.checkpoint import Checkpoints
-from omnitask.config import build_config
 from omnitask.nonfinite import NonFiniteError, Watch, finite_flag, problem
 from omnitask.run_dir import new_run_dir
 from omnitask.runner import make_trainer, train
 
-ROOT = Path(__file__).resolve().parent.parent
-ABSURD_LR = 1e30
-CARTPOLE = {"id": "classic/CartPole-v1", "num_envs": 4}
-PVN_TINY = {"data": {"collect_transitions": 2000, "chunk_size": 1000},
-            "pretrain": {"num_tasks": 10, "encoder": {"feature_dim": 16}, "num_updates": 4, "updates_per_call": 2,
-                         "warmup_steps": 0, "batch_size": 16},
-            "eval": {"replay_capacity": 400, "min_replay": 40, "batch_size": 8, "iterations_per_call": 20},
-            "baselines": [], "eval_seeds": 1, "fire_rate_transitions": 200}
+from tiny_configs import CARTPOLE, DQN_TINY, MBTL_TINY, MINATAR, PPO_TINY, PVN_TINY, SCALEZERO_TINY, experiment
 
-# agent -> (env section, agent section with the absurd learning rate); each is the cheapest form that reaches a
-# learner update within a few train steps.
+ABSURD_LR = 1e30
+# case -> (env, agent section with the absurd learning rate): the tiny configs reach a learner update within a few
+# train steps.
 CASES = {
-    "ppo": (CARTPOLE, {"lr": ABSURD_LR, "num_steps": 32, "updates_per_train_step": 1, "hidden_sizes": [16]}),
-    "dqn": (CARTPOLE, {"lr": ABSURD_LR, "steps_per_train_step": 50, "learning_starts": 200, "buffer_size": 1000,
-                       "batch_size": 16, "hidden_sizes": [16]}),
-    "scalezero": (CARTPOLE, {"learning_rate": ABSURD_LR, "latent_dim": 16, "mlp_encoder_hidden": 16,
-                             "num_layers": 1, "num_heads": 2, "num_experts": 2, "num_simulations": 4,
-                             "eval_num_simulations": 4, "unroll_steps": 2, "td_steps": 2, "batch_size": 8,
-                             "collect_steps": 8, "updates_per_iter": 1, "warmup_transitions": 16}),
-    "pvn_pretrain": ({"id": "minatar/Breakout", "num_envs": 4},
-                     {**PVN_TINY, "pretrain": {**PVN_TINY["pretrain"], "learning_rate": ABSURD_LR}}),
-    "pvn_online": ({"id": "minatar/Breakout", "num_envs": 4},
-                   # Huber TD loss and Adam keep a linear head finite for a long while at 1e30: overflow at once
-                   {**PVN_TINY, "eval": {**PVN_TINY["eval"], "learning_rate": 1e38}}),
-    "mbtl_online": (CARTPOLE, {"axes": [{"name": "length", "num": 3}], "source_trainer": "run_loop",
-                               "steps_per_task": 256, "eval_episodes": 1, "perf_low": 0.0, "perf_high": 500.0,
-                               "base_config": {"lr": ABSURD_LR, "num_steps": 32, "updates_per_train_step": 1}}),
+    "ppo": (CARTPOLE, {**PPO_TINY, "lr": ABSURD_LR}),
+    "dqn": (CARTPOLE, {**DQN_TINY, "lr": ABSURD_LR}),
+    "scalezero": (CARTPOLE, {**SCALEZERO_TINY, "learning_rate": ABSURD_LR}),
+    "pvn_pretrain": (MINATAR, {**PVN_TINY, "pretrain": {**PVN_TINY["pretrain"], "learning_rate": ABSURD_LR}}),
+    # Huber TD loss and Adam keep a linear head finite for a long while at 1e30: overflow at once
+    "pvn_online": (MINATAR, {**PVN_TINY, "eval": {**PVN_TINY["eval"], "learning_rate": 1e38}}),
+    "mbtl_online": (CARTPOLE, {**MBTL_TINY, "base_config": {**PPO_TINY, "lr": ABSURD_LR}}),
 }
 
 
 def _cfg(tmp_path, case, on_nonfinite="stop", total=4000):
     env, section = CASES[case]
-    agent = case.split("_")[0]
-    raw = {"agent": agent, "seed": 0, "env": env,
-           "run": {"total_env_steps": total, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 100,
-                   "out_dir": str(tmp_path), "name": case, "progress": False, "on_nonfinite": on_nonfinite},
-           agent: section}
-    if agent == "pvn":  # the CPU config's encoder/indicator architecture, shrunk
-        raw = OmegaConf.to_container(OmegaConf.merge(OmegaConf.load(ROOT / "configs/pvn/minatar_breakout_cpu.yaml"),
-                                                     raw))
-    return build_config(raw)
+    return experiment(case.split("_")[0], env, section,
+                      {"total_env_steps": total, "eval_every": 0, "eval_episodes": 1, "checkpoint_every": 100,
+                       "out_dir": str(tmp_path), "name": case, "on_nonfinite": on_nonfinite})
 
 
 def _all_finite(tree) -> bool:
