@@ -115,12 +115,12 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
                     state, metrics, n = trainer.train_step(state)
                     env_steps += int(n)
                     iteration += 1
-                    warning = watch.check(metrics, env_steps)  # stop: raises before this state is logged/saved
-                    if warning:
-                        console.print(warning, markup=False, highlight=False, soft_wrap=True)
                     if iteration % max(1, cfg.run.log_every) == 0:
                         metrics = dict(metrics, steps_per_second=n / max(time.perf_counter() - t0, 1e-9))
                         logger.log("train", env_steps, metrics)
+                    warning = watch.check(metrics, env_steps)  # stop: raises before this state is evaluated/saved
+                    if warning:
+                        console.print(warning, markup=False, highlight=False, soft_wrap=True)
                     if env_steps >= next_eval and env_steps < total:
                         evaluate()
                         next_eval = _next_multiple(env_steps, cfg.run.eval_every)

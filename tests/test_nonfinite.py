@@ -53,6 +53,10 @@ def test_absurd_learning_rate_stops_with_one_line_and_no_diverged_checkpoint(tmp
     assert match, message
     diverged_at = int(match.group(1).replace(",", ""))
     assert not (run_dir / "final_eval.json").exists()
+    if case != "mbtl_online":  # MBTL's sources diverge inside their own (temporary) run directories
+        last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])  # the diverged step
+        flags = [v for k, v in last.items() if k.split("/")[-1] == "finite"]
+        assert last["env_steps"] == diverged_at and min(flags) < 1.0 and None in last.values(), last  # NaN -> null
     saved = sorted(int(p.name) for p in (run_dir / "checkpoints").glob("[0-9]*"))
     assert all(step < diverged_at for step in saved), (saved, diverged_at)  # the diverged state never saved
 
