@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/omnitask train configs/quickstart.yaml
 
 test: $(STAMP)
-	MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q
+	OMNITASK_REQUIRE_EXTRAS=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q
 
 # Long forms of the learning tests (the paper-sized budgets where they fit on a CPU).
 test-full: $(STAMP)

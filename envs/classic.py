@@ -89,10 +89,10 @@ def classic_functions(defn: ClassicDef) -> tuple[EnvSpec, JaxEnvFunctions]:
     def params_from_context(context):
         return defn.set_params(default_params, jnp.asarray(context, jnp.float32))
 
-    def to_env_action(action, params):
+    def to_env_action(action, params):  # the in-jit clamp policy (envs/jax_env.py)
         if defn.continuous:  # [-1,1] -> [-max_torque, max_torque]; gymnax pendulum expects shape ()/(1,)
-            return jnp.clip(action, -1.0, 1.0).reshape(()) * params.max_torque
-        return action
+            return jnp.clip(jnp.nan_to_num(action, nan=0.0), -1.0, 1.0).reshape(()) * params.max_torque
+        return jnp.clip(jnp.asarray(action).astype(jnp.int32), 0, env.num_actions - 1)
 
     def make_ts(obs, reward, term, trunc, final_obs, ret, length, context):
         return TimeStep(

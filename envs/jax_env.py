@@ -5,6 +5,12 @@ A ``JaxEnvFunctions`` is what jitted training loops use (vmap over envs and over
     step(key, state, action, params) -> (state, TimeStep)   # same-step autoreset, see envs.timestep
     params_from_context(context[C]) -> params pytree        # context vector in spec.context_vars order
 ``JaxBatchedEnv`` wraps them for code written against the host API (eval loops, conformance tests).
+
+Bad actions: the host API (``JaxBatchedEnv.step``) refuses them like every host env does (``EnvSpec.check_actions``:
+wrong shape, non-integer discrete actions, out-of-range discrete actions, NaN/inf). Inside jit nothing can be
+refused, so the pure ``step`` functions clamp instead: discrete actions are cast to int32 and clipped to
+``[0, num_actions)``, continuous actions have NaN replaced by 0 and are clipped to the action box (inf -> bound).
+One bad action therefore never reaches the simulator state (no NaN physics, no 5x push).
 """
 from __future__ import annotations
 
@@ -52,7 +58,7 @@ class JaxBatchedEnv(BatchedEnv):
     def step(self, actions) -> TimeStep:
         if self._state is None:
             raise RuntimeError(f"{self.spec.env_id}: call reset() before step()")
-        actions = jnp.asarray(actions, self.spec.action.dtype)
+        actions = jnp.asarray(self.spec.check_actions(actions, self.num_envs))
         self._key, self._state, ts = self._step_jit(self._key, self._state, actions, self.params)
         return jax.device_get(ts)
 

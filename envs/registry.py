@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 from typing import Any, Callable, Mapping
 
 from envs.base import BatchedEnv
@@ -55,8 +56,8 @@ def make(env_id: str, num_envs: int = 1, seed: int = 0, context: Mapping[str, An
     declared ranges are refused. ``options`` are family-specific (e.g. Atari ``protocol='dqn'``).
     """
     e = entry(env_id)
-    if int(num_envs) < 1:
-        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or int(num_envs) < 1:
+        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
     try:
         return e.factory(num_envs=int(num_envs), seed=int(seed), context=context, **options)
     except ModuleNotFoundError as err:

@@ -136,6 +136,35 @@ class EnvSpec:
             out[:, j] = value
         return out
 
+    def check_actions(self, actions, num_envs: int) -> np.ndarray:
+        """Host-side action check shared by the host adapters: one-line ValueError naming what is wrong.
+
+        Discrete: shape ``[num_envs]``, an integer dtype, values in ``[0, num_actions)``. Continuous: shape
+        ``[num_envs, *action.shape]``, real numbers, finite; values outside ``[low, high]`` are clipped by the env
+        (agents sample unbounded Gaussians), NaN/inf are refused. Returns int32 / float32 actions (a new array).
+        """
+        act = np.asarray(actions)
+        what = f"{self.env_id}: actions"
+        if isinstance(self.action, DiscreteActionSpec):
+            want, n = (num_envs,), self.action.num_actions
+            if act.shape != want:
+                raise ValueError(f"{what} must have shape {want} (one per env), got {act.shape}")
+            if not np.issubdtype(act.dtype, np.integer):
+                raise ValueError(f"{what} must be integers in [0, {n}), got dtype {act.dtype}")
+            if act.size and (act.min() < 0 or act.max() >= n):
+                raise ValueError(f"{what} must be in [0, {n}), got {act[(act < 0) | (act >= n)][0]}")
+            return act.astype(np.int32)
+        want = (num_envs, *self.action.shape)
+        if act.shape != want:
+            raise ValueError(f"{what} must have shape {want} [num_envs, *action_shape], got {act.shape}")
+        if not (np.issubdtype(act.dtype, np.floating) or np.issubdtype(act.dtype, np.integer)):
+            raise ValueError(f"{what} must be real numbers in [{self.action.low}, {self.action.high}], "
+                             f"got dtype {act.dtype}")
+        if not np.all(np.isfinite(act)):
+            raise ValueError(f"{what} contain NaN/inf (allowed: finite values; [{self.action.low}, "
+                             f"{self.action.high}], larger ones are clipped)")
+        return act.astype(np.float32)
+
     def describe(self) -> str:
         """Multi-line human-readable summary (used by ``omnitask envs``)."""
         act = (f"discrete({self.action.num_actions})" if isinstance(self.action, DiscreteActionSpec)

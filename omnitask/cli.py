@@ -6,13 +6,15 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from omnitask.config import ConfigError
+from omnitask.nonfinite import NonFiniteError
 
 
 def _cmd_train(args, console: Console) -> int:
     from omnitask.config import load_config
-    from omnitask.run_dir import load_run_config, new_run_dir
+    from omnitask.run_dir import load_run_config, new_run_dir, removed_if_setup_fails
     from omnitask.runner import train
 
     if args.resume:
@@ -30,11 +32,16 @@ def _cmd_train(args, console: Console) -> int:
         if args.seeds:
             return _train_seeds(cfg, args, console)
         run_dir = new_run_dir(cfg)
-    console.print(f"run directory: [bold]{run_dir}[/bold]")
-    result = train(cfg, run_dir, resume=bool(args.resume), console=console)
+    console.print(f"run directory: [bold]{escape(str(run_dir))}[/bold]")
+    if args.resume:
+        result = train(cfg, run_dir, resume=True, console=console)
+    else:
+        with removed_if_setup_fails(run_dir):
+            result = train(cfg, run_dir, console=console)
     summary = ", ".join(f"{k}={v:.3g}" for k, v in sorted(result.final_eval.items()))  # every key
-    console.print(f"done: {result.env_steps:,} env steps; final eval ({cfg.run.eval_episodes} episodes): {summary}")
-    console.print(f"results in [bold]{run_dir}[/bold] (config.yaml, metrics.jsonl, tb/, checkpoints/, "
+    console.print(f"done: {result.env_steps:,} env steps; final eval ({cfg.run.eval_episodes} episodes): {summary}",
+                  markup=False, highlight=False, soft_wrap=True)
+    console.print(f"results in [bold]{escape(str(run_dir))}[/bold] (config.yaml, metrics.jsonl, tb/, checkpoints/, "
                   "learning_curve.png)")
     return 0
 
@@ -139,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         return args.func(args, console)
+    except NonFiniteError as err:  # training diverged: exit 3, distinct from bad input (2)
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 3
     except (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, markup=True, soft_wrap=True)  # one line
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)  # text, not markup
         return 2
 
 

@@ -11,6 +11,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -43,6 +44,7 @@ class RunConfig:
     progress: bool = True  # show the progress bar
     # metric sinks: jsonl (always), tensorboard, wandb (offline unless WANDB_MODE=online; the `wandb` extra)
     loggers: list[str] = dataclasses.field(default_factory=lambda: ["jsonl", "tensorboard"])
+    on_nonfinite: str = "stop"  # NaN/inf loss or gradient: "stop" (exit non-zero, keep last good checkpoint) | "warn"
 
 
 @dataclasses.dataclass
@@ -111,9 +113,11 @@ def build_config(raw: dict, overrides: Sequence[str] = (), source: str = "<confi
     # Overrides are merged as their own layer so that a bad `--set` key is blamed on --set, not on the file.
     merged = _merge_layer(merged, dot, schema, "--set") if overrides else merged
     try:
-        return OmegaConf.to_object(merged)
+        cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise ConfigError(f"{source}: {err}") from None
+    validate_shared(cfg, source)
+    return cfg
 
 
 def _merge_layer(base: Any, layer: Any, schema: type, source: str) -> Any:
@@ -130,6 +134,30 @@ def _merge_layer(base: Any, layer: Any, schema: type, source: str) -> Any:
         raise ConfigError(f"{source}: {err}") from None
 
 
+# Lower bounds of the numeric shared fields (``None`` name: no bound); what each value means is in the dataclasses.
+_MINIMUM = {"env.num_envs": 1, "run.total_env_steps": 1, "run.eval_every": 0, "run.eval_episodes": 1,
+            "run.checkpoint_every": 0, "run.keep_checkpoints": 1, "run.log_every": 1}
+
+
+def validate_shared(cfg: Any, source: str = "<config>") -> None:
+    """Refuse shared ``env.*`` / ``run.*`` values the run loop cannot use, naming the key and what is allowed."""
+    from omnitask.nonfinite import POLICIES
+    for key, low in _MINIMUM.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value < low:
+            raise ConfigError(f"{source}: {key} must be >= {low}, got {value}")
+    if cfg.run.on_nonfinite not in POLICIES:
+        raise ConfigError(f"{source}: run.on_nonfinite must be one of {', '.join(POLICIES)}, "
+                          f"got {cfg.run.on_nonfinite!r}")
+    if not str(cfg.run.out_dir).strip():
+        raise ConfigError(f"{source}: run.out_dir must be a directory path, got an empty string")
+    name = cfg.run.name
+    if name is not None and (not name.strip() or name in (".", "..") or "/" in name or "\\" in name):
+        raise ConfigError(f"{source}: run.name must be a plain directory name (no '/', not '.' or '..'), "
+                          f"got {name!r}")
+
+
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
     """Load an experiment YAML and apply ``key=value`` overrides (OmegaConf dotlist syntax)."""
     path = Path(path)
@@ -137,9 +165,17 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: not valid YAML: {what}") from None
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{path}: cannot parse: {err}") from None
-    return build_config(raw or {}, overrides, source=str(path))
+        raise ConfigError(f"{path}: cannot parse: {str(err).splitlines()[0]}") from None
+    if not raw:
+        raise ConfigError(f"{path} is empty; an experiment config needs at least `agent:` and `env:` "
+                          "(see configs/quickstart.yaml)")
+    return build_config(raw, overrides, source=str(path))
 
 
 def to_dict(cfg: Any) -> dict:

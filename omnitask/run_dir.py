@@ -1,13 +1,15 @@
 """Run directories: resolved config, provenance (git commit, package versions, seed, command), paths."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.metadata
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omnitask.config import ConfigError, load_config, to_dict, to_yaml
 from omnitask.fileio import atomic_write_json, atomic_write_text
@@ -54,6 +56,21 @@ def new_run_dir(cfg: Any) -> Path:
         "python": sys.version.split()[0], "platform": platform.platform(), "argv": sys.argv,
         "created": datetime.datetime.now().isoformat(timespec="seconds")})
     return run_dir
+
+
+@contextlib.contextmanager
+def removed_if_setup_fails(run_dir: Path) -> Iterator[Path]:
+    """Delete a just-created run directory when the run fails before training starts.
+
+    "Before training starts" = no metrics.jsonl yet: a bad env id, context, option or ``num_envs`` is found while the
+    trainer builds its envs, and must not leave a run directory with only config.yaml and provenance.json.
+    """
+    try:
+        yield run_dir
+    except BaseException:
+        if not (Path(run_dir) / "metrics.jsonl").exists() and not (Path(run_dir) / "checkpoints").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def load_run_config(run_dir: Path, overrides=()) -> Any:

@@ -27,6 +27,7 @@ from omnitask.checkpoint import Checkpoints
 from omnitask.config import ConfigError
 from omnitask.fileio import atomic_write_json
 from omnitask.metrics_log import MetricsLogger
+from omnitask.nonfinite import Watch
 from omnitask.plotting import plot_run
 from omnitask.resume_log import finished_eval, record_resume, trim_metrics
 from omnitask.run_dir import config_differences, load_run_config
@@ -101,6 +102,7 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
         next_eval = _next_multiple(env_steps, cfg.run.eval_every)
         next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
         last_eval: dict = {}
+        watch = Watch(cfg.agent, cfg.run.on_nonfinite)
 
         def save():
             ckpts.save(env_steps, state, {"env_steps": env_steps, "iteration": iteration, "agent": cfg.agent})
@@ -124,6 +126,9 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
                     if iteration % max(1, cfg.run.log_every) == 0:
                         metrics = dict(metrics, steps_per_second=n / max(time.perf_counter() - t0, 1e-9))
                         logger.log("train", env_steps, metrics)
+                    warning = watch.check(metrics, env_steps)  # stop: raises before this state is evaluated/saved
+                    if warning:
+                        console.print(warning, markup=False, highlight=False, soft_wrap=True)
                     if env_steps >= next_eval and env_steps < total:
                         evaluate()
                         next_eval = _next_multiple(env_steps, cfg.run.eval_every)

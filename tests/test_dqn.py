@@ -126,7 +126,9 @@ def test_host_path_smoke_through_jax_batched_env():
     assert np.isfinite(metrics["loss/td"]) and metrics["train/episodes"] > 0
     assert not np.allclose(before, np.asarray(jax.tree.leaves(state.train_state.params)[0]))
     out = trainer.evaluate(state, 2, jax.random.PRNGKey(1))
-    assert out["episodes"] == 2 and out["return_mean"] >= 1
+    # CartPole pays +1 per step: the mean return is the mean length; evaluation is a pure function of its key
+    assert out["episodes"] == 2 and out["return_mean"] == out["length_mean"] and 8 <= out["return_mean"] <= 500
+    assert trainer.evaluate(state, 2, jax.random.PRNGKey(1)) == out
     trainer.close()
 
 

@@ -1,8 +1,10 @@
 """MCTR through the run loop: the shipped configs run (tiny budgets), knowledge persists and reloads on resume."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agents.mctr.memory import KnowledgeBase
@@ -24,7 +26,8 @@ def test_embedded_run_persists_knowledge_and_resume_reloads_it(tmp_path):
     cfg = _tiny(tmp_path, "a", 24)
     result = train(cfg, new_run_dir(cfg))
     run_dir = result.run_dir
-    assert result.env_steps == 24 and "return_mean" in result.final_eval
+    assert result.env_steps == 24 and np.isfinite(result.final_eval["return_mean"])
+    assert json.loads((run_dir / "final_eval.json").read_text())["return_mean"] == result.final_eval["return_mean"]
     kb = KnowledgeBase.load(run_dir / "knowledge.jsonl")
     assert len(kb) > 0
     sched_log = (run_dir / "mctr" / "scheduler.jsonl").read_text().splitlines()

@@ -112,7 +112,9 @@ def test_contexts_change_the_policy_and_transfer_matrix():
     assert any(not np.allclose(x[0], x[1]) for x in leaves)  # same key, other context: another policy
     matrix = evaluate_over_contexts(cfg, params, "classic/CartPole-v1", [CARTPOLE_DEFAULT, heavy],
                                     jax.random.PRNGKey(0), num_episodes=3)
-    assert matrix.shape == (3, 2) and np.all(np.isfinite(matrix)) and np.all(matrix >= 1)
+    # entries are means of 3 CartPole returns (integers in [8, 500]: the pole cannot fall in fewer than 8 steps)
+    assert matrix.shape == (3, 2) and np.all((matrix >= 8) & (matrix <= 500))
+    np.testing.assert_allclose(matrix * 3, np.round(matrix * 3), atol=1e-3)
     np.testing.assert_allclose(matrix[0], matrix[2])
 
 
@@ -128,7 +130,9 @@ def test_host_path_smoke_through_jax_batched_env():
     assert np.isfinite(metrics["loss/value"]) and metrics["train/episodes"] > 0
     assert not np.allclose(before, jax.tree.leaves(state.train_state.params)[0])
     out = trainer.evaluate(state, 3, jax.random.PRNGKey(1))
-    assert out["episodes"] == 3 and out["return_mean"] >= 1
+    # CartPole pays +1 per step: the mean return is the mean length; evaluation is a pure function of its key
+    assert out["episodes"] == 3 and out["return_mean"] == out["length_mean"] and 8 <= out["return_mean"] <= 500
+    assert trainer.evaluate(state, 3, jax.random.PRNGKey(1)) == out
     trainer.close()
 
 

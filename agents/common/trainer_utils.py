@@ -42,12 +42,15 @@ def seed_from_key(key: jax.Array) -> int:
 
 
 def mean_metrics(metrics: dict) -> dict[str, float]:
-    """Average stacked metric arrays to floats, skipping entries that are NaN (e.g. no finished episode)."""
+    """Average stacked metric arrays to floats, ignoring NaN entries (e.g. no finished episode).
+
+    An all-NaN metric stays NaN (logged as null) rather than vanishing, so a diverged loss remains visible.
+    """
     out = {}
     for name, value in metrics.items():
         value = np.asarray(value, np.float64)
-        if value.size and not np.all(np.isnan(value)):
-            out[name] = float(np.nanmean(value))
+        if value.size:
+            out[name] = float(np.nanmean(value)) if not np.all(np.isnan(value)) else float("nan")
     return out
 
 

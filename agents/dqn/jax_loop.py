@@ -10,6 +10,7 @@ from agents.dqn.agent import DQNAgent, DQNState, make_dqn_agent
 from agents.dqn.config import DQNConfig
 from envs.jax_env import JaxEnvFunctions
 from envs.spec import EnvSpec
+from omnitask.nonfinite import FINITE_KEY
 
 
 class DQNRunner(NamedTuple):
@@ -63,6 +64,7 @@ def summarize(metrics: dict) -> dict:
     for name, value in metrics.items():
         if name.startswith("loss/") or name == "grad_norm":
             out[name] = jnp.where(jnp.sum(learned) > 0, jnp.sum(value * learned) / n_learn, jnp.nan)
+    out[FINITE_KEY] = jnp.where(jnp.sum(learned) > 0, jnp.sum(metrics[FINITE_KEY] * learned) / n_learn, jnp.nan)
     episodes = jnp.sum(metrics["episode_done"])
     out["train/episodes"] = episodes
     out["train/episode_return"] = jnp.where(episodes > 0, jnp.sum(metrics["episode_return_sum"])

@@ -18,6 +18,7 @@ from agents.common.networks import QNetwork, make_torso
 from agents.common.replay import NStepBatch
 from agents.dqn.config import DQNConfig
 from envs.spec import DiscreteActionSpec, EnvSpec
+from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
 class DQNTrainState(NamedTuple):
@@ -91,6 +92,7 @@ def make_dqn_update(q_fn: Callable[[Any, jax.Array], jax.Array], optimizer: opta
         target_params = jax.tree.map(lambda new, old: jnp.where(due, new, old), moved, state.target_params)
         metrics = {"loss/td": loss, "loss/q_mean": info["q_mean"], "loss/td_abs": info["td_abs"],
                    "grad_norm": optax.tree.norm(grads)}
+        metrics[FINITE_KEY] = finite_flag(loss, metrics["grad_norm"])
         return DQNTrainState(params, target_params, opt_state, num_updates), metrics
 
     return update

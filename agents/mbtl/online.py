@@ -74,6 +74,7 @@ class MBTLTrainer:
         return raw, self.store.env_steps(s)
 
     def train_step(self, state: OnlineState):
+        state = OnlineState(*map(jnp.asarray, state))  # a restored checkpoint holds numpy arrays
         order = [int(i) for i in np.asarray(state.order) if i >= 0]
         if len(order) >= self.n:
             raise RuntimeError(f"online MBTL: all {self.n} contexts are trained; lower run.total_env_steps")

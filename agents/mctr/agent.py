@@ -38,6 +38,7 @@ from agents.mctr.memory import KnowledgeBase
 from agents.mctr.perception import Obj, Situation, extract_objects, features, match_motion, situation
 from agents.mctr.ttrl import (GroupBatch, TTRLConfig, TTRLState, init_state, make_act, make_head, make_sample_groups,
                               make_update)
+from omnitask.nonfinite import FINITE_KEY
 
 
 
@@ -324,7 +325,7 @@ class MCTRAgent:
         metrics.update({k: float(v) for k, v in totals.items() if k.startswith("finish_")})
         if returns:
             metrics["return_mean"] = float(np.mean(returns))
-        for k in ("ttrl_loss", "ttrl_entropy", "ttrl_adv_abs"):
+        for k in ("ttrl_loss", "ttrl_entropy", "ttrl_adv_abs", FINITE_KEY):
             if ttrl_metrics:
                 metrics[k] = float(np.mean([m[k] for m in ttrl_metrics]))
         metrics["_returns"] = returns  # raw list for callers (removed before logging)

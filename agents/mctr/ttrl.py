@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from omnitask.nonfinite import FINITE_KEY, finite_flag
+
 
 @dataclasses.dataclass
 class TTRLConfig:
@@ -120,6 +122,7 @@ def make_update(head: Head, opt: optax.GradientTransformation, cfg: TTRLConfig):
     def update(state: TTRLState, batch: GroupBatch) -> tuple[TTRLState, dict]:
         grads, metrics = jax.grad(grpo_loss, has_aux=True)(state.params, head, batch, cfg)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        metrics[FINITE_KEY] = finite_flag(metrics["ttrl_loss"], grads)
         return TTRLState(optax.apply_updates(state.params, updates), opt_state, state.updates + 1), metrics
 
     return update

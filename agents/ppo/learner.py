@@ -18,6 +18,7 @@ from agents.common.networks import ActorCritic, make_torso
 from agents.ppo.config import PPOConfig, validate
 from agents.ppo.losses import clipped_surrogate_loss, gae_advantages, value_loss
 from envs.spec import BoxActionSpec, DiscreteActionSpec, EnvSpec
+from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
 class PPOTrainState(NamedTuple):
@@ -155,6 +156,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
             epoch, (train_state.params, train_state.opt_state), jax.random.split(k_epochs, cfg.num_epochs),
             unroll=image_torso)
         metrics = jax.tree.map(jnp.mean, info)
+        metrics[FINITE_KEY] = finite_flag(info)  # every minibatch's losses and grad norm [E, M]
         metrics["value/mean_target"] = jnp.mean(target)
         var_y = jnp.var(target)
         metrics["value/explained_variance"] = jnp.where(var_y > 0, 1.0 - jnp.var(target - batch.value) / var_y,

@@ -25,6 +25,7 @@ from agents.common.replay import NStepBatch
 from agents.dqn.config import DQNConfig
 from agents.dqn.learner import DQNTrainState, make_dqn_update, make_optimizer
 from agents.pvn.networks import Encoder, EncoderSpec, LinearQ
+from omnitask.nonfinite import FINITE_KEY
 
 
 @dataclasses.dataclass
@@ -177,7 +178,7 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
 
     def sgd_step(state: LearnerState, key):
         train, metrics = dqn_update(state.train, sample(state.replay, key))
-        return state._replace(train=train), metrics["loss/td"]
+        return state._replace(train=train), (metrics["loss/td"], metrics[FINITE_KEY])
 
     def iteration(carry, _):
         state, ep_ret_sum, ep_count = carry
@@ -201,20 +202,21 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
         ready = (rp.size * num_envs >= cfg.min_replay) & ((state.env_steps // num_envs) % iters_per_update == 0)
 
         def do_updates(s):
-            s, losses = jax.lax.scan(sgd_step, s, jax.random.split(k_upd, updates_per_iter))
-            return s, jnp.mean(losses)
+            s, (losses, finite) = jax.lax.scan(sgd_step, s, jax.random.split(k_upd, updates_per_iter))
+            return s, (jnp.mean(losses), jnp.mean(finite))
 
-        state, loss = jax.lax.cond(ready, do_updates, lambda s: (s, jnp.zeros(())), state)
-        return (state, ep_ret_sum, ep_count), (loss, ready)
+        state, (loss, finite) = jax.lax.cond(ready, do_updates, lambda s: (s, (jnp.zeros(()), jnp.ones(()))), state)
+        return (state, ep_ret_sum, ep_count), (loss, finite, ready)
 
     def train(state: LearnerState):
         zero = jnp.zeros(())
-        (state, ret_sum, count), (losses, ready) = jax.lax.scan(iteration, (state, zero, zero), None,
-                                                                 length=cfg.iterations_per_call)
+        (state, ret_sum, count), (losses, finite, ready) = jax.lax.scan(iteration, (state, zero, zero), None,
+                                                                         length=cfg.iterations_per_call)
         n_ready = jnp.sum(ready)
         metrics = {"episode_return": jnp.where(count > 0, ret_sum / jnp.maximum(count, 1), jnp.nan),
                    "episodes": count, "loss": jnp.where(n_ready > 0, jnp.sum(losses) / jnp.maximum(n_ready, 1),
                                                         jnp.nan),
+                   FINITE_KEY: jnp.where(n_ready > 0, jnp.sum(finite * ready) / jnp.maximum(n_ready, 1), jnp.nan),
                    "epsilon": epsilon_at(state.env_steps), "updates": state.train.num_updates}
         return state, metrics
 

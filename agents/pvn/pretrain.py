@@ -17,6 +17,7 @@ from agents.pvn.indicators import IndicatorConfig, Indicators, IndicatorState, m
     quantile_threshold_loss
 from agents.pvn.losses import ema_update, pvn_td_loss, uniform_policy_targets
 from agents.pvn.networks import EncoderConfig, PVNNetwork
+from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
 @dataclasses.dataclass
@@ -104,10 +105,11 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old)  # noqa: E731
         params, target, opt_state = (keep(params, state.params), keep(target, state.target_params),
                                      keep(opt_state, state.opt_state))
+        finite = jnp.minimum(finite_flag(q_loss), jnp.where(active, finite_flag(loss, grads), 1.0))
         loss, q_mean = jnp.where(active, loss, 0.0), jnp.where(active, q_mean, 0.0)
         new = PretrainState(params, target, opt_state, ind, th_opt, state.step + 1)
         metrics = {"td_loss": loss, "quantile_loss": q_loss, "q_mean": q_mean,
-                   "fire_rate_batch": jnp.mean(rewards), "td_active": (state.step >= warmup).astype(jnp.float32)}
+                   "fire_rate_batch": jnp.mean(rewards), "td_active": (state.step >= warmup).astype(jnp.float32), FINITE_KEY: finite}
         return new, metrics
 
     def update_many(state, batches):  # batches: dict of [K, B, ...]

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.common.trainer_utils import env_settings, eval_env_options
+from agents.common.trainer_utils import env_settings, eval_env_options, mean_metrics
 from agents.pvn.collect import collect_jax, uniform_policy
 from agents.pvn.config import PVNConfig
 from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter
@@ -288,10 +288,7 @@ class PVNTrainer:
         metrics = {}
         for name in self.names:
             learners[name], m = self._train[name](learners[name])
-            for k, v in m.items():
-                v = np.asarray(v, np.float64)  # [S]
-                if np.isfinite(v).any():
-                    metrics[f"{name}/{k}"] = float(np.nanmean(v))
+            metrics.update(mean_metrics({f"{name}/{k}": v for k, v in jax.device_get(m).items()}))  # over seeds [S]
         if "pvn_linear/episode_return" in metrics:
             metrics["episode_return"] = metrics["pvn_linear/episode_return"]
         n = self.pcfg.eval.iterations_per_call * self.num_envs

@@ -24,6 +24,7 @@ from agents.scalezero.losses import (masked_mean, n_step_targets, policy_loss_an
 from agents.scalezero.lora import LORA_PARAM_NAMES
 from agents.scalezero.transforms import logits_to_value
 from agents.scalezero.world_model import WorldModel
+from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
 class TrainState(NamedTuple):
@@ -130,6 +131,7 @@ def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZero
                "grad_norm": optax.tree.norm(grads), "lb_loss": aux["lb_loss"],
                "value_target_mean": aux["value_target_mean"], "value_pred_mean": aux["value_pred_mean"],
                "per_slot_loss": aux["per_slot_loss"], "expert_load": jnp.mean(aux["load"], 0)}
+    metrics[FINITE_KEY] = finite_flag(loss, metrics["grad_norm"])
     return TrainState(params, target, opt_state, state.step + 1), metrics, aux["priority"]
 
 

@@ -26,6 +26,7 @@ from agents.scalezero.search import Planner, make_search_fn
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
 from omnitask.config import section_as
+from omnitask.nonfinite import FINITE_KEY
 
 
 def as_config(section: Any) -> ScaleZeroConfig:
@@ -232,6 +233,7 @@ class ScaleZeroTrainer:
             g = self.num_tasks
             slots = unsolved[np.arange(g) % unsolved.size]  # balanced per-task micro-batches
             length = c.unroll_steps + c.td_steps
+            finite_flags = []  # one per update: a divergence in any update of the iteration counts
             for _ in range(c.updates_per_iter):
                 batch, index = rp.sample(replay, rng, slots, c.batch_size // g, length, c.prioritized,
                                          c.priority_alpha, c.priority_beta)
@@ -239,6 +241,7 @@ class ScaleZeroTrainer:
                     key, k_r = jax.random.split(key)
                     batch = self.reanalyse(train.params, batch, stage, k_r)
                 train, m, prio = self._update(train, batch, stage)
+                finite_flags.append(m[FINITE_KEY])
                 if c.prioritized:
                     rp.update_priorities(replay, index, np.asarray(prio))
             m = jax.device_get(m)
@@ -252,6 +255,7 @@ class ScaleZeroTrainer:
                     metrics["moe/max_load"] = float(np.max(v))
                 else:
                     metrics[name] = float(v)
+            metrics[FINITE_KEY] = float(np.mean(jax.device_get(finite_flags)))
         learn_s = time.perf_counter() - t1
         updates = int(train.step)
         # ---- curriculum ----

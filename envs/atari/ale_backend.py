@@ -1,15 +1,18 @@
 """Per-env ``ale_py.ALEInterface`` backend: clone/restore, raw RGB, per-env modes/difficulties, mixed games.
 
-The preprocessing reproduces ``AtariVectorEnv``'s (tested bit-for-bit where comparable: same seeds, no no-ops;
-sticky actions included, they come from the emulator's own seeded RNG): the ALE emulator runs with
+The preprocessing reproduces ``AtariVectorEnv``'s (tested bit-for-bit where comparable: same seeds, no no-ops, no
+sticky actions): the ALE emulator runs with
 ``frame_skip=1``, this backend repeats each action ``frame_skip`` times, max-pools the last two screens (ALE's
 palette grayscale or RGB), resizes with INTER_AREA and shifts the stack; a reset stack is zeros except the newest
 frame. Truncation counts emulator frames of play since the reset (no-op frames excluded), as ale-py does.
 No-op resets take a uniform ``0..noop_max-1`` raw NOOP frames (ale-py's range) from a per-env numpy stream seeded
 like the emulator; the counts differ from ale-py's C++ stream, so the two backends agree only with no-ops off.
-One deliberate difference: on the step that ends a game, ale-py 0.12.1 leaves the newest frame of
+Deliberate differences: on the step that ends a game, ale-py 0.12.1 leaves the newest frame of
 ``final_observation`` stale (it stops capturing screens at the ending frame); this backend pools the real last
-screens.
+screens. Sticky actions are drawn here, per emulator frame exactly as ALE does (with probability p the previous
+frame's action is repeated), from a per-env numpy stream: ALE's cloneState omits the last action, so with ALE's
+own stickiness a restored state replays differently; here the last action and the stickiness stream are part of
+``EmulatorState`` and branched rollouts replay exactly.
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ class EmulatorState:
     noop_rng: dict = dataclasses.field(default_factory=dict, repr=False)  # numpy bit-generator state of no-ops
     rgb: np.ndarray = dataclasses.field(default=None, repr=False)  # [210, 160, 3] uint8 raw screen (ALE does
     # not restore the screen buffer)
+    last_action: int = 0  # index into the env's action set of the previous emulator frame (sticky actions)
+    sticky_rng: dict = dataclasses.field(default_factory=dict, repr=False)  # numpy bit-generator state of stickiness
 
 
 class AleBackend(Backend):
@@ -54,12 +59,16 @@ class AleBackend(Backend):
         self._difficulties = [int(d) for d in difficulties]
         self._ales: list[Any] = []
         self._action_sets: list[list[Any]] = []
+        self._noop_index: list[int] = []  # index of NOOP in each env's action set
         for rom in self.rom_ids:
             info = game_info(rom)
             values = range(18) if full_action_space else info.minimal_actions
             self._action_sets.append([ale_py.Action(v) for v in values])
+            self._noop_index.append(list(values).index(0) if 0 in values else 0)
             self._ales.append(None)
         self._rngs = [np.random.default_rng(0) for _ in range(self.num_envs)]
+        self._sticky_rngs = [np.random.default_rng(0) for _ in range(self.num_envs)]
+        self._last_action = np.zeros(self.num_envs, np.int64)  # [B] action-set index of the previous frame
         self._elapsed = np.zeros(self.num_envs, np.int64)  # [B] emulator frames since reset, no-ops excluded
         chans = () if proto.grayscale else (3,)
         self._frame_shape = (proto.size, proto.size) + chans
@@ -75,7 +84,7 @@ class AleBackend(Backend):
         ale = ale_py.ALEInterface()
         ale.setLoggerMode(ale_py.LoggerMode.Error)
         ale.setInt("random_seed", int(seed))
-        ale.setFloat("repeat_action_probability", self.proto.sticky_actions)
+        ale.setFloat("repeat_action_probability", 0.0)  # stickiness is drawn in step() (see module docstring)
         ale.setInt("frame_skip", 1)
         ale.loadROM(rom_path(self.rom_ids[i]))
         info = game_info(self.rom_ids[i])
@@ -87,6 +96,7 @@ class AleBackend(Backend):
             ale.setDifficulty(self._difficulties[i])
         self._ales[i] = ale
         self._rngs[i] = np.random.default_rng(int(seed))
+        self._sticky_rngs[i] = np.random.default_rng([int(seed), 0x571C])
 
     def _screen(self, ale, out: np.ndarray) -> np.ndarray:
         if self.proto.grayscale:
@@ -106,6 +116,7 @@ class AleBackend(Backend):
                 if ale.game_over():
                     ale.reset_game()
         self._elapsed[i] = 0
+        self._last_action[i] = self._noop_index[i]  # ALE's reset_game makes NOOP the previous action
         self._frames[i] = 0
         self._frames[i, -1] = resize_frame(self._screen(ale, self._bufs[0]), self.proto.size)
         ale.getScreenRGB(self._rgb[i])
@@ -139,11 +150,13 @@ class AleBackend(Backend):
         limit = proto.max_episode_frames
         for i in range(B):
             ale = self._ales[i]
-            action = self._action_sets[i][actions[i]]
+            actions_i, sticky_rng, p = self._action_sets[i], self._sticky_rngs[i], proto.sticky_actions
             r = 0
             pooled = None
             for k in range(skip):
-                r += ale.act(action)
+                if not (p > 0 and sticky_rng.random() < p):  # sticky: keep the previous frame's action
+                    self._last_action[i] = actions[i]
+                r += ale.act(actions_i[self._last_action[i]])
                 self._elapsed[i] += 1
                 game_over = ale.game_over()
                 over = game_over or self._elapsed[i] >= limit
@@ -184,8 +197,10 @@ class AleBackend(Backend):
         if any(a is None for a in self._ales):
             raise RuntimeError("clone_state() needs a reset() first")
         return [EmulatorState(rom_id=self.rom_ids[i], ale_state=self._ales[i].cloneState(include_rng=True),
-                              frames=self._frames[i].copy(), elapsed=int(self._elapsed[i]), noop_rng=self._rngs[i].bit_generator.state,
-                              rgb=self._rgb[i].copy()) for i in range(self.num_envs)]
+                              frames=self._frames[i].copy(), elapsed=int(self._elapsed[i]),
+                              noop_rng=self._rngs[i].bit_generator.state, rgb=self._rgb[i].copy(),
+                              last_action=int(self._last_action[i]),
+                              sticky_rng=self._sticky_rngs[i].bit_generator.state) for i in range(self.num_envs)]
 
     def restore(self, states):
         if any(a is None for a in self._ales):
@@ -203,6 +218,8 @@ class AleBackend(Backend):
             self._elapsed[i] = st.elapsed
             self._rngs[i].bit_generator.state = st.noop_rng
             self._rgb[i] = st.rgb
+            self._last_action[i] = st.last_action
+            self._sticky_rngs[i].bit_generator.state = st.sticky_rng
 
     def close(self):
         self._ales = [None] * getattr(self, "num_envs", 0)

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from envs.base import BatchedEnv, EpisodeStats
-from envs.spec import BoxActionSpec, EnvSpec
+from envs.spec import EnvSpec
 from envs.timestep import TimeStep
 from envs.traffic.worker import InlinePool, WorkerPool, step_layout, unpack_step
 
@@ -87,19 +87,7 @@ class SumoBatchedEnv(BatchedEnv):
                         self.context.copy(), info)
 
     def _check_actions(self, actions) -> list[np.ndarray]:
-        act = np.asarray(actions)
-        if isinstance(self.spec.action, BoxActionSpec):
-            want = (self.num_envs, *self.spec.action.shape)
-            act = act.astype(np.float32)
-        else:
-            want = (self.num_envs,)
-            if not np.issubdtype(act.dtype, np.integer):
-                raise ValueError(f"{self.spec.env_id}: discrete actions must be integers, got {act.dtype}")
-            if act.size and (act.min() < 0 or act.max() >= self.spec.action.num_actions):
-                raise ValueError(f"{self.spec.env_id}: actions must be in [0, {self.spec.action.num_actions}), "
-                                 f"got {act.min()}..{act.max()}")
-        if act.shape != want:
-            raise ValueError(f"{self.spec.env_id}: actions must have shape {want}, got {act.shape}")
+        act = self.spec.check_actions(actions, self.num_envs)  # shape, dtype, range, finiteness
         return list(act.reshape(self.num_sims, self.agents_per_sim, *act.shape[1:]))
 
     def step(self, actions) -> TimeStep:

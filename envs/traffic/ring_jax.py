@@ -129,7 +129,8 @@ def reset(key, params: RingParams):
 
 
 def step(key, state: RingState, action, params: RingParams):
-    av_accel = jnp.clip(jnp.reshape(action, ()), -1.0, 1.0) * R.AV_ACCEL
+    # in-jit clamp policy (envs/jax_env.py): NaN -> 0 (hold), inf/out of range -> the bound
+    av_accel = jnp.clip(jnp.nan_to_num(jnp.reshape(action, ()), nan=0.0), -1.0, 1.0) * R.AV_ACCEL
 
     def body(_, xv):
         return idm_step(xv[0], xv[1], params.num_vehicles, params.ring_length, av_accel)
