@@ -44,6 +44,14 @@ class GPConfig:
             lo, hi = getattr(self, f"{name}_low"), getattr(self, f"{name}_high")
             if not 0 < lo < hi:
                 raise ValueError(f"GPConfig: need 0 < {name}_low < {name}_high, got {lo:g}, {hi:g}")
+        if not self.noise_std > 0:
+            raise ValueError(f"GPConfig.noise_std must be > 0, got {self.noise_std}")
+        if self.num_restarts < 0:
+            raise ValueError(f"GPConfig.num_restarts must be >= 0 (extra random starts), got {self.num_restarts}")
+        if self.num_steps < 1:
+            raise ValueError(f"GPConfig.num_steps must be >= 1 (Adam steps per start), got {self.num_steps}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"GPConfig.learning_rate must be > 0, got {self.learning_rate}")
 
     @property
     def amplitude_bounds(self) -> tuple[float, float]:
@@ -52,11 +60,6 @@ class GPConfig:
     @property
     def length_scale_bounds(self) -> tuple[float, float]:
         return (self.length_scale_low, self.length_scale_high)
-        if self.noise_std <= 0:
-            raise ValueError(f"GPConfig.noise_std must be > 0, got {self.noise_std}")
-        if self.num_restarts < 0 or self.num_steps < 1:
-            raise ValueError(f"GPConfig: num_restarts >= 0 and num_steps >= 1 required, got "
-                             f"{self.num_restarts}, {self.num_steps}")
 
 
 class GPParams(NamedTuple):
@@ -106,6 +109,16 @@ def posterior(params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array, x_q
     return GPPosterior(cond.loc, jnp.sqrt(jnp.maximum(cond.variance, 0.0)))
 
 
+def posterior_sample(key: jax.Array, params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array,
+                     x_query: jax.Array, noise_std: float) -> jax.Array:
+    """One joint draw [M] of the latent J at x_query [M, D] from the posterior (Thompson sampling)."""
+    x, y, mask = _pad(x, y, mask)
+    diag = jnp.where(mask, noise_std ** 2, 1.0)
+    gp_ = GaussianProcess(_kernel(params), x, diag=diag)
+    cond = gp_.condition(y, x_query, diag=1e-6).gp  # small jitter: the joint covariance is rank-deficient
+    return cond.sample(key)
+
+
 def _to_params(u: jax.Array, cfg: GPConfig) -> GPParams:
     """Unconstrained u [1 + D] -> bounded log-parameters (sigmoid into the log-bounds)."""
     lo = jnp.log(jnp.array([cfg.amplitude_bounds[0]] + [cfg.length_scale_bounds[0]] * (u.shape[0] - 1)))
@@ -150,32 +163,36 @@ def _build_fit(cfg: GPConfig):
     """
     solver = optax.adam(cfg.learning_rate)
 
-    def neg_ll(u, x, y, mask):
-        return -log_marginal_likelihood(_to_params(u, cfg), x, y, mask, cfg.noise_std)
+    def neg_ll(u, x, y, mask, noise_std):
+        return -log_marginal_likelihood(_to_params(u, cfg), x, y, mask, noise_std)
 
-    def run_one(u0, x, y, mask):
+    def run_one(u0, x, y, mask, noise_std):
         value_and_grad = jax.value_and_grad(neg_ll)
 
         def step(carry, _):
             u, state = carry
-            _, grad = value_and_grad(u, x, y, mask)
+            _, grad = value_and_grad(u, x, y, mask, noise_std)
             grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
             updates, state = solver.update(grad, state, u)
             return (optax.apply_updates(u, updates), state), None
 
         (u, _), _ = jax.lax.scan(step, (u0, solver.init(u0)), None, length=cfg.num_steps)
-        value = neg_ll(u, x, y, mask)
+        value = neg_ll(u, x, y, mask, noise_std)
         return u, jnp.where(jnp.isfinite(value), value, jnp.inf)
 
     @jax.jit
-    def fit(key, x, y, mask):
+    def fit_jit(key, x, y, mask, noise_std):
         x = jnp.asarray(x, jnp.float32)
         y = jnp.asarray(y, jnp.float32)
         starts = initial_points(key, x.shape[1], cfg)  # [R + 1, 1 + D]
         # lax.map, not vmap: XLA:CPU's batched Cholesky gradient is 10-200x slower than the sequential one
-        us, values = jax.lax.map(lambda u0: run_one(u0, x, y, mask), starts)
+        us, values = jax.lax.map(lambda u0: run_one(u0, x, y, mask, noise_std), starts)
         best = jnp.argmin(values)
         return _to_params(us[best], cfg), -values[best]
+
+    def fit(key, x, y, mask, noise_std=None):
+        """noise_std: observation noise of this fit (None: cfg.noise_std); a traced argument, no recompilation."""
+        return fit_jit(key, x, y, mask, jnp.float32(cfg.noise_std if noise_std is None else noise_std))
 
     return fit
 

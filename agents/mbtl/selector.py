@@ -17,10 +17,18 @@ import numpy as np
 from agents.mbtl import acquisition, gap, gp
 
 
+STRATEGIES = ("mbtl", "mbtl_paper")
+ROBUST_LENGTH_SCALE = (1.0, 100.0)  # GP length-scale bounds of the robust default, in grid steps
+ROBUST_AMPLITUDE = (0.01, 1.0)  # GP variance bounds of the robust default: prior std of J in [0.1, 1]
+MIN_NOISE = 0.01  # floor of the robust default's estimated observation noise
+
+
 @dataclasses.dataclass
 class SelectorConfig:
     """How MBTL picks the next training context."""
 
+    strategy: str = "mbtl"  # 'mbtl': the robust default (README, "robust default"); 'mbtl_paper': the paper's rule,
+    #                         configured by the fields below (acquisition, beta, slope, ...)
     acquisition: str = "ucb"  # 'ucb' (the paper's greedy marginal improvement) or 'ei' (expected improvement)
     beta_schedule: str = "sqrt_log"  # sqrt_log | constant | inverse | zero | gp_ucb (see acquisition.beta)
     beta0: float = 1.0  # beta for 'constant' / numerator for 'inverse'
@@ -34,7 +42,7 @@ class SelectorConfig:
     gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
 
     def __post_init__(self) -> None:
-        checks = (("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
+        checks = (("strategy", STRATEGIES), ("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
                   ("slope_mode", ("fixed", "estimated")), ("distance", gap.DISTANCES),
                   ("reduction", ("none", "segment")), ("model", ("gp", "constant")),
                   ("gp_target", ("own", "best")))
@@ -64,13 +72,16 @@ def center_index(u: np.ndarray) -> int:
     return int(np.argmin(d))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "acq", "noise_std"))
+@functools.partial(jax.jit, static_argnames=("model", "acq"))
 def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, const_mu, *, model, acq, noise_std):
     """GP posterior at every context + acquisition + masked argmax. Shapes: x_tr [M, D], y_tr/mask [M],
-    u [N, D], dist [N, N], best/available [N] -> (index [], mean [N], std [N], score [N])."""
-    if model == "gp":
-        post = gp.posterior(params, x_tr, y_tr, mask, u, noise_std)
-        mu, sd = post.mean, post.std
+    u [N, D], dist [N, N], best/available [N] -> (index [], mean [N], std [N], score [N]).
+    model 'gp': zero-mean GP on y_tr; 'gp_const': GP on y_tr - const_mu plus const_mu (a constant prior mean);
+    'constant': J = const_mu everywhere, no uncertainty. The predicted gap is slope * dist."""
+    if model in ("gp", "gp_const"):
+        shift = const_mu if model == "gp_const" else 0.0
+        post = gp.posterior(params, x_tr, jnp.where(mask, y_tr - shift, 0.0), mask, u, noise_std)
+        mu, sd = post.mean + shift, post.std
     else:
         mu, sd = jnp.full((u.shape[0],), const_mu), jnp.zeros((u.shape[0],))
     if acq == "ucb":
@@ -79,6 +90,10 @@ def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, co
         score = acquisition.marginal_improvement_ei(mu, sd, dist, slope, best)
     score = jnp.where(available, score, -jnp.inf)
     return jnp.argmax(score).astype(jnp.int32), mu, sd, score
+
+
+THOMPSON = False
+_thompson = jax.jit(lambda key, params, x, y, mask, q, noise: gp.posterior_sample(jax.random.fold_in(key, 1), params, x, y, mask, q, noise))
 
 
 class Selector:
@@ -94,6 +109,41 @@ class Selector:
         self.u = u  # [N, D]
         self.dist = np.asarray(gap.pairwise_distance(jnp.asarray(u), jnp.asarray(u), cfg.distance))  # [N, N]
         self._fit = gp.make_fit(cfg.gp)
+        self.grid_idx, self.grid_sizes = gap.grid_index(u)  # [N, D] int, [D]
+        (lo, hi), (alo, ahi) = ROBUST_LENGTH_SCALE, ROBUST_AMPLITUDE
+        self._robust_fit = gp.make_fit(dataclasses.replace(cfg.gp, length_scale_low=lo, length_scale_high=hi,
+                                                           amplitude_low=alo, amplitude_high=ahi))
+
+    def _select_robust(self, trained, own_perf, best, key, observed_rows) -> tuple[int, StepInfo]:
+        """The robust default: GP with a constant (mean-of-data) prior mean over *grid-step* coordinates, and the
+        gap learned from the observed transfer rows (``gap.empirical_gap``) instead of an assumed slope."""
+        if observed_rows is None:
+            raise ValueError("strategy 'mbtl' needs observed_rows [k, N]: the transfer rows of the trained sources")
+        rows = np.asarray(observed_rows, np.float64)
+        tr = np.asarray(trained, np.int64)
+        k, n = len(trained), self.u.shape[0]
+        if rows.shape != (k, n):
+            raise ValueError(f"Selector.select: observed_rows must be [{k}, {n}], got {rows.shape}")
+        level = rows[np.arange(k), tr]  # each trained source's performance on its own context
+        g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level)  # [N, N]
+        available = np.ones(n, bool)
+        available[tr] = False
+        grid = self.grid_idx.astype(np.float32)
+        c = float(own_perf.mean())
+        noise = max(gap.estimate_noise(rows, self.grid_idx), MIN_NOISE)
+        x_tr, y_tr, mask = gp.pad_training_set(grid[tr], own_perf - c)
+        params, _ = self._robust_fit(key, x_tr, y_tr, mask, noise)
+        b = acquisition.beta(self.cfg.beta_schedule, k, self.cfg.beta0, n)
+        if THOMPSON:
+            draw = _thompson(key, params, x_tr, y_tr, mask, jnp.asarray(grid), jnp.float32(noise)) + c
+            sc = np.asarray(acquisition.marginal_improvement_ucb(draw, jnp.zeros_like(draw), 0.0, jnp.asarray(g, jnp.float32), 1.0, jnp.asarray(best, jnp.float32)))
+            sc = np.where(available, sc, -np.inf)
+            return int(np.argmax(sc)), StepInfo(np.asarray(draw), np.zeros(n), sc, 0.0, float("nan"))
+        idx, mu, sd, score = _score(params, x_tr, y_tr + c * mask, mask, jnp.asarray(grid), jnp.asarray(g, jnp.float32),
+                                    jnp.asarray(best), jnp.asarray(available), jnp.float32(b), jnp.float32(1.0),
+                                    jnp.float32(c), model="gp_const", acq=self.cfg.acquisition,
+                                    noise_std=jnp.float32(noise))
+        return int(idx), StepInfo(np.asarray(mu), np.asarray(sd), np.asarray(score), b, float("nan"))
 
     def select(self, trained: list[int], own_perf: np.ndarray, best: np.ndarray, key: jax.Array,
                observed_rows: np.ndarray | None = None) -> tuple[int, StepInfo | None]:
@@ -114,6 +164,8 @@ class Selector:
         if own_perf.shape != (k,) or best.shape != (n,):
             raise ValueError(f"Selector.select: own_perf must be [{k}] and best [{n}], got {own_perf.shape}, "
                              f"{best.shape}")
+        if self.cfg.strategy == "mbtl":
+            return self._select_robust(trained, own_perf, best, key, observed_rows)
         trained_mask = np.zeros(n, bool)
         trained_mask[np.asarray(trained)] = True
         slope = self.cfg.slope
