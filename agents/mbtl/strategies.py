@@ -213,7 +213,8 @@ def model_based(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, k
 def greedy_pseudo(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, key: jax.Array) -> Curve:
     """Greedy (pseudo) strategy: MBTL's marginal-improvement rule with a constant training-performance model
     (the mean observed so far) and no uncertainty: pure coverage under the linear gap."""
-    return model_based(m, u, k_max, dataclasses.replace(cfg, model="constant"), key, name="Greedy (pseudo)")
+    return model_based(m, u, k_max, dataclasses.replace(cfg, strategy="mbtl_paper", model="constant"), key,
+                       name="Greedy (pseudo)")
 
 
 def paper_rule(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, key: jax.Array) -> Curve:

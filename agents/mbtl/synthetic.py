@@ -6,7 +6,7 @@ values in [0, 1]) with its context coordinates ``u [N, D]`` (grid index / (num -
 one matrix forever. The structure kinds cycle with the seed (``KINDS[seed % 5]``); one seed in three of each kind
 is 2-D (``(seed // 5) % 3 == 2``).
 
-Every matrix is ``clip(J(s) - gap(s, t) + eps, 0, 1)`` off the diagonal style, with
+Every matrix is ``clip(J(s) - gap(s, t) + eps, 0, 1)`` (target_difficulty: multiplicative, see below), with
   J(s)        the training performance of each source: a smooth random profile (sum of 3 random cosines) in
               [lo, hi] with lo ~ U(0.45, 0.75), hi ~ U(0.85, 1.0);
   gap(s, t)   how much a policy loses when moved from s to t, zero at t = s, increasing with the distance;
@@ -128,3 +128,19 @@ def generate(seed: int) -> SyntheticMatrix:
 
 def family(seeds) -> list[SyntheticMatrix]:
     return [generate(int(s)) for s in seeds]
+
+
+# ------------------------------------------------------------------------------------------- the criterion
+CRITERION_KS = tuple(range(3, 16))  # k at which a selector must beat Random (issue: every k from 3 to 15)
+
+
+def versus_random(perf: np.ndarray, random_perf: np.ndarray, oracle: float, ks=CRITERION_KS) -> tuple[bool, float]:
+    """(beats Random at every k in ks, min over ks of perf - random_perf).
+
+    perf, random_perf [K >= max(ks)]: generalised performance after k = 1..K tasks (Random's exact expectation,
+    ``strategies.random_expected``). A k counts as beaten when perf > Random, or when perf already equals the
+    exhaustive oracle (nothing left to gain)."""
+    i = np.asarray(ks) - 1
+    diff = perf[i] - random_perf[i]
+    beaten = (diff > 0) | (perf[i] >= oracle - 1e-9)
+    return bool(beaten.all()), float(diff.min())
