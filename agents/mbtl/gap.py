@@ -128,6 +128,8 @@ def empirical_gap(rows: np.ndarray, trained: np.ndarray, idx: np.ndarray, sizes:
             fitted[last:] = fitted[last] + slope * np.arange(t.size - last)
             table[side] = fitted
             seen[side] = True
+    else:
+        seen[:] = False  # D > 1: too few sources share an offset vector; the linear model is far less noisy
     all_off = idx[None, :, :] - idx[:, None, :]  # [N, N, D] target - candidate
     linear = np.maximum(np.concatenate([np.maximum(all_off, 0), np.maximum(-all_off, 0)], -1) @ coef, 0.0)
     codes = code(all_off)
@@ -150,3 +152,22 @@ def estimate_noise(rows: np.ndarray, idx: np.ndarray) -> float:
     if d.size < 4:
         return 0.0
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
+def denoised_levels(rows: np.ndarray, gap_rows: np.ndarray, level: np.ndarray,
+                    reach: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Own-performance levels of the trained sources re-estimated from their whole rows.
+
+    Each observed cell, lifted by its predicted gap (``rows + gap_rows``), is a noisy reading of its source's own
+    level; the median over the cells the gap model trusts (unclipped, predicted gap < ``reach`` x level) is far less
+    noisy than the single diagonal cell. rows, gap_rows [k, N]; level [k] current levels.
+    Returns (levels [k], cells used per source [k]); a source with fewer than 3 usable cells keeps its level.
+    """
+    rows = np.asarray(rows, np.float64)
+    lifted = rows + gap_rows
+    use = (rows > 0.0) & (rows < 1.0) & (gap_rows < reach * np.asarray(level)[:, None])
+    out, used = np.asarray(level, np.float64).copy(), use.sum(1)
+    for i in range(rows.shape[0]):
+        if used[i] >= 3:
+            out[i] = float(np.median(lifted[i, use[i]]))
+    return out, np.maximum(used, 1)

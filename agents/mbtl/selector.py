@@ -18,7 +18,7 @@ from agents.mbtl import acquisition, gap, gp
 
 
 STRATEGIES = ("mbtl", "mbtl_paper")
-ROBUST_LENGTH_SCALE = (1.0, 100.0)  # GP length-scale bounds of the robust default, in grid steps
+ROBUST_LENGTH_SCALE = (0.05, 0.25)  # GP length-scale bounds of the robust default (normalised context units)
 ROBUST_AMPLITUDE = (0.01, 1.0)  # GP variance bounds of the robust default: prior std of J in [0.1, 1]
 MIN_NOISE = 0.01  # floor of the robust default's estimated observation noise
 
@@ -93,6 +93,7 @@ def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, co
 
 
 THOMPSON = False
+DENOISE = True
 _thompson = jax.jit(lambda key, params, x, y, mask, q, noise: gp.posterior_sample(jax.random.fold_in(key, 1), params, x, y, mask, q, noise))
 
 
@@ -126,9 +127,13 @@ class Selector:
             raise ValueError(f"Selector.select: observed_rows must be [{k}, {n}], got {rows.shape}")
         level = rows[np.arange(k), tr]  # each trained source's performance on its own context
         g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level)  # [N, N]
+        if DENOISE:
+            level, used = gap.denoised_levels(rows, g[tr], level)
+            g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level)
+            own_perf = level.astype(np.float32)
         available = np.ones(n, bool)
         available[tr] = False
-        grid = self.grid_idx.astype(np.float32)
+        grid = self.u
         c = float(own_perf.mean())
         noise = max(gap.estimate_noise(rows, self.grid_idx), MIN_NOISE)
         x_tr, y_tr, mask = gp.pad_training_set(grid[tr], own_perf - c)
