@@ -109,16 +109,6 @@ def posterior(params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array, x_q
     return GPPosterior(cond.loc, jnp.sqrt(jnp.maximum(cond.variance, 0.0)))
 
 
-def posterior_sample(key: jax.Array, params: GPParams, x: jax.Array, y: jax.Array, mask: jax.Array,
-                     x_query: jax.Array, noise_std: float) -> jax.Array:
-    """One joint draw [M] of the latent J at x_query [M, D] from the posterior (Thompson sampling)."""
-    x, y, mask = _pad(x, y, mask)
-    diag = jnp.where(mask, noise_std ** 2, 1.0)
-    gp_ = GaussianProcess(_kernel(params), x, diag=diag)
-    cond = gp_.condition(y, x_query, diag=1e-6).gp  # small jitter: the joint covariance is rank-deficient
-    return cond.sample(key)
-
-
 def _to_params(u: jax.Array, cfg: GPConfig) -> GPParams:
     """Unconstrained u [1 + D] -> bounded log-parameters (sigmoid into the log-bounds)."""
     lo = jnp.log(jnp.array([cfg.amplitude_bounds[0]] + [cfg.length_scale_bounds[0]] * (u.shape[0] - 1)))
