@@ -68,7 +68,10 @@ def bench_select(args) -> dict:
         u = np.linspace(0, 1, m.shape[0])[:, None]
     else:
         m, u = synthetic_matrix(args.n)
-    cfg = SelectorConfig(strategy="mbtl_paper")  # the paper's rule: what scikit-learn reproduces step by step
+    from agents.mbtl.gp import GPConfig
+    gp_cfg = GPConfig(optimizer=args.optimizer, num_steps=args.gp_steps or (150 if args.optimizer == "adam" else 30),
+                      warm_restarts=args.warm_restarts, warm_steps=args.warm_steps)
+    cfg = SelectorConfig(strategy="mbtl_paper", gp=gp_cfg)  # the paper's rule: what scikit-learn reproduces
     sel = Selector(u, cfg)
     key = jax.random.PRNGKey(0)
     order, best = [], np.zeros(m.shape[0])
@@ -97,6 +100,9 @@ def bench_select(args) -> dict:
         best = np.maximum(best, m[s])
     compared = len(t_sk)
     out = {"n_contexts": int(m.shape[0]), "steps": args.steps, "restarts": 1 + cfg.gp.num_restarts,
+           "optimizer": f"{cfg.gp.optimizer} x {cfg.gp.num_steps} steps",
+           "warm_start": "off" if cfg.gp.warm_restarts < 0 else
+           f"previous optimum + {cfg.gp.warm_restarts} random starts x {cfg.gp.warm_steps} steps",
            "jax_step_ms_median": 1e3 * float(np.median(t_jax)), "sklearn_step_ms_median": 1e3 * float(np.median(t_sk)),
            "speedup_sklearn_over_jax": float(np.median(t_sk) / np.median(t_jax)),
            "jax_compile_s_total": compile_s, "same_selection": f"{same}/{compared}", "mbtl_order": order,
@@ -193,6 +199,10 @@ def main() -> None:
     s.add_argument("--n", type=int, default=100)
     s.add_argument("--steps", type=int, default=15)
     s.add_argument("--matrix-csv", default=None)
+    s.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam", help="GP fit optimiser (JAX side)")
+    s.add_argument("--gp-steps", type=int, default=0, help="optimiser steps per start (0: 150 adam / 30 lbfgs)")
+    s.add_argument("--warm-restarts", type=int, default=-1, help="GPConfig.warm_restarts (-1: no warm start)")
+    s.add_argument("--warm-steps", type=int, default=50, help="GPConfig.warm_steps")
     fam = sub.add_parser("family")
     fam.add_argument("--seeds", choices=("held_out", "tuning"), default="held_out")
     fam.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")

@@ -12,10 +12,21 @@ from agents.mbtl.selector import SelectorConfig
 
 
 @pytest.mark.parametrize("bad", [dict(noise_std=0.0), dict(noise_std=-1.0), dict(num_restarts=-3),
-                                 dict(num_steps=0), dict(learning_rate=0.0)])
+                                 dict(num_steps=0), dict(learning_rate=0.0), dict(optimizer="sgd"),
+                                 dict(warm_restarts=-2)])
 def test_gp_config_refuses_bad_values(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         gp.GPConfig(**bad)
+
+
+def test_warm_started_fit_keeps_the_optimum():
+    x = np.linspace(0, 1, 7)[:, None]
+    y = 0.8 * np.exp(-((x[:, 0] - 0.3) / 0.2) ** 2) + 0.1
+    xp, yp, mask = gp.pad_training_set(x, y)
+    cold, ll_cold = gp.make_fit(gp.GPConfig(num_restarts=2, num_steps=100))(jax.random.PRNGKey(0), xp, yp, mask)
+    warm_cfg = gp.GPConfig(num_restarts=2, num_steps=100, warm_restarts=0, warm_steps=20)
+    _, ll_warm = gp.make_fit(warm_cfg)(jax.random.PRNGKey(1), xp, yp, mask, init=cold)
+    assert float(ll_warm) >= float(ll_cold) - 1e-3
 
 
 def test_random_expectation_is_exact():

@@ -105,6 +105,7 @@ class Selector:
         self.u = u  # [N, D]
         self.dist = np.asarray(gap.pairwise_distance(jnp.asarray(u), jnp.asarray(u), cfg.distance))  # [N, N]
         self._fit = gp.make_fit(cfg.gp)
+        self._last_params: gp.GPParams | None = None  # warm start of the next fit (paper rule)
         self.grid_idx, self.grid_sizes = gap.grid_index(u)  # [N, D] int, [D]
         (lo, hi), (alo, ahi) = ROBUST_LENGTH_SCALE, ROBUST_AMPLITUDE
         self._robust_fit = gp.make_fit(dataclasses.replace(cfg.gp, length_scale_low=lo, length_scale_high=hi,
@@ -190,7 +191,9 @@ class Selector:
         b = acquisition.beta(self.cfg.beta_schedule, k, self.cfg.beta0, n)
         x_tr, y_tr, mask = gp.pad_training_set(self.u[np.asarray(trained)], own_perf)
         if self.cfg.model == "gp":
-            params, _ = self._fit(key, x_tr, y_tr, mask)
+            warm = self._last_params if k > 1 else None  # previous step's optimum (GPConfig.warm_restarts)
+            params, _ = self._fit(key, x_tr, y_tr, mask, init=warm)
+            self._last_params = params
         else:
             params = gp.GPParams(jnp.zeros(()), jnp.zeros((self.u.shape[1],)))
         idx, mu, sd, score = _score(params, x_tr, y_tr, mask, jnp.asarray(self.u), jnp.asarray(self.dist),
