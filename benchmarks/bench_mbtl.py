@@ -1,5 +1,9 @@
 """MBTL benchmarks.
 
+0. ``family``: the robust default ``mbtl``, the paper rule, coarse-to-fine, Random (exact expectation) and the
+   oracles on the synthetic transfer-matrix family (held-out seeds by default): mean generalised performance per
+   structure at k = 1, 3, 5, 10, 15 and how often each beats Random at every k = 3..15.
+
 1. ``select``: time per MBTL selection step for N=100 contexts, JAX/tinygp selector vs the reference's choice
    (scikit-learn GaussianProcessRegressor, ConstantKernel * RBF, alpha = noise^2, same bounds and number of
    restarts, L-BFGS-B) running the same acquisition; and how often both pick the same context given the same
@@ -8,6 +12,7 @@
 2. ``matrix``: wall time of CartPole transfer-matrix jobs (vmapped PPO, 100 targets) on this machine's CPUs,
    measured on ``--chunks`` chunks of 10 sources, and the extrapolation to the full 100 x 100 x seeds matrix.
 
+    python benchmarks/bench_mbtl.py family --seeds held_out    # the selector table on the synthetic family
     python benchmarks/bench_mbtl.py select
     python benchmarks/bench_mbtl.py matrix --steps 100000 --chunks 1
 """
@@ -63,7 +68,10 @@ def bench_select(args) -> dict:
         u = np.linspace(0, 1, m.shape[0])[:, None]
     else:
         m, u = synthetic_matrix(args.n)
-    cfg = SelectorConfig()
+    from agents.mbtl.gp import GPConfig
+    gp_cfg = GPConfig(optimizer=args.optimizer, num_steps=args.gp_steps or (150 if args.optimizer == "adam" else 30),
+                      warm_restarts=args.warm_restarts, warm_steps=args.warm_steps)
+    cfg = SelectorConfig(strategy="mbtl_paper", gp=gp_cfg)  # the paper's rule: what scikit-learn reproduces
     sel = Selector(u, cfg)
     key = jax.random.PRNGKey(0)
     order, best = [], np.zeros(m.shape[0])
@@ -92,10 +100,65 @@ def bench_select(args) -> dict:
         best = np.maximum(best, m[s])
     compared = len(t_sk)
     out = {"n_contexts": int(m.shape[0]), "steps": args.steps, "restarts": 1 + cfg.gp.num_restarts,
+           "optimizer": f"{cfg.gp.optimizer} x {cfg.gp.num_steps} steps",
+           "warm_start": "off" if cfg.gp.warm_restarts < 0 else
+           f"previous optimum + {cfg.gp.warm_restarts} random starts x {cfg.gp.warm_steps} steps",
            "jax_step_ms_median": 1e3 * float(np.median(t_jax)), "sklearn_step_ms_median": 1e3 * float(np.median(t_sk)),
            "speedup_sklearn_over_jax": float(np.median(t_sk) / np.median(t_jax)),
            "jax_compile_s_total": compile_s, "same_selection": f"{same}/{compared}", "mbtl_order": order,
            "load_average": os.getloadavg()}
+    return out
+
+
+def bench_family(args) -> dict:
+    """Every selector on the synthetic family (agents/mbtl/synthetic.py): the issue's table and win rates."""
+    import jax
+
+    from agents.mbtl import strategies as S
+    from agents.mbtl import synthetic as Y
+    from agents.mbtl.selector import SelectorConfig
+    seeds = Y.HELD_OUT_SEEDS if args.seeds == "held_out" else Y.TUNING_SEEDS
+    seeds = seeds[:args.limit] if args.limit else seeds
+    show = np.array([1, 3, 5, 10, 15])
+    rows: dict[str, dict[str, list]] = {}
+    wins = {"MBTL": [], "MBTL (paper)": [], "Coarse-to-fine": []}
+    per_k = {name: [] for name in wins}
+    worst = {name: [] for name in wins}
+    t0 = time.perf_counter()
+    for seed in seeds:
+        g = Y.generate(seed)
+        key = jax.random.PRNGKey(seed)
+        curves = {"MBTL": S.model_based(g.m, g.u, 15, SelectorConfig(), key),
+                  "MBTL (paper)": S.paper_rule(g.m, g.u, 15, SelectorConfig(), key),
+                  "Coarse-to-fine": S.coarse_to_fine(g.m, g.u, 15),
+                  "Random": S.random_expected(g.m, 15), "Sequential Oracle": S.sequential_oracle(g.m, 15),
+                  "Exhaustive Oracle": S.exhaustive_oracle(g.m, 15)}
+        oracle = float(curves["Exhaustive Oracle"].perf[0])
+        rnd = curves["Random"].perf
+        for name in wins:
+            w, d = Y.versus_random(curves[name].perf, rnd, oracle)
+            wins[name].append(w)
+            worst[name].append(d)
+            per_k[name].append(curves[name].perf[2:15] > rnd[2:15])
+        for name, c in curves.items():
+            rows.setdefault(g.label, {}).setdefault(name, []).append(c.perf[show - 1])
+            rows.setdefault("all", {}).setdefault(name, []).append(c.perf[show - 1])
+    names = ["MBTL", "MBTL (paper)", "Random", "Sequential Oracle", "Exhaustive Oracle"]
+    print(f"\n{args.seeds} seeds ({len(seeds)} matrices): mean generalised performance at k = {show.tolist()}")
+    print(f"{'family':24s} {'n':>3s} | " + " | ".join(f"{n:^29s}" for n in names))
+    for label in sorted(rows, key=lambda x: (x == "all", x)):
+        cells = [" ".join(f"{v:.3f}" for v in np.mean(rows[label][n], 0)) for n in names]
+        print(f"{label:24s} {len(rows[label]['MBTL']):3d} | " + " | ".join(cells))
+    out = {"seeds": args.seeds, "num_matrices": len(seeds), "seconds": time.perf_counter() - t0}
+    for name in wins:
+        rate_k = np.mean(per_k[name], 0)  # [13] fraction of matrices where name > Random at k = 3..15
+        out[name] = {"beats_random_at_every_k_3_15": f"{int(np.sum(wins[name]))}/{len(seeds)}",
+                     "worst_gap_to_random": float(np.min(worst[name])),
+                     "matrices_worse_than_random_by_more_than_0.02": int(np.sum(np.asarray(worst[name]) < -0.02)),
+                     "win_rate_vs_random_per_k": {int(k): round(float(r), 2) for k, r in zip(range(3, 16), rate_k)}}
+        print(f"{name:16s} beats Random at every k=3..15 on {out[name]['beats_random_at_every_k_3_15']}; "
+              f"worst gap {out[name]['worst_gap_to_random']:+.3f}; win rate per k: "
+              + " ".join(f"{r:.2f}" for r in rate_k))
     return out
 
 
@@ -136,13 +199,20 @@ def main() -> None:
     s.add_argument("--n", type=int, default=100)
     s.add_argument("--steps", type=int, default=15)
     s.add_argument("--matrix-csv", default=None)
+    s.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam", help="GP fit optimiser (JAX side)")
+    s.add_argument("--gp-steps", type=int, default=0, help="optimiser steps per start (0: 150 adam / 30 lbfgs)")
+    s.add_argument("--warm-restarts", type=int, default=-1, help="GPConfig.warm_restarts (-1: no warm start)")
+    s.add_argument("--warm-steps", type=int, default=50, help="GPConfig.warm_steps")
+    fam = sub.add_parser("family")
+    fam.add_argument("--seeds", choices=("held_out", "tuning"), default="held_out")
+    fam.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
     mtx = sub.add_parser("matrix")
     mtx.add_argument("--steps", type=int, default=100_000)
     mtx.add_argument("--eval-episodes", type=int, default=10)
     mtx.add_argument("--chunks", type=int, default=1)
     mtx.add_argument("--seeds", type=int, default=3)
     args = p.parse_args()
-    out = bench_select(args) if args.what == "select" else bench_matrix(args)
+    out = {"select": bench_select, "family": bench_family, "matrix": bench_matrix}[args.what](args)
     print(json.dumps(out, indent=1))
 
 

@@ -22,7 +22,9 @@ def test_config_loads_and_grid_is_valid(path):
     cfg = load(str(path), [])
     values, u = grid(cfg)
     assert values.shape[0] == u.shape[0] and 0.0 <= u.min() and u.max() <= 1.0
-    if path.stem != "cartpole_ci":
+    if path.stem.endswith("_cpu"):  # CPU-sized builds stored in agents/mbtl/results/: fewer contexts allowed
+        assert 30 <= values.shape[0] <= EXPECTED_N[family]
+    elif path.stem != "cartpole_ci":
         assert values.shape[0] == EXPECTED_N[family]
 
 

@@ -6,7 +6,9 @@ Public API:
   strategies                                   -- every baseline replayable on a transfer matrix
   build_matrix, load_normalised                -- build/resume a transfer matrix, load it for replay
   TransferStore                                -- one row per (source, target, seed), atomically written
-CLI: ``python -m agents.mbtl {build,replay,run,online} CONFIG.yaml [--set k=v] [--executor local|ray|inline]``.
+  synthetic                                    -- seeded family of transfer matrices (tuning / held-out seeds)
+CLI: ``python -m agents.mbtl {build,replay,run,online} CONFIG.yaml [--set k=v] [--executor local|ray|inline]``;
+``python -m agents.mbtl replay --matrix M.csv`` replays on any N x N matrix.
 """
 from agents.mbtl.config import MBTLConfig, mbtl_config_from
 from agents.mbtl.gp import GPConfig

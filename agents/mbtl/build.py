@@ -84,8 +84,18 @@ def load_normalised(cfg: Any) -> Normalised:
         missing = int(np.isnan(raw).sum())
         raise ValueError(f"{store.dir}: {missing} (source, target, seed) entries missing; run `omnitask mbtl build`")
     lo, hi = cfg.mbtl.perf_low, cfg.mbtl.perf_high
-    per_seed = normalise(raw, lo, hi)
     mt = store.multitask_row(list(cfg.mbtl.seeds))
+    if cfg.mbtl.normalise == "per_target":
+        # per seed and target: (v - min over sources) / (max - min), the multi-task policy on the same scale
+        mt_ok = mt is not None and not np.isnan(mt).any()
+        both = np.concatenate([raw, mt[:, None, :]], axis=1) if mt_ok else raw  # [S, N (+1), N]
+        lo_t, hi_t = both.min(axis=1, keepdims=True), both.max(axis=1, keepdims=True)  # [S, 1, N]
+        scaled = np.clip((both - lo_t) / np.maximum(hi_t - lo_t, 1e-12), 0.0, 1.0)
+        per_seed = scaled[:, :raw.shape[1]]
+        mt_row = scaled[:, -1].mean(0) if mt_ok else None
+        return Normalised(per_seed.mean(0), per_seed, u, mt_row, store.env_steps(0),
+                          store.env_steps(MULTITASK) if mt_row is not None else 0)
+    per_seed = normalise(raw, lo, hi)
     mt_row = None if mt is None or np.isnan(mt).any() else normalise(mt, lo if lo is not None else np.nanmin(raw),
                                                                      hi if hi is not None else np.nanmax(raw)).mean(0)
     return Normalised(per_seed.mean(0), per_seed, u, mt_row, store.env_steps(0),

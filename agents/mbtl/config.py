@@ -16,6 +16,7 @@ from omnitask.config import section_as
 
 SOURCE_TRAINERS = ("ppo_jax", "run_loop")
 EXECUTORS = ("inline", "local", "ray")
+NORMALISATIONS = ("global", "per_target")
 
 
 @dataclasses.dataclass
@@ -55,6 +56,10 @@ class MBTLConfig:
     """Raw return mapped to 0 when normalising (None: the matrix minimum)."""
     perf_high: Optional[float] = None
     """Raw return mapped to 1 (None: the matrix maximum)."""
+    normalise: str = "global"
+    """'global': one [perf_low, perf_high] for the whole matrix; 'per_target': each target column min-max
+    normalised on its own (for envs whose return scale differs by context, e.g. the ring road's hold duration
+    changes the number of agent steps per episode)."""
     k_max: int = 15
     """Number of trained tasks the strategies are replayed / plotted up to."""
     num_random_orders: int = 100
@@ -72,6 +77,8 @@ class MBTLConfig:
         for name in ("steps_per_task", "eval_episodes", "chunk_size", "max_workers", "k_max", "num_random_orders"):
             if getattr(self, name) < 1:
                 raise ValueError(f"mbtl.{name} must be >= 1, got {getattr(self, name)}")
+        if self.normalise not in NORMALISATIONS:
+            raise ValueError(f"mbtl.normalise={self.normalise!r}; allowed: {', '.join(NORMALISATIONS)}")
         if not self.seeds:
             raise ValueError("mbtl.seeds must list at least one seed")
 

@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from tinygp import GaussianProcess, kernels, transforms
 
+OPTIMIZERS = ("adam", "lbfgs")
 _FAR = 1.0e4  # padded rows sit at (i + 1) * _FAR: kernel values exp(-0.5 * (1e4 / 1e2)^2) == 0 in float32
 
 
@@ -35,8 +36,12 @@ class GPConfig:
     length_scale_low: float = 1e-2  # lower bound of each length scale (normalised context units)
     length_scale_high: float = 1e2  # upper bound of each length scale
     num_restarts: int = 9  # extra random starts besides the default start (a=1, l=1), like n_restarts_optimizer
-    num_steps: int = 150  # Adam steps per start (fixed count: one compiled program, no line search)
+    num_steps: int = 150  # optimiser steps per start (fixed count: one compiled program)
     learning_rate: float = 0.1  # Adam step size in the unconstrained (logit-of-log-bound) parameter space
+    optimizer: str = "adam"  # 'adam' (fixed step size) or 'lbfgs' (optax L-BFGS with zoom line search, like sklearn)
+    warm_restarts: int = -1  # -1: every fit restarts from scratch; >= 0: a fit given the previous optimum (``init``)
+    #                          starts there plus this many random starts, for ``warm_steps`` steps
+    warm_steps: int = 50  # optimiser steps per start of a warm-started fit
     seed: int = 0  # PRNG seed of the random starts (split per fit step by the caller)
 
     def __post_init__(self) -> None:
@@ -44,6 +49,19 @@ class GPConfig:
             lo, hi = getattr(self, f"{name}_low"), getattr(self, f"{name}_high")
             if not 0 < lo < hi:
                 raise ValueError(f"GPConfig: need 0 < {name}_low < {name}_high, got {lo:g}, {hi:g}")
+        if not self.noise_std > 0:
+            raise ValueError(f"GPConfig.noise_std must be > 0, got {self.noise_std}")
+        if self.num_restarts < 0:
+            raise ValueError(f"GPConfig.num_restarts must be >= 0 (extra random starts), got {self.num_restarts}")
+        if self.num_steps < 1:
+            raise ValueError(f"GPConfig.num_steps must be >= 1 (Adam steps per start), got {self.num_steps}")
+        if self.warm_restarts < -1 or self.warm_steps < 1:
+            raise ValueError(f"GPConfig: warm_restarts must be >= -1 and warm_steps >= 1, got {self.warm_restarts}, "
+                             f"{self.warm_steps}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"GPConfig.optimizer={self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"GPConfig.learning_rate must be > 0, got {self.learning_rate}")
 
     @property
     def amplitude_bounds(self) -> tuple[float, float]:
@@ -52,11 +70,6 @@ class GPConfig:
     @property
     def length_scale_bounds(self) -> tuple[float, float]:
         return (self.length_scale_low, self.length_scale_high)
-        if self.noise_std <= 0:
-            raise ValueError(f"GPConfig.noise_std must be > 0, got {self.noise_std}")
-        if self.num_restarts < 0 or self.num_steps < 1:
-            raise ValueError(f"GPConfig: num_restarts >= 0 and num_steps >= 1 required, got "
-                             f"{self.num_restarts}, {self.num_steps}")
 
 
 class GPParams(NamedTuple):
@@ -148,34 +161,62 @@ def _build_fit(cfg: GPConfig):
     Maximises the exact marginal likelihood with Adam (optax) from 1 + num_restarts starts (sequential lax.map) and keeps
     the best start. With no observed point the prior starting point is returned.
     """
-    solver = optax.adam(cfg.learning_rate)
+    solver = optax.adam(cfg.learning_rate) if cfg.optimizer == "adam" else optax.lbfgs()
 
-    def neg_ll(u, x, y, mask):
-        return -log_marginal_likelihood(_to_params(u, cfg), x, y, mask, cfg.noise_std)
+    def neg_ll(u, x, y, mask, noise_std):
+        return -log_marginal_likelihood(_to_params(u, cfg), x, y, mask, noise_std)
 
-    def run_one(u0, x, y, mask):
+    def run_one(u0, x, y, mask, noise_std, num_steps):
         value_and_grad = jax.value_and_grad(neg_ll)
+
+        def fn(u):
+            return neg_ll(u, x, y, mask, noise_std)
 
         def step(carry, _):
             u, state = carry
-            _, grad = value_and_grad(u, x, y, mask)
-            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
-            updates, state = solver.update(grad, state, u)
+            if cfg.optimizer == "adam":
+                _, grad = value_and_grad(u, x, y, mask, noise_std)
+                grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+                updates, state = solver.update(grad, state, u)
+            else:  # L-BFGS reuses the line search's last value and gradient (one evaluation per accepted step)
+                value, grad = optax.value_and_grad_from_state(fn)(u, state=state)
+                grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+                updates, state = solver.update(grad, state, u, value=value, grad=grad, value_fn=fn)
             return (optax.apply_updates(u, updates), state), None
 
-        (u, _), _ = jax.lax.scan(step, (u0, solver.init(u0)), None, length=cfg.num_steps)
-        value = neg_ll(u, x, y, mask)
+        (u, _), _ = jax.lax.scan(step, (u0, solver.init(u0)), None, length=num_steps)
+        value = neg_ll(u, x, y, mask, noise_std)
         return u, jnp.where(jnp.isfinite(value), value, jnp.inf)
 
     @jax.jit
-    def fit(key, x, y, mask):
+    def fit_jit(key, x, y, mask, noise_std):
         x = jnp.asarray(x, jnp.float32)
         y = jnp.asarray(y, jnp.float32)
         starts = initial_points(key, x.shape[1], cfg)  # [R + 1, 1 + D]
+        return best_of(starts, x, y, mask, noise_std, cfg.num_steps)
+
+    @jax.jit
+    def fit_warm_jit(key, x, y, mask, noise_std, init):
+        x = jnp.asarray(x, jnp.float32)
+        y = jnp.asarray(y, jnp.float32)
+        warm_cfg = dataclasses.replace(cfg, num_restarts=cfg.warm_restarts)
+        starts = initial_points(key, x.shape[1], warm_cfg).at[0].set(init)  # previous optimum, then random
+        return best_of(starts, x, y, mask, noise_std, cfg.warm_steps)
+
+    def best_of(starts, x, y, mask, noise_std, num_steps):
         # lax.map, not vmap: XLA:CPU's batched Cholesky gradient is 10-200x slower than the sequential one
-        us, values = jax.lax.map(lambda u0: run_one(u0, x, y, mask), starts)
+        us, values = jax.lax.map(lambda u0: run_one(u0, x, y, mask, noise_std, num_steps), starts)
         best = jnp.argmin(values)
         return _to_params(us[best], cfg), -values[best]
+
+    def fit(key, x, y, mask, noise_std=None, init: GPParams | None = None):
+        """noise_std: observation noise of this fit (None: cfg.noise_std; traced, no recompilation). init: the
+        previous fit's optimum, used as a warm start when cfg.warm_restarts >= 0 (else ignored)."""
+        noise = jnp.float32(cfg.noise_std if noise_std is None else noise_std)
+        if init is not None and cfg.warm_restarts >= 0:
+            u0 = _from_log(jnp.concatenate([jnp.reshape(init.log_amplitude, (1,)), init.log_length_scale]), cfg)
+            return fit_warm_jit(key, x, y, mask, noise, u0)
+        return fit_jit(key, x, y, mask, noise)
 
     return fit
 

@@ -17,10 +17,18 @@ import numpy as np
 from agents.mbtl import acquisition, gap, gp
 
 
+STRATEGIES = ("mbtl", "mbtl_paper")
+ROBUST_LENGTH_SCALE = (0.05, 0.25)  # GP length-scale bounds of the robust default (normalised context units)
+ROBUST_AMPLITUDE = (0.01, 1.0)  # GP variance bounds of the robust default: prior std of J in [0.1, 1]
+MIN_NOISE = 0.01  # floor of the robust default's estimated observation noise
+
+
 @dataclasses.dataclass
 class SelectorConfig:
     """How MBTL picks the next training context."""
 
+    strategy: str = "mbtl"  # 'mbtl': the robust default (README, "robust default"); 'mbtl_paper': the paper's rule,
+    #                         configured by the fields below (acquisition, beta, slope, ...)
     acquisition: str = "ucb"  # 'ucb' (the paper's greedy marginal improvement) or 'ei' (expected improvement)
     beta_schedule: str = "sqrt_log"  # sqrt_log | constant | inverse | zero | gp_ucb (see acquisition.beta)
     beta0: float = 1.0  # beta for 'constant' / numerator for 'inverse'
@@ -34,7 +42,7 @@ class SelectorConfig:
     gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
 
     def __post_init__(self) -> None:
-        checks = (("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
+        checks = (("strategy", STRATEGIES), ("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
                   ("slope_mode", ("fixed", "estimated")), ("distance", gap.DISTANCES),
                   ("reduction", ("none", "segment")), ("model", ("gp", "constant")),
                   ("gp_target", ("own", "best")))
@@ -64,13 +72,16 @@ def center_index(u: np.ndarray) -> int:
     return int(np.argmin(d))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "acq", "noise_std"))
+@functools.partial(jax.jit, static_argnames=("model", "acq"))
 def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, const_mu, *, model, acq, noise_std):
     """GP posterior at every context + acquisition + masked argmax. Shapes: x_tr [M, D], y_tr/mask [M],
-    u [N, D], dist [N, N], best/available [N] -> (index [], mean [N], std [N], score [N])."""
-    if model == "gp":
-        post = gp.posterior(params, x_tr, y_tr, mask, u, noise_std)
-        mu, sd = post.mean, post.std
+    u [N, D], dist [N, N], best/available [N] -> (index [], mean [N], std [N], score [N]).
+    model 'gp': zero-mean GP on y_tr; 'gp_const': GP on y_tr - const_mu plus const_mu (a constant prior mean);
+    'constant': J = const_mu everywhere, no uncertainty. The predicted gap is slope * dist."""
+    if model in ("gp", "gp_const"):
+        shift = const_mu if model == "gp_const" else 0.0
+        post = gp.posterior(params, x_tr, jnp.where(mask, y_tr - shift, 0.0), mask, u, noise_std)
+        mu, sd = post.mean + shift, post.std
     else:
         mu, sd = jnp.full((u.shape[0],), const_mu), jnp.zeros((u.shape[0],))
     if acq == "ucb":
@@ -94,6 +105,46 @@ class Selector:
         self.u = u  # [N, D]
         self.dist = np.asarray(gap.pairwise_distance(jnp.asarray(u), jnp.asarray(u), cfg.distance))  # [N, N]
         self._fit = gp.make_fit(cfg.gp)
+        self._last_params: gp.GPParams | None = None  # warm start of the next fit (paper rule)
+        self.grid_idx, self.grid_sizes = gap.grid_index(u)  # [N, D] int, [D]
+        (lo, hi), (alo, ahi) = ROBUST_LENGTH_SCALE, ROBUST_AMPLITUDE
+        self._robust_fit = gp.make_fit(dataclasses.replace(cfg.gp, length_scale_low=lo, length_scale_high=hi,
+                                                           amplitude_low=alo, amplitude_high=ahi))
+
+    def _select_robust(self, trained, own_perf, best, key, observed_rows) -> tuple[int, StepInfo]:
+        """The robust default ``strategy: mbtl`` (the paper's greedy marginal improvement, with three models changed):
+        - the gap is learned from the observed transfer rows in grid steps (``gap.empirical_gap``: signed,
+          non-parametric and monotone in 1-D, asymmetric linear in D > 1) instead of an assumed slope;
+        - each trained source's level is read from its whole row (``gap.denoised_levels``), not its diagonal cell;
+        - the GP has a constant prior mean (the data mean), a noise estimated from the rows, a prior std of J of
+          at least 0.1 and length scales within [0.05, 0.25] of the range, so it cannot go flat after two points.
+        UCB with the paper's beta_k = sqrt(log(k + 1)) (``beta_schedule``) and ``acquisition`` apply as configured.
+        """
+        if observed_rows is None:
+            raise ValueError("strategy 'mbtl' needs observed_rows [k, N]: the transfer rows of the trained sources")
+        rows = np.asarray(observed_rows, np.float64)
+        tr = np.asarray(trained, np.int64)
+        k, n = len(trained), self.u.shape[0]
+        if rows.shape != (k, n):
+            raise ValueError(f"Selector.select: observed_rows must be [{k}, {n}], got {rows.shape}")
+        level = rows[np.arange(k), tr]  # each trained source's performance on its own context
+        g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level)  # [N, N]
+        level, _ = gap.denoised_levels(rows, g[tr], level)  # the whole row is a better reading than its diagonal
+        g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level)
+        own_perf = level.astype(np.float32)  # the GP's observations
+        available = np.ones(n, bool)
+        available[tr] = False
+        grid = self.u  # [N, D] normalised coordinates
+        c = float(own_perf.mean())
+        noise = max(gap.estimate_noise(rows, self.grid_idx), MIN_NOISE)
+        x_tr, y_tr, mask = gp.pad_training_set(grid[tr], own_perf - c)
+        params, _ = self._robust_fit(key, x_tr, y_tr, mask, noise)
+        b = acquisition.beta(self.cfg.beta_schedule, k, self.cfg.beta0, n)
+        idx, mu, sd, score = _score(params, x_tr, y_tr + c * mask, mask, jnp.asarray(grid), jnp.asarray(g, jnp.float32),
+                                    jnp.asarray(best), jnp.asarray(available), jnp.float32(b), jnp.float32(1.0),
+                                    jnp.float32(c), model="gp_const", acq=self.cfg.acquisition,
+                                    noise_std=jnp.float32(noise))
+        return int(idx), StepInfo(np.asarray(mu), np.asarray(sd), np.asarray(score), b, float("nan"))
 
     def select(self, trained: list[int], own_perf: np.ndarray, best: np.ndarray, key: jax.Array,
                observed_rows: np.ndarray | None = None) -> tuple[int, StepInfo | None]:
@@ -114,6 +165,8 @@ class Selector:
         if own_perf.shape != (k,) or best.shape != (n,):
             raise ValueError(f"Selector.select: own_perf must be [{k}] and best [{n}], got {own_perf.shape}, "
                              f"{best.shape}")
+        if self.cfg.strategy == "mbtl":
+            return self._select_robust(trained, own_perf, best, key, observed_rows)
         trained_mask = np.zeros(n, bool)
         trained_mask[np.asarray(trained)] = True
         slope = self.cfg.slope
@@ -138,7 +191,9 @@ class Selector:
         b = acquisition.beta(self.cfg.beta_schedule, k, self.cfg.beta0, n)
         x_tr, y_tr, mask = gp.pad_training_set(self.u[np.asarray(trained)], own_perf)
         if self.cfg.model == "gp":
-            params, _ = self._fit(key, x_tr, y_tr, mask)
+            warm = self._last_params if k > 1 else None  # previous step's optimum (GPConfig.warm_restarts)
+            params, _ = self._fit(key, x_tr, y_tr, mask, init=warm)
+            self._last_params = params
         else:
             params = gp.GPParams(jnp.zeros(()), jnp.zeros((self.u.shape[1],)))
         idx, mu, sd, score = _score(params, x_tr, y_tr, mask, jnp.asarray(self.u), jnp.asarray(self.dist),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import jax
 import numpy as np
@@ -75,6 +76,23 @@ def random_orders(m: np.ndarray, k_max: int, num_orders: int, key: jax.Array) ->
     perms = np.asarray(jax.vmap(lambda kk: jax.random.permutation(kk, n))(jax.random.split(key, num_orders)))
     curves = np.stack([generalized_performance(m, p[:k_max]) for p in perms])  # [R, K]
     return Curve("Random", curves.mean(0), curves.std(0))
+
+
+def random_expected(m: np.ndarray, k_max: int) -> Curve:
+    """Exact expectation of Random: the mean generalised performance over *all* k-subsets, k = 1..k_max.
+
+    For one target with its N source values sorted in decreasing order v_1 >= ... >= v_N, a uniformly random
+    k-subset's best value is v_i with probability C(N - i, k - 1) / C(N, k). No sampling noise, so a comparison
+    against it is not a comparison against a lucky draw of orders.
+    """
+    m = check_matrix(m)
+    n = m.shape[0]
+    v = -np.sort(-m, axis=0)  # [N, T] each column in decreasing order
+    perf = []
+    for k in range(1, min(k_max, n) + 1):
+        w = np.array([math.comb(n - i, k - 1) for i in range(1, n + 1)], np.float64) / math.comb(n, k)  # [N]
+        perf.append(float((w @ v).mean()))
+    return Curve("Random", np.asarray(perf))
 
 
 def equidistant(m: np.ndarray, u: np.ndarray, k_max: int) -> Curve:
@@ -195,7 +213,13 @@ def model_based(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, k
 def greedy_pseudo(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, key: jax.Array) -> Curve:
     """Greedy (pseudo) strategy: MBTL's marginal-improvement rule with a constant training-performance model
     (the mean observed so far) and no uncertainty: pure coverage under the linear gap."""
-    return model_based(m, u, k_max, dataclasses.replace(cfg, model="constant"), key, name="Greedy (pseudo)")
+    return model_based(m, u, k_max, dataclasses.replace(cfg, strategy="mbtl_paper", model="constant"), key,
+                       name="Greedy (pseudo)")
+
+
+def paper_rule(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, key: jax.Array) -> Curve:
+    """The paper's MBTL rule (``strategy: mbtl_paper``) with cfg's acquisition / beta / slope settings."""
+    return model_based(m, u, k_max, dataclasses.replace(cfg, strategy="mbtl_paper"), key, name="MBTL (paper)")
 
 
 def all_strategies(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig, key: jax.Array,
@@ -205,7 +229,51 @@ def all_strategies(m: np.ndarray, u: np.ndarray, k_max: int, cfg: SelectorConfig
     k_rand, k_mbtl, k_greedy = jax.random.split(key, 3)
     curves = [independent(m, k_max), random_orders(m, k_max, num_random_orders, k_rand),
               equidistant(m, u, k_max), coarse_to_fine(m, u, k_max), greedy_pseudo(m, u, k_max, cfg, k_greedy),
-              model_based(m, u, k_max, cfg, k_mbtl), sequential_oracle(m, k_max), exhaustive_oracle(m, k_max)]
+              model_based(m, u, k_max, cfg, k_mbtl)]
+    if cfg.strategy != "mbtl_paper":
+        curves.append(paper_rule(m, u, k_max, cfg, k_mbtl))
+    curves += [sequential_oracle(m, k_max), exhaustive_oracle(m, k_max)]
     if multitask_row is not None:
         curves.insert(1, multitask(multitask_row, multitask_task_equivalents or m.shape[0], k_max))
     return curves
+
+
+# ----------------------------------------------------------------------------------- replay by strategy name
+STRATEGY_NAMES = ("independent", "random", "equidistant", "coarse_to_fine", "greedy", "mbtl", "mbtl_paper",
+                  "sequential_oracle", "exhaustive_oracle")
+
+
+def _averaged(curves: list[Curve]) -> Curve:
+    """Mean (and std) over the per-seed runs of one selection strategy; keeps the first run's order."""
+    perf = np.stack([c.perf for c in curves])  # [seeds, K]
+    return Curve(curves[0].name, perf.mean(0), perf.std(0) if len(curves) > 1 else None, curves[0].order)
+
+
+def replay_named(m: np.ndarray, u: np.ndarray, names, k_max: int, cfg: SelectorConfig, key: jax.Array,
+                 num_seeds: int = 1, num_random_orders: int = 100) -> list[Curve]:
+    """Replay the strategies ``names`` (a subset of STRATEGY_NAMES, in that order) on one matrix.
+
+    The GP strategies (mbtl, mbtl_paper, greedy) run with ``num_seeds`` PRNG keys (GP restarts) and are averaged;
+    Random is averaged over ``num_random_orders`` orders.
+    """
+    unknown = [n for n in names if n not in STRATEGY_NAMES]
+    if unknown:
+        raise ValueError(f"unknown strategy {unknown[0]!r}; allowed: {', '.join(STRATEGY_NAMES)}")
+    m = check_matrix(m)
+    keys = jax.random.split(key, num_seeds + 1)
+    seeded = {
+        "greedy": lambda k: greedy_pseudo(m, u, k_max, cfg, k),
+        "mbtl": lambda k: model_based(m, u, k_max, dataclasses.replace(cfg, strategy="mbtl"), k),
+        "mbtl_paper": lambda k: paper_rule(m, u, k_max, cfg, k)}
+    plain = {
+        "independent": lambda: independent(m, k_max),
+        "random": lambda: random_orders(m, k_max, num_random_orders, keys[-1]),
+        "equidistant": lambda: equidistant(m, u, k_max),
+        "coarse_to_fine": lambda: coarse_to_fine(m, u, k_max),
+        "sequential_oracle": lambda: sequential_oracle(m, k_max),
+        "exhaustive_oracle": lambda: exhaustive_oracle(m, k_max)}
+    out = []
+    for name in STRATEGY_NAMES:
+        if name in names:
+            out.append(_averaged([seeded[name](k) for k in keys[:num_seeds]]) if name in seeded else plain[name]())
+    return out

@@ -1,0 +1,101 @@
+"""The robust default selector, the synthetic transfer-matrix family, replay on a CSV matrix, GPConfig checks."""
+import itertools
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from agents.mbtl import gap, gp, strategies as S, synthetic as Y
+from agents.mbtl.cli import main as mbtl_main
+from agents.mbtl.selector import SelectorConfig
+
+
+@pytest.mark.parametrize("bad", [dict(noise_std=0.0), dict(noise_std=-1.0), dict(num_restarts=-3),
+                                 dict(num_steps=0), dict(learning_rate=0.0), dict(optimizer="sgd"),
+                                 dict(warm_restarts=-2)])
+def test_gp_config_refuses_bad_values(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        gp.GPConfig(**bad)
+
+
+def test_warm_started_fit_keeps_the_optimum():
+    x = np.linspace(0, 1, 7)[:, None]
+    y = 0.8 * np.exp(-((x[:, 0] - 0.3) / 0.2) ** 2) + 0.1
+    xp, yp, mask = gp.pad_training_set(x, y)
+    cold, ll_cold = gp.make_fit(gp.GPConfig(num_restarts=2, num_steps=100))(jax.random.PRNGKey(0), xp, yp, mask)
+    warm_cfg = gp.GPConfig(num_restarts=2, num_steps=100, warm_restarts=0, warm_steps=20)
+    _, ll_warm = gp.make_fit(warm_cfg)(jax.random.PRNGKey(1), xp, yp, mask, init=cold)
+    assert float(ll_warm) >= float(ll_cold) - 1e-3
+
+
+def test_random_expectation_is_exact():
+    m = Y.generate(3).m[:7, :7]
+    for k in (1, 2, 4):
+        brute = np.mean([S.set_performance(m, c) for c in itertools.combinations(range(7), k)])
+        assert S.random_expected(m, 4).perf[k - 1] == pytest.approx(brute, abs=1e-12)
+
+
+def test_family_is_seeded_varied_and_held_out_is_disjoint():
+    a, b = Y.generate(7), Y.generate(7)
+    np.testing.assert_array_equal(a.m, b.m)
+    fam = Y.family(range(30))
+    assert {g.kind for g in fam} == set(Y.KINDS) and {g.u.shape[1] for g in fam} == {1, 2}
+    assert all(g.m.shape[0] == g.u.shape[0] and 20 <= g.m.shape[0] <= 100 for g in fam)
+    assert all(0.0 <= g.m.min() and g.m.max() <= 1.0 and 0.0 <= g.noise <= Y.MAX_NOISE for g in fam)
+    assert not set(Y.TUNING_SEEDS) & set(Y.HELD_OUT_SEEDS)
+
+
+def test_empirical_gap_recovers_an_asymmetric_gap():
+    u = np.linspace(0, 1, 21)[:, None]
+    idx, sizes = gap.grid_index(u)
+    steps = idx[None, :, 0] - idx[:, None, 0]  # [S, T] signed grid offsets
+    true = np.where(steps > 0, 0.01 * steps, -0.05 * steps)  # shallow to the right, 5x steeper to the left
+    m = 0.9 - true
+    tr = np.array([10, 3])
+    g = gap.empirical_gap(m[tr], tr, idx, sizes, np.diag(m)[tr])
+    np.testing.assert_allclose(g, true, atol=1e-9)
+
+
+def test_robust_default_beats_random_on_held_out_matrices():
+    """First 10 held-out seeds (never tuned on), ~20 s CPU. Margins fixed before any held-out outcome was seen, from
+    the tuning seeds of the time (64/100 matrices beaten at every k = 3..15, worst gap -0.113). An intermediate
+    version failed them (4/10); the final default passes. The issue's full criterion (>= 80%) is not met: README."""
+    seeds = Y.HELD_OUT_SEEDS[:10]
+    wins, worst, mean_gain = 0, 0.0, []
+    for seed in seeds:
+        g = Y.generate(seed)
+        perf = S.model_based(g.m, g.u, 15, SelectorConfig(), jax.random.PRNGKey(seed)).perf
+        rnd = S.random_expected(g.m, 15).perf
+        w, d = Y.versus_random(perf, rnd, float(g.m.max(0).mean()))
+        wins, worst = wins + w, min(worst, d)
+        mean_gain.append(np.mean(perf[2:15] - rnd[2:15]))
+    assert wins >= 5, f"beats Random at every k on only {wins}/10"
+    assert worst >= -0.15
+    assert np.mean(mean_gain) > 0.01
+
+
+def test_replay_matrix_cli_writes_outputs_and_refuses_bad_files(tmp_path, capsys):
+    m = Y.generate(1).m  # 50 x 50
+    good = tmp_path / "m.csv"
+    np.savetxt(good, m, delimiter=",")
+    out = tmp_path / "out"
+    assert mbtl_main(["replay", "--matrix", str(good), "--strategies", "random,mbtl,sequential_oracle,"
+                      "exhaustive_oracle", "--k-max", "4", "--out", str(out)]) == 0
+    assert {"curves.csv", "summary.json", "perf_vs_tasks.png", "perf_vs_samples.png"} <= {p.name for p in
+                                                                                          out.iterdir()}
+    assert (out / "curves.csv").read_text().count("\nMBTL,") == 4
+    cases = {"rect": (m[:5], "square"), "nan": (np.where(np.eye(50) > 0, np.nan, m), "NaN"),
+             "range": (2 * m, r"\[0, 1\]")}
+    for name, (bad, message) in cases.items():
+        path = tmp_path / f"{name}.csv"
+        np.savetxt(path, bad, delimiter=",")
+        assert mbtl_main(["replay", "--matrix", str(path), "--out", str(tmp_path / name)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    ctx = tmp_path / "ctx.csv"
+    np.savetxt(ctx, np.arange(49.0)[:, None], delimiter=",")
+    assert mbtl_main(["replay", "--matrix", str(good), "--contexts", str(ctx), "--out", str(out)]) == 2
+    assert "one row per context (50)" in capsys.readouterr().err
+    assert mbtl_main(["replay", "--matrix", str(good), "--strategies", "magic",
+                      "--out", str(out)]) == 2
+    assert "unknown strategy 'magic'" in capsys.readouterr().err
