@@ -168,6 +168,8 @@ def plan(commands: list[Command]) -> dict[str, str]:
         reason = next((why for flag, why in NOT_RUN_HERE.items() if flag in c.argv), None)
         if reason:
             decided[c.id] = f"skip: {reason}"
+        elif c.argv[:2] in (("mbtl", "run"), ("mbtl", "build")) and c.argv[2] != TEMPLATE_MBTL_CONFIG:
+            decided[c.id] = "load"  # another study's config: the template study runs the same code path
         elif c.argv[0] == "train" and "--resume" not in c.argv:
             agent = _agent_of(c.argv[1])
             first = agent is None or (agent not in trained_agents and "GPU" not in c.comment)
@@ -213,6 +215,15 @@ def template_run(out_dir) -> Path:
     return out_dir / "template"
 
 
+def _mbtl_smoke(config: str) -> list[str]:
+    """SMOKE_MBTL for another study's config: its own context axes at 3 points, and no stored matrix directory."""
+    from omnitask.config import load_config
+    axes = ", ".join("{" + ", ".join(f"{k}: {'null' if v is None else v}" for k, v in
+                                     {**dataclasses.asdict(a), "num": 3}.items()) + "}"
+                     for a in load_config(ROOT / config).mbtl.axes)
+    return [f"mbtl.axes=[{axes}]", "mbtl.matrix_dir=null"] + SMOKE_MBTL[1:]
+
+
 def _sets(overrides: list[str]) -> list[str]:
     return [x for o in overrides for x in ("--set", o)]
 
@@ -235,6 +246,8 @@ def _fill_run_dir(argv: tuple[str, ...], run_dir: Path) -> list[str]:
         elif a == "run.total_env_steps=N":
             done = json.loads((run_dir / "final_eval.json").read_text())["env_steps"]
             a = f"run.total_env_steps={2 * done}"
+        elif a == "DIR" and i > 0 and argv[i - 1] == "--out":
+            a = str(run_dir.parent / f"out-{len(list(run_dir.parent.glob('out-*')))}")
         elif PLACEHOLDER.fullmatch(a):
             pytest.fail(f"README placeholder {a!r} in `omnitask {' '.join(argv)}`: give it a value in "
                         "tests/test_readme.py (_fill_run_dir or parse_commands)")
@@ -295,6 +308,9 @@ def test_command_runs_in_smoke_form(cmd, out_dir, template_run, capsys, monkeypa
             load_config(argv[1], extra + overrides)
             return
         argv = argv + _sets(overrides)
+    elif sub == "mbtl" and action == "load":
+        load_config(argv[2], _mbtl_smoke(argv[2]) + [f"run.out_dir={out_dir}"])
+        return
     elif sub == "mbtl":
         argv = argv + _sets(SMOKE_MBTL + [f"run.out_dir={out_dir}"])
     plain_resume = argv[:2] == ["train", "--resume"] and len(argv) == 3
