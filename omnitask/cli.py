@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from omnitask.config import ConfigError
+from omnitask.executors import EXECUTORS
 
 
 def _cmd_train(args, console: Console) -> int:
@@ -40,7 +41,7 @@ def _cmd_train(args, console: Console) -> int:
 
 
 def _train_seeds(cfg, args, console: Console) -> int:
-    from omnitask.sweep import run_seeds, write_summary
+    from omnitask.executors import run_seeds, write_summary
     seeds = [int(s) for s in args.seeds.split(",")]
     console.print(f"training {len(seeds)} seeds on executor '{args.executor}'")
     results = run_seeds(cfg, seeds, executor=args.executor, max_workers=args.workers, ray_address=args.ray_address)
@@ -100,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set ppo.lr=1e-3 --set run.total_env_steps=50000")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     t.add_argument("--seeds", default=None, metavar="0,1,2", help="train one independent run per seed")
-    t.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="where --seeds runs go: a local process pool or Ray (local Ray or --ray-address)")
+    t.add_argument("--executor", default="local", choices=list(EXECUTORS),
+                   help="where --seeds runs go: this process, a local process pool or Ray (local or --ray-address)")
     t.add_argument("--workers", type=int, default=None, help="parallel runs for --seeds")
     t.add_argument("--ray-address", default=None, help="address of an existing Ray cluster")
     t.set_defaults(func=_cmd_train)

@@ -9,9 +9,9 @@ import numpy as np
 
 from agents.mbtl import contexts as ctx
 from agents.mbtl.config import MBTLConfig
-from agents.mbtl.executors import run_jobs
-from agents.mbtl.jobs import Job, make_jobs
+from agents.mbtl.jobs import Job, make_jobs, run_job
 from agents.mbtl.matrix import MULTITASK, TransferStore, normalise
+from omnitask.executors import run_each
 
 
 def experiment_dir(cfg: Any) -> Path:
@@ -60,7 +60,7 @@ def build_matrix(cfg: Any, executor: str | None = None, on_job: Callable[[Job], 
             on_job(job)
 
     m: MBTLConfig = cfg.mbtl
-    ran = run_jobs(todo, on_result, executor or m.executor, m.max_workers, m.ray_address)
+    ran = run_each(run_job, todo, on_result, executor or m.executor, m.max_workers, m.ray_address)
     return store, ran
 
 

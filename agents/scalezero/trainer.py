@@ -25,7 +25,7 @@ from agents.scalezero.learner import init_train_state, make_update_fn
 from agents.scalezero.search import Planner, make_search_fn
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
-from omnitask.config import section_as
+from omnitask.schema import section_as
 
 
 def as_config(section: Any) -> ScaleZeroConfig:
