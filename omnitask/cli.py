@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from omnitask.config import ConfigError
 from omnitask.executors import EXECUTORS
+from omnitask.schema import CheckpointError
 
 
 def _cmd_train(args, console: Console) -> int:
@@ -136,8 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         return args.func(args, console)
-    except (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, markup=True)
+    except KeyboardInterrupt as err:  # runner.Interrupted says where the checkpoint is
+        console.print(str(err) or "interrupted before the first checkpoint", highlight=False, markup=False)
+        return 130
+    except (ConfigError, CheckpointError, ValueError, ModuleNotFoundError) as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        return 2
+    except OSError as err:  # read-only or full disk, a file where a directory should be, ...
+        where = f"{err.filename}: " if err.filename else ""
+        console.print(f"[red]error:[/red] {escape(where + (err.strerror or str(err)))}", highlight=False)
         return 2
 
 

@@ -17,6 +17,10 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says what is wrong and what is allowed."""
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be written or read; the message names the path and the cause."""
+
+
 @dataclasses.dataclass
 class EnvConfig:
     id: str = "classic/CartPole-v1"  # environment id (``omnitask envs`` lists them)

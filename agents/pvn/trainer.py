@@ -91,7 +91,8 @@ class PVNTrainer:
                 return envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 1000 * (i + 1),
                                  context=self.context, **self.options)
             fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
-            self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune)
+            self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune,
+                                              seed=int(self.cfg.seed) + 1000 * (i + 1))
 
     def _setup_jits(self) -> None:
         self._dataset = None
@@ -302,7 +303,7 @@ class PVNTrainer:
         learners = dict(state["learners"])
         metrics, n = {}, 0
         for i, name in enumerate(self.names):
-            learners[name], m, n = self.learners[name].chunk(learners[name], int(self.cfg.seed) + 1000 * (i + 1))
+            learners[name], m, n = self.learners[name].chunk(learners[name])
             metrics.update({f"{name}/{k}": v for k, v in m.items()})
         if "pvn_linear/episode_return" in metrics:
             metrics["episode_return"] = metrics["pvn_linear/episode_return"]
