@@ -10,7 +10,11 @@
 """
 from __future__ import annotations
 
+import logging
+import os
+import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,14 +26,39 @@ from omnitask.schema import CheckpointError, ConfigError
 
 
 def _cause(err: BaseException) -> str:
-    """The innermost OSError's ``strerror`` if there is one (e.g. 'No space left on device'), else the first line."""
+    """The OS's words for what failed (e.g. 'No space left on device'), else the error's first line."""
     seen = err
     while seen is not None:
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror
+        code = re.search(r"os_error_code='(\d+)'", str(seen))  # tensorstore's wording of an OS error
+        if code:
+            return os.strerror(int(code.group(1)))
         seen = seen.__cause__ or seen.__context__
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class _DropOrbaxErrors(logging.Filter):
+    """Orbax logs a failed background write with tracebacks from each of its threads; ``Checkpoints`` re-raises the
+    failure as one ``CheckpointError`` line, so those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+
+
+logging.getLogger("absl").addFilter(_DropOrbaxErrors())
+_unraisable = sys.unraisablehook
+
+
+def _drop_closed_loop_callbacks(unraisable) -> None:
+    """After a failed write, tensorstore completes the other pending writes into orbax's already closed event loop;
+    each would print a traceback ('Event loop is closed') although the failure was already reported."""
+    if not (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"):
+        _unraisable(unraisable)
+
+
+sys.unraisablehook = _drop_closed_loop_callbacks
 
 
 def _key_name(key) -> str:

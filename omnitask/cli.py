@@ -139,14 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, console)
     except KeyboardInterrupt as err:  # runner.Interrupted says where the checkpoint is
-        console.print(str(err) or "interrupted before the first checkpoint", highlight=False, markup=False)
+        console.print(str(err) or "interrupted before the first checkpoint", highlight=False, markup=False,
+                      soft_wrap=True)
         return 130
     except (ConfigError, CheckpointError, ValueError, ModuleNotFoundError) as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 2
     except OSError as err:  # read-only or full disk, a file where a directory should be, ...
         where = f"{err.filename}: " if err.filename else ""
-        console.print(f"[red]error:[/red] {escape(where + (err.strerror or str(err)))}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(where + (err.strerror or str(err)))}", highlight=False,
+                      soft_wrap=True)
         return 2
 
 

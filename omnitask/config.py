@@ -33,18 +33,23 @@ def agent_config_class(agent: str) -> type:
 def schema_for(agent: str) -> type:
     """ExperimentConfig extended with a field named ``agent`` of the agent's config dataclass (made once per agent).
 
-    The class is generated, so its instances do not pickle: processes exchange configs as plain data (``to_dict``)
-    and rebuild them with ``build_config`` (see ``omnitask.executors``).
+    The class is generated at run time, so no other process can look it up by name: its instances pickle as plain
+    data (``to_dict``) and are rebuilt with ``build_config`` on unpickling (process pools, Ray workers).
     """
     agent_cls = agent_config_class(agent)
     cls = _SCHEMAS.get(agent)
     if cls is None or cls.__agent_cls__ is not agent_cls:
         cls = dataclasses.make_dataclass(f"{agent.capitalize()}Experiment",
                                          [(agent, agent_cls, dataclasses.field(default_factory=agent_cls))],
-                                         bases=(ExperimentConfig,))
+                                         bases=(ExperimentConfig,),
+                                         namespace={"__reduce__": lambda self: (_rebuild, (to_dict(self),))})
         cls.__module__, cls.__agent_cls__ = __name__, agent_cls
         _SCHEMAS[agent] = cls
     return cls
+
+
+def _rebuild(raw: dict) -> Any:
+    return build_config(raw, source="a config sent to this process")
 
 
 def _resolve_cls(schema: type, full_key: str) -> Any:

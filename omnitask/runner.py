@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -110,7 +111,7 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
     try:
         if resume:
             state, meta = restore_latest(cfg, run_dir, trainer, init_key, warn=lambda m: console.print(
-                f"[yellow]warning:[/yellow] {m}", highlight=False))
+                f"[yellow]warning:[/yellow] {escape(m)}", highlight=False, soft_wrap=True))
             env_steps, iteration = int(meta["env_steps"]), int(meta["iteration"])
             truncate_metrics(run_dir, env_steps)
             console.print(f"resumed {run_dir} at {env_steps:,} env steps (iteration {iteration})")
