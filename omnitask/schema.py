@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ValidationError
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 
 class ConfigError(ValueError):
@@ -79,3 +80,12 @@ def section_as(cls: type, section: Any, name: str) -> Any:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), section))
     except ValidationError as err:
         raise ConfigError(f"bad value for {name}.{err.full_key}: {err.msg.splitlines()[0]}") from None
+
+
+def load_section(path: str | Path, name: str, cls: type) -> Any:
+    """The ``name:`` section of an experiment YAML as ``cls`` (tools that need one agent's settings only)."""
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
+    except (OSError, OmegaConfBaseException) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from None
+    return section_as(cls, raw.get(name) if isinstance(raw, dict) else None, f"{path}: {name}")

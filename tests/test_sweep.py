@@ -3,6 +3,7 @@ on Ray. Workers receive plain config dicts (the typed experiment classes are gen
 and rebuild them; each seed trains in its own run directory. Tiny budgets: this tests the plumbing, not learning."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from omnitask.cli import main
 from omnitask.config import load_config
 from omnitask.executors import run_each, seed_configs, train_from_dict
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+LOCK_SHA256 = hashlib.sha256((ROOT / "requirements.lock").read_bytes()).hexdigest()
 RUN = ["run.eval_every=0", "run.eval_episodes=1", "run.checkpoint_every=0", "run.log_every=1"]
 # Each agent's CPU config with a budget of one or two train steps.
 TINY = {
@@ -54,6 +57,8 @@ def _check(results: dict, out_dir: Path) -> None:
         saved = load_config(run_dir / "config.yaml")
         assert saved.agent == agent and saved.seed == seed
         assert json.loads((run_dir / "final_eval.json").read_text())["env_steps"] > 0
+        provenance = json.loads((run_dir / "provenance.json").read_text())
+        assert provenance["lock_sha256"] == LOCK_SHA256 and provenance["seed"] == seed
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])

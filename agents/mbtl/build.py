@@ -26,13 +26,8 @@ def matrix_dir(cfg: Any) -> Path:
 
 def grid(cfg: Any) -> tuple[np.ndarray, np.ndarray]:
     """(values [N, C], u [N, D]) of the experiment's context grid."""
-    from envs import make as make_env
-    env = make_env(cfg.env.id, num_envs=1, seed=0, **dict(cfg.env.options))
-    try:
-        return ctx.make_grid(env.spec, list(cfg.mbtl.axes))
-    finally:
-        if hasattr(env, "close"):
-            env.close()
+    import envs
+    return ctx.make_grid(envs.spec(cfg.env.id, **dict(cfg.env.options)), list(cfg.mbtl.axes))
 
 
 def experiment_jobs(cfg: Any, values: np.ndarray) -> list[Job]:
