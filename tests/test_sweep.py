@@ -30,7 +30,7 @@ TINY = {
         "run.total_env_steps=16", "env.num_envs=4", "pvn.data.collect_transitions=200", "pvn.data.chunk_size=100",
         "pvn.pretrain.num_tasks=10", "pvn.pretrain.encoder.feature_dim=8", "pvn.pretrain.num_updates=1",
         "pvn.pretrain.updates_per_call=1", "pvn.pretrain.warmup_steps=1", "pvn.pretrain.batch_size=4",
-        "pvn.eval.replay_capacity=64", "pvn.eval.min_replay=8", "pvn.eval.batch_size=4",
+        "pvn.eval.replay_capacity=64", "pvn.eval.min_replay=16", "pvn.eval.batch_size=4",
         "pvn.eval.iterations_per_call=4", "pvn.baselines=[]", "pvn.fire_rate_transitions=16", "pvn.eval_seeds=1",
         "pvn.eval.eval_max_steps=20"],
     "mbtl/cartpole_ci.yaml": ["run.total_env_steps=256", "mbtl.steps_per_task=128", "mbtl.eval_episodes=1",
