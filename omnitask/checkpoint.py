@@ -35,8 +35,12 @@ def _cause(err: BaseException) -> str:
         if code:
             return os.strerror(int(code.group(1)))
         seen = seen.__cause__ or seen.__context__
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+    text = re.sub(r"\s*\[tensorstore_spec=.*", "", str(err), flags=re.S).strip()
+    files = re.findall(r'local file "[^"]*/checkpoints/\d+/([^"]+)"', text)
+    if files:  # tensorstore chains 'Error opening ...: Error reading ...: <reason>'; keep the file and the reason
+        return f"{files[-1]}: {text.rsplit(': ', 1)[-1]}"
+    lines = text.splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 class _DropOrbaxErrors(logging.Filter):
@@ -77,7 +81,8 @@ class Checkpoints:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._manager = ocp.CheckpointManager(
-                self.directory, item_names=("state", "meta"),
+                self.directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                               "meta": ocp.JsonCheckpointHandler()},
                 options=ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), create=True,
                                                      cleanup_tmp_directories=True))
         except OSError as err:

@@ -58,13 +58,16 @@ def make_trainer(cfg: Any, run_dir: Path):
 
 
 def restore_latest(cfg: Any, run_dir: Path, trainer, init_key, warn=print) -> tuple[Any, dict]:
-    """The newest readable checkpoint of ``run_dir``, restored into the shapes of ``trainer.init`` (not run)."""
+    """The newest readable checkpoint of ``run_dir``, restored into the shapes of ``trainer.init``."""
     saved = load_run_config(run_dir)
     diffs = config_differences(saved, cfg)
     if diffs:
         raise ConfigError(f"checkpoint in {run_dir} comes from another config; differing keys: {', '.join(diffs)} "
                           "(only run.* keys may change on resume)")
-    template = jax.eval_shape(trainer.init, init_key)  # shapes/dtypes only: host simulators are not touched
+    try:  # shapes and dtypes only: nothing allocated, host simulators not touched (engines skip them when traced)
+        template = jax.eval_shape(trainer.init, init_key)
+    except jax.errors.JAXTypeError:  # an init that needs concrete host values (ScaleZero's replay task map)
+        template = trainer.init(init_key)
     ckpts = Checkpoints(run_dir)
     try:
         return ckpts.restore(template, warn)
