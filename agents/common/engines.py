@@ -5,7 +5,8 @@
 * ``HostEngine`` -- host simulators (Atari, Meta-World, SUMO): a Python loop around jitted ``act``/``update``
   functions. The engine owns the training env and its current observation, the episode bookkeeping (``episode_over``:
   a game over, not a lost life), the lazily made evaluation env and the evaluation loop. Simulator state cannot be
-  checkpointed: a resumed run resets the envs from ``seed + env_steps``.
+  checkpointed: a resumed run resets the envs from ``seed + env_steps``. Its env part, ``HostLoop``, also serves
+  agents that keep their own trainer (ScaleZero's collection, whose policy is a search over per-env histories).
 
 Both implement the run loop's trainer contract (``init / train_step / evaluate / policy / close``, see
 ``omnitask.runner``), which owns the stop/save rules: it stops only between two ``train_step`` calls and saves the
@@ -80,22 +81,16 @@ class HostAgent(NamedTuple):
     env_steps_of: Callable  # state -> env steps taken so far (seeds the reset after a resume)
 
 
-class HostEngine:
-    """Trainer contract over a host ``BatchedEnv``: the agent's ``chunk`` drives ``engine.step``."""
+class HostLoop:
+    """A host ``BatchedEnv`` with its current observation, its reset rule and the episode bookkeeping (the part of
+    the host engine that agents with their own trainer, e.g. ScaleZero's collection, use directly)."""
 
-    jax_native = False
-
-    def __init__(self, env, agent: HostAgent, seed: int, make_eval_env: Callable[[int], Any],
-                 eval_max_steps: int, **parts: Any):
-        """``env``: the training env or a zero-argument function making it on first use; ``make_eval_env(n)``:
-        an evaluation env of ``n`` envs, made on the first evaluation."""
-        self.agent, self.seed, self.eval_max_steps = agent, int(seed), int(eval_max_steps)
-        self.__dict__.update(parts)  # the agent's own pieces (learner, config) for tests and tools
+    def __init__(self, env, seed: int):
+        """``env``: the env, or a zero-argument function making it on first use; ``seed``: the run's env seed."""
         self._env, self._make_env = (None, env) if callable(env) else (env, None)
-        self._make_eval_env, self._eval_env = make_eval_env, None
-        self._act = jax.jit(agent.act)
+        self.seed = int(seed)
         self.obs = None  # [B, ...] observation to act on next; None until reset
-        self._reset_key = None
+        self._reset_key = None  # set by a fresh init: the first reset draws its seed from this key
         self._returns: list[float] = []
         self._lengths: list[float] = []
 
@@ -105,44 +100,16 @@ class HostEngine:
             self._env = self._make_env()
         return self._env
 
-    # ----------------------------------------------------------------------------------------------- contract
-    def init(self, key: jax.Array):
-        """Fresh state; the simulators are reset from ``key`` before the first step. Under ``jax.eval_shape``
-        (checkpoint templates) only shapes are computed and no simulator is touched."""
-        state, k_env = self.agent.init(key)
-        if not isinstance(k_env, jax.core.Tracer):
-            self._reset_key, self.obs = k_env, None
-        return state
+    def reset(self, seed: int):
+        """Reset every env with ``seed``; returns the TimeStep."""
+        ts = self.env.reset(seed=int(seed))
+        self.obs, self._reset_key = ts.observation, None
+        return ts
 
-    def train_step(self, state):
-        return self.agent.chunk(state, self)
-
-    def evaluate(self, state, num_episodes: int, key: jax.Array) -> dict[str, float]:
-        """``num_episodes`` episodes of the evaluation policy on the evaluation env (``env.eval_options``)."""
-        if self._eval_env is None:
-            self._eval_env = self._make_eval_env(int(num_episodes))
-        return evaluate_host(self._eval_env, _host_policy(self.agent.act, self.agent.params_of(state), self._act),
-                             num_episodes, key, self.eval_max_steps)
-
-    def policy(self, state):
-        return _host_policy(self.agent.act, self.agent.params_of(state), self._act)
-
-    def close(self) -> None:
-        for env in (self._env, self._eval_env):
-            if env is not None:
-                env.close()
-        self._env = self._eval_env = None
-
-    # ------------------------------------------------------------------------------------ used by agents' chunks
-    def observation(self, state) -> np.ndarray:
-        """The observation to act on; the first call after ``init`` (or a resume) resets the simulators."""
-        if self.obs is None:
-            if self._reset_key is not None:
-                seed = seed_from_key(self._reset_key)
-            else:  # resumed from a checkpoint: simulators restart from a seeded reset
-                seed = self.seed + int(self.agent.env_steps_of(state))
-            self._reset_key = None
-            self.obs = self.env.reset(seed=seed).observation
+    def current_observation(self, env_steps: int) -> np.ndarray:
+        """The observation to act on; the first call after a fresh init (or a resume) resets the simulators."""
+        if self.obs is None:  # resumed from a checkpoint: a seeded reset (simulator state is not checkpointed)
+            self.reset(seed_from_key(self._reset_key) if self._reset_key is not None else self.seed + int(env_steps))
         return self.obs
 
     def step(self, actions: np.ndarray):
@@ -162,6 +129,58 @@ class HostEngine:
             out[f"{prefix}episode_length"] = float(np.mean(self._lengths))
         self._returns, self._lengths = [], []
         return out
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+        self._env = None
+
+
+class HostEngine(HostLoop):
+    """Trainer contract over a host ``BatchedEnv``: the agent's ``chunk`` drives ``engine.step``."""
+
+    jax_native = False
+
+    def __init__(self, env, agent: HostAgent, seed: int, make_eval_env: Callable[[int], Any] | None,
+                 eval_max_steps: int, **parts: Any):
+        """``env``: the training env or a zero-argument function making it on first use; ``make_eval_env(n)``:
+        an evaluation env of ``n`` envs, made on the first evaluation."""
+        super().__init__(env, seed)
+        self.agent, self.eval_max_steps = agent, int(eval_max_steps)
+        self.__dict__.update(parts)  # the agent's own pieces (learner, config) for tests and tools
+        self._make_eval_env, self._eval_env = make_eval_env, None
+        self._act = jax.jit(agent.act)
+
+    def init(self, key: jax.Array):
+        """Fresh state; the simulators are reset from ``key`` before the first step. Under ``jax.eval_shape``
+        (checkpoint templates) only shapes are computed and no simulator is touched."""
+        state, k_env = self.agent.init(key)
+        if not isinstance(k_env, jax.core.Tracer):
+            self._reset_key, self.obs = k_env, None
+        return state
+
+    def train_step(self, state):
+        return self.agent.chunk(state, self)
+
+    def evaluate(self, state, num_episodes: int, key: jax.Array) -> dict[str, float]:
+        """``num_episodes`` episodes of the evaluation policy on the evaluation env (``env.eval_options``)."""
+        if self._eval_env is None:
+            self._eval_env = self._make_eval_env(int(num_episodes))
+        return evaluate_host(self._eval_env, self.policy(state), num_episodes, key, self.eval_max_steps)
+
+    def policy(self, state):
+        """The evaluation policy as ``(observation [B, ...], key) -> env actions [B, ...]`` (eval videos)."""
+        return _host_policy(self.agent.act, self.agent.params_of(state), self._act)
+
+    def observation(self, state) -> np.ndarray:
+        """The observation to act on (resets the simulators first when needed, see ``HostLoop``)."""
+        return self.current_observation(self.agent.env_steps_of(state))
+
+    def close(self) -> None:
+        super().close()
+        if self._eval_env is not None:
+            self._eval_env.close()
+        self._eval_env = None
 
 
 def _host_policy(act: Callable, params: Any, jitted: Callable | None = None):
