@@ -7,7 +7,9 @@ Trainer contract (see README "Writing an agent"):
     evaluate(state, num_episodes, key) -> dict  # must not change ``state``; includes 'return_mean'
     close()
 Evaluation keys are ``fold_in(eval_key, env_steps)``: evaluations never consume the training PRNG stream, so a run
-resumed from a checkpoint continues bit-for-bit like the uninterrupted run.
+resumed from a checkpoint continues bit-for-bit like the uninterrupted run. Most trainers are the engines of
+``agents.common.engines``. Stop/save rules: the loop stops only between two ``train_step`` calls (Ctrl-C), saves the
+state the last call returned, saves before the final evaluation, and closes everything in ``finally``.
 """
 from __future__ import annotations
 
