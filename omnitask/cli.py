@@ -10,6 +10,8 @@ from rich.markup import escape
 
 from omnitask.config import ConfigError
 from omnitask.nonfinite import NonFiniteError
+from omnitask.executors import EXECUTORS
+from omnitask.schema import CheckpointError
 
 
 def _cmd_train(args, console: Console) -> int:
@@ -47,7 +49,7 @@ def _cmd_train(args, console: Console) -> int:
 
 
 def _train_seeds(cfg, args, console: Console) -> int:
-    from omnitask.sweep import run_seeds, write_summary
+    from omnitask.executors import run_seeds, write_summary
     seeds = [int(s) for s in args.seeds.split(",")]
     console.print(f"training {len(seeds)} seeds on executor '{args.executor}'")
     results = run_seeds(cfg, seeds, executor=args.executor, max_workers=args.workers, ray_address=args.ray_address)
@@ -109,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set ppo.lr=1e-3 --set run.total_env_steps=50000")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     t.add_argument("--seeds", default=None, metavar="0,1,2", help="train one independent run per seed")
-    t.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="where --seeds runs go: a local process pool or Ray (local Ray or --ray-address)")
+    t.add_argument("--executor", default="local", choices=list(EXECUTORS),
+                   help="where --seeds runs go: this process, a local process pool or Ray (local or --ray-address)")
     t.add_argument("--workers", type=int, default=None, help="parallel runs for --seeds")
     t.add_argument("--ray-address", default=None, help="address of an existing Ray cluster")
     t.set_defaults(func=_cmd_train)
@@ -149,8 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteError as err:  # training diverged: exit 3, distinct from bad input (2)
         console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 3
-    except (ConfigError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)  # text, not markup
+    except KeyboardInterrupt as err:  # runner.Interrupted says where the checkpoint is
+        console.print(str(err) or "interrupted before the first checkpoint", highlight=False, markup=False,
+                      soft_wrap=True)
+        return 130
+    except (ConfigError, CheckpointError, ValueError, ModuleNotFoundError) as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as err:  # read-only or full disk, a file where a directory should be, ...
+        where = f"{err.filename}: " if err.filename else ""
+        console.print(f"[red]error:[/red] {escape(where + (err.strerror or str(err)))}", highlight=False,
+                      soft_wrap=True)
         return 2
 
 

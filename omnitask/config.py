@@ -1,60 +1,26 @@
-"""Typed experiment configs: YAML -> OmegaConf structured merge -> dataclass instances.
+"""Typed experiment configs: YAML -> OmegaConf structured merge -> dataclass instances (above the agents).
 
 An experiment YAML has ``agent``, ``seed``, ``env``, ``run`` and one section named after the agent that holds that
 agent's own config dataclass (e.g. ``ppo:``). Unknown keys and wrongly typed values are refused with the full key
 path and the nearest valid key. Configs are never mutated at run time; derived values live in the agents.
+The shared fields, ``ConfigError`` and ``section_as`` live in the leaf module ``omnitask.schema``.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
-import yaml
-from omegaconf import DictConfig, OmegaConf
+import yaml  # omegaconf parses with PyYAML; its errors carry the line number
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from omnitask.agents_table import AGENTS
+from omnitask.schema import (ConfigError, EnvConfig, ExperimentConfig, RunConfig, _nearest_key_hint,  # noqa: F401
+                             section_as)
 
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message says what is wrong and what is allowed."""
-
-
-@dataclasses.dataclass
-class EnvConfig:
-    id: str = "classic/CartPole-v1"  # environment id (``omnitask envs`` lists them)
-    num_envs: int = 8  # parallel envs used for training
-    context: dict[str, Any] = dataclasses.field(default_factory=dict)  # context variables (scalar or per-env list)
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # family options, e.g. {protocol: dqn}
-    eval_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # options overriding ``options`` at eval
-
-
-@dataclasses.dataclass
-class RunConfig:
-    total_env_steps: int = 100_000  # training budget in environment steps (summed over parallel envs)
-    eval_every: int = 10_000  # env steps between evaluations (0: only at the end)
-    eval_episodes: int = 10  # episodes per evaluation
-    checkpoint_every: int = 50_000  # env steps between checkpoints (0: only at the end)
-    keep_checkpoints: int = 2  # how many recent checkpoints to keep
-    log_every: int = 1  # train iterations between metric log lines
-    out_dir: str = "runs"  # parent directory of run directories
-    name: Optional[str] = None  # run directory name (default: <agent>-<env>-<seed>-<timestamp>)
-    progress: bool = True  # show the progress bar
-    # metric sinks: jsonl (always), tensorboard, wandb (offline unless WANDB_MODE=online; the `wandb` extra)
-    loggers: list[str] = dataclasses.field(default_factory=lambda: ["jsonl", "tensorboard"])
-    on_nonfinite: str = "stop"  # NaN/inf loss or gradient: "stop" (exit non-zero, keep last good checkpoint) | "warn"
-
-
-@dataclasses.dataclass
-class ExperimentConfig:
-    """Fields shared by every experiment; the agent's section is added per agent by ``schema_for``."""
-
-    agent: str = "ppo"  # agent name (a key of omnitask.agents_table.AGENTS)
-    seed: int = 0  # master seed: every PRNG stream of the run derives from it
-    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
-    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+_SCHEMAS: dict[str, type] = {}
 
 
 def agent_config_class(agent: str) -> type:
@@ -66,28 +32,25 @@ def agent_config_class(agent: str) -> type:
 
 
 def schema_for(agent: str) -> type:
-    """ExperimentConfig extended with a field named ``agent`` of the agent's config dataclass.
+    """ExperimentConfig extended with a field named ``agent`` of the agent's config dataclass (made once per agent).
 
-    The class is created once per agent and published in this module so instances pickle (process pools, Ray).
+    The class is generated at run time, so no other process can look it up by name: its instances pickle as plain
+    data (``to_dict``) and are rebuilt with ``build_config`` on unpickling (process pools, Ray workers).
     """
     agent_cls = agent_config_class(agent)
-    name = f"{agent.capitalize()}Experiment"
-    cls = globals().get(name)
-    if cls is None or getattr(cls, "__agent_cls__", None) is not agent_cls:
-        cls = dataclasses.make_dataclass(
-            name, [(agent, agent_cls, dataclasses.field(default_factory=agent_cls))], bases=(ExperimentConfig,))
-        cls.__module__ = __name__
-        cls.__agent_cls__ = agent_cls
-        globals()[name] = cls
+    cls = _SCHEMAS.get(agent)
+    if cls is None or cls.__agent_cls__ is not agent_cls:
+        cls = dataclasses.make_dataclass(f"{agent.capitalize()}Experiment",
+                                         [(agent, agent_cls, dataclasses.field(default_factory=agent_cls))],
+                                         bases=(ExperimentConfig,),
+                                         namespace={"__reduce__": lambda self: (_rebuild, (to_dict(self),))})
+        cls.__module__, cls.__agent_cls__ = __name__, agent_cls
+        _SCHEMAS[agent] = cls
     return cls
 
 
-def _nearest_key_hint(node_cls: Any, key: str) -> str:
-    if node_cls is None or not dataclasses.is_dataclass(node_cls):
-        return ""
-    names = [f.name for f in dataclasses.fields(node_cls)]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.4)
-    return (f" (did you mean {close[0]!r}?)" if close else "") + f"; valid keys here: {', '.join(names)}"
+def _rebuild(raw: dict) -> Any:
+    return build_config(raw, source="a config sent to this process")
 
 
 def _resolve_cls(schema: type, full_key: str) -> Any:
@@ -184,26 +147,6 @@ def to_dict(cfg: Any) -> dict:
 
 def to_yaml(cfg: Any) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
-
-
-def section_as(cls: type, section: Any, name: str) -> Any:
-    """An instance of the config dataclass ``cls`` from an instance, an OmegaConf node or a plain mapping.
-
-    Agents call this on their own section so they also work when driven directly (tests, MBTL jobs); unknown keys
-    are refused with the nearest valid one, like everywhere else.
-    """
-    if isinstance(section, cls):
-        return section
-    if isinstance(section, DictConfig):
-        section = OmegaConf.to_container(section, resolve=True)
-    section = dict(section or {})
-    unknown = [k for k in section if k not in {f.name for f in dataclasses.fields(cls)}]
-    if unknown:
-        raise ConfigError(f"unknown {name} config key {unknown[0]!r}{_nearest_key_hint(cls, unknown[0])}")
-    try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), section))
-    except ValidationError as err:
-        raise ConfigError(f"bad value for {name}.{err.full_key}: {err.msg.splitlines()[0]}") from None
 
 
 def agent_section(cfg: Any) -> Any:

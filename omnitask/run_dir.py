@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import importlib.metadata
 import platform
 import shutil
@@ -33,6 +34,12 @@ def git_commit() -> str | None:
         return None
 
 
+def lock_file_hash() -> str | None:
+    """sha256 of the requirements.lock this checkout installs from (None when there is none)."""
+    path = Path(__file__).resolve().parent.parent / "requirements.lock"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in _PACKAGES:
@@ -52,7 +59,8 @@ def new_run_dir(cfg: Any) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, to_yaml(cfg))
     atomic_write_json(run_dir / PROVENANCE_FILE, {
-        "git_commit": git_commit(), "packages": package_versions(), "seed": cfg.seed,
+        "git_commit": git_commit(), "packages": package_versions(), "lock_sha256": lock_file_hash(),
+        "seed": cfg.seed,
         "python": sys.version.split()[0], "platform": platform.platform(), "argv": sys.argv,
         "created": datetime.datetime.now().isoformat(timespec="seconds")})
     return run_dir

@@ -7,11 +7,16 @@ Trainer contract (see README "Writing an agent"):
     evaluate(state, num_episodes, key) -> dict  # must not change ``state``; includes 'return_mean'
     close()
 Evaluation keys are ``fold_in(eval_key, env_steps)``: evaluations never consume the training PRNG stream, so a run
-resumed from a checkpoint continues bit-for-bit like the uninterrupted run.
+resumed from a checkpoint continues bit-for-bit like the uninterrupted run. Most trainers are the engines of
+``agents.common.engines``. Stop/save rules: the loop stops only between two ``train_step`` calls (Ctrl-C), saves the
+state the last call returned, saves before the final evaluation, and closes everything in ``finally``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -55,24 +61,51 @@ def make_trainer(cfg: Any, run_dir: Path):
     return AGENTS[cfg.agent]()[1](cfg, run_dir)
 
 
-def restore_latest(cfg: Any, run_dir: Path, trainer, init_key) -> tuple[Any, dict]:
-    """Initialise a state and overwrite it with the newest checkpoint of ``run_dir``."""
+def restore_latest(cfg: Any, run_dir: Path, trainer, init_key, warn=print) -> tuple[Any, dict]:
+    """The newest readable checkpoint of ``run_dir``, restored into the shapes of ``trainer.init``."""
     saved = load_run_config(run_dir)
     diffs = config_differences(saved, cfg)
     if diffs:
         raise ConfigError(f"checkpoint in {run_dir} comes from another config; differing keys: {', '.join(diffs)} "
                           "(only run.* keys may change on resume)")
-    like = trainer.init(init_key)
+    try:  # shapes and dtypes only: nothing allocated, host simulators not touched (engines skip them when traced)
+        template = jax.eval_shape(trainer.init, init_key)
+    except jax.errors.JAXTypeError:  # an init that needs concrete host values (ScaleZero's replay task map)
+        template = trainer.init(init_key)
     ckpts = Checkpoints(run_dir)
     try:
-        try:
-            return ckpts.restore(like)
-        except FileNotFoundError:
-            raise
-        except Exception as err:  # structure/shape mismatch: the state layout changed
-            raise ConfigError(f"checkpoint in {run_dir} does not match this agent's state layout: {err}") from err
+        return ckpts.restore(template, warn)
     finally:
         ckpts.close()
+
+
+@contextlib.contextmanager
+def stop_between_steps(console: Console):
+    """Ctrl-C (SIGINT) asks the loop to stop after the current step; a second Ctrl-C aborts at once.
+
+    Yields a function telling whether a stop was asked. Only the main thread can install signal handlers;
+    elsewhere Ctrl-C keeps Python's default behaviour.
+    """
+    asked = []
+
+    def handler(signum, frame):
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+        console.print("stopping after this step (Ctrl-C again to abort without saving)")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run stopped on Ctrl-C after saving a checkpoint (the CLI exits 130)."""
 
 
 def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None = None) -> RunResult:
@@ -82,9 +115,11 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
     trainer = make_trainer(cfg, run_dir)
     env_steps, iteration = 0, 0
     total = int(cfg.run.total_env_steps)
+    ckpts = logger = None
     try:
         if resume:
-            state, meta = restore_latest(cfg, run_dir, trainer, init_key)
+            state, meta = restore_latest(cfg, run_dir, trainer, init_key, warn=lambda m: console.print(
+                f"[yellow]warning:[/yellow] {escape(m)}", highlight=False, soft_wrap=True))
             env_steps, iteration = int(meta["env_steps"]), int(meta["iteration"])
             stored = finished_eval(run_dir, env_steps) if env_steps >= total else None
             if stored is not None:  # already finished: resuming again changes nothing
@@ -104,7 +139,7 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
         last_eval: dict = {}
         watch = Watch(cfg.agent, cfg.run.on_nonfinite)
 
-        def save():
+        def save():  # ``state`` is always the live result of the last completed step
             ckpts.save(env_steps, state, {"env_steps": env_steps, "iteration": iteration, "agent": cfg.agent})
 
         def evaluate():
@@ -115,45 +150,52 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
 
         columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
                    TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
-        with Progress(*columns, console=console, disable=not cfg.run.progress, transient=False) as bar:
+        with Progress(*columns, console=console, disable=not cfg.run.progress, transient=False) as bar, \
+                stop_between_steps(console) as stop_asked:
             task = bar.add_task(f"{cfg.agent} {cfg.env.id}", total=total, completed=min(env_steps, total), status="")
-            try:
-                while env_steps < total:
-                    t0 = time.perf_counter()
-                    state, metrics, n = trainer.train_step(state)
-                    env_steps += int(n)
-                    iteration += 1
-                    if iteration % max(1, cfg.run.log_every) == 0:
-                        metrics = dict(metrics, steps_per_second=n / max(time.perf_counter() - t0, 1e-9))
-                        logger.log("train", env_steps, metrics)
-                    warning = watch.check(metrics, env_steps)  # stop: raises before this state is evaluated/saved
-                    if warning:
-                        console.print(warning, markup=False, highlight=False, soft_wrap=True)
-                    if env_steps >= next_eval and env_steps < total:
-                        evaluate()
-                        next_eval = _next_multiple(env_steps, cfg.run.eval_every)
-                    if env_steps >= next_ckpt and env_steps < total:
-                        save()
-                        next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
-                    status = f"eval return {last_eval['return_mean']:.1f}" if "return_mean" in last_eval else ""
-                    bar.update(task, completed=min(env_steps, total), status=status)
-            except KeyboardInterrupt:
+            while env_steps < total and not stop_asked():
+                t0 = time.perf_counter()
+                state, metrics, n = trainer.train_step(state)
+                env_steps += int(n)
+                iteration += 1
+                if iteration % max(1, cfg.run.log_every) == 0:
+                    metrics = dict(metrics, steps_per_second=n / max(time.perf_counter() - t0, 1e-9))
+                    logger.log("train", env_steps, metrics)
+                warning = watch.check(metrics, env_steps)  # stop: raises before this state is evaluated/saved
+                if warning:
+                    console.print(warning, markup=False, highlight=False, soft_wrap=True)
+                if env_steps >= next_eval and env_steps < total:
+                    evaluate()
+                    next_eval = _next_multiple(env_steps, cfg.run.eval_every)
+                if env_steps >= next_ckpt and env_steps < total:
+                    save()
+                    next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
+                status = f"eval return {last_eval['return_mean']:.1f}" if "return_mean" in last_eval else ""
+                bar.update(task, completed=min(env_steps, total), status=status)
+            if env_steps < total:  # Ctrl-C: stopped between two steps
                 save()
-                console.print(f"interrupted: checkpoint saved at {env_steps:,} env steps; continue with "
-                              f"`omnitask train --resume {run_dir}`")
-                raise
+                ckpts.wait()
+                raise Interrupted(f"interrupted: checkpoint saved at {env_steps:,} env steps; continue with "
+                                  f"`omnitask train --resume {run_dir}`")
+            if ckpts.latest_step() != env_steps:  # a resume past the budget restored exactly this step
+                save()  # before the final evaluation: a failing evaluation never loses the trained state
+            ckpts.wait()
             evaluate()
             bar.update(task, status=f"final eval return {last_eval['return_mean']:.1f}"
                        if "return_mean" in last_eval else "")
-        if ckpts.latest_step() != env_steps:  # a resume past the budget restored exactly this step
-            save()
         atomic_write_json(run_dir / "final_eval.json", {"env_steps": env_steps, **last_eval})
         logger.close()
-        ckpts.close()
+        logger = None
         plot_run(run_dir)
         return RunResult(run_dir, env_steps, state, last_eval)
     finally:
-        trainer.close()
+        try:
+            if ckpts is not None:
+                ckpts.close()
+        finally:
+            if logger is not None:
+                logger.close()
+            trainer.close()
 
 
 def evaluate_run(run_dir: Path, num_episodes: int | None = None, seed_offset: int = 0) -> dict:

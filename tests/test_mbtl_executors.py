@@ -3,10 +3,10 @@ resumes without recomputing finished jobs. Real PPO jobs on 3 CartPole contexts 
 import numpy as np
 import pytest
 
-from agents.mbtl.executors import run_jobs
-from agents.mbtl.jobs import make_jobs
+from agents.mbtl.jobs import make_jobs, run_job
 from agents.mbtl.matrix import TransferStore
 from agents.ppo import PPOConfig
+from omnitask.executors import run_each
 
 CONTEXTS = np.tile(np.array([1.0, 0.1, 0.5, 9.8, 10.0], np.float32), (3, 1))
 CONTEXTS[:, 2] = [0.1, 0.5, 2.0]  # pole half-length
@@ -31,7 +31,7 @@ def _build(tmp_path, name, executor, stop_after=None):
 
     try:
         # one worker: it compiles the (cached) PPO programs once and reuses them for every job
-        ran = run_jobs(todo, on_result, executor=executor, max_workers=1)
+        ran = run_each(run_job, todo, on_result, executor=executor, max_workers=1)
     except KeyboardInterrupt:
         ran = None
     return store, ran, done
@@ -94,7 +94,7 @@ def test_interrupted_build_resumes_without_recomputing(pool_matrix, tmp_path):
 
 def test_unknown_executor_is_refused():
     with pytest.raises(ValueError, match="allowed: inline, local, ray"):
-        run_jobs(_jobs(), lambda j, r: None, executor="slurm")
+        run_each(run_job, _jobs(), lambda j, r: None, executor="slurm")
 
 
 @pytest.mark.slow

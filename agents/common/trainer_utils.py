@@ -89,3 +89,18 @@ def evaluate_host(env, policy: Callable[[np.ndarray, jax.Array], np.ndarray], nu
             if np.any(tasks == t):
                 out[f"return_mean/{name}"] = float(np.mean(np.asarray(returns)[tasks == t]))
     return out
+
+
+def experiment_envs(cfg: Any) -> tuple[Any, Callable[[int], Any]]:
+    """The training env of an experiment (``env.*``, seeded with ``seed``) and a maker of its evaluation env:
+    ``make_eval_env(n)`` -> ``min(num_envs, n)`` envs with ``eval_env_options``, seeded ``seed + 1``."""
+    import envs
+
+    env_id, num_envs, context, options = env_settings(cfg)
+    env = envs.make(env_id, num_envs=num_envs, seed=int(cfg.seed), context=context, **options)
+
+    def make_eval_env(num_episodes: int):
+        return envs.make(env_id, num_envs=min(num_envs, int(num_episodes)), seed=int(cfg.seed) + 1, context=context,
+                         **eval_env_options(cfg))
+
+    return env, make_eval_env

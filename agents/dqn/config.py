@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, List
 
-from omnitask.config import section_as
+from omnitask.schema import section_as
 
 
 @dataclasses.dataclass

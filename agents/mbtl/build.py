@@ -9,9 +9,9 @@ import numpy as np
 
 from agents.mbtl import contexts as ctx
 from agents.mbtl.config import MBTLConfig
-from agents.mbtl.executors import run_jobs
-from agents.mbtl.jobs import Job, make_jobs
+from agents.mbtl.jobs import Job, make_jobs, run_job
 from agents.mbtl.matrix import MULTITASK, TransferStore, normalise
+from omnitask.executors import run_each
 
 
 def experiment_dir(cfg: Any) -> Path:
@@ -26,13 +26,8 @@ def matrix_dir(cfg: Any) -> Path:
 
 def grid(cfg: Any) -> tuple[np.ndarray, np.ndarray]:
     """(values [N, C], u [N, D]) of the experiment's context grid."""
-    from envs import make as make_env
-    env = make_env(cfg.env.id, num_envs=1, seed=0, **dict(cfg.env.options))
-    try:
-        return ctx.make_grid(env.spec, list(cfg.mbtl.axes))
-    finally:
-        if hasattr(env, "close"):
-            env.close()
+    import envs
+    return ctx.make_grid(envs.spec(cfg.env.id, **dict(cfg.env.options)), list(cfg.mbtl.axes))
 
 
 def experiment_jobs(cfg: Any, values: np.ndarray) -> list[Job]:
@@ -60,7 +55,7 @@ def build_matrix(cfg: Any, executor: str | None = None, on_job: Callable[[Job], 
             on_job(job)
 
     m: MBTLConfig = cfg.mbtl
-    ran = run_jobs(todo, on_result, executor or m.executor, m.max_workers, m.ray_address)
+    ran = run_each(run_job, todo, on_result, executor or m.executor, m.max_workers, m.ray_address)
     return store, ran
 
 

@@ -12,10 +12,10 @@ from typing import Any, Dict, List, Optional
 from agents.mbtl.contexts import ContextAxis
 from agents.mbtl.selector import SelectorConfig
 from agents.ppo.config import PPOConfig
-from omnitask.config import section_as
+from omnitask.executors import EXECUTORS
+from omnitask.schema import section_as
 
 SOURCE_TRAINERS = ("ppo_jax", "run_loop")
-EXECUTORS = ("inline", "local", "ray")
 NORMALISATIONS = ("global", "per_target")
 
 

@@ -161,8 +161,8 @@ def _run_loop(job: Job) -> tuple[np.ndarray, int]:
 
     if job.sources == (MULTITASK,):
         raise ValueError("the multi-task baseline needs source_trainer='ppo_jax' (set mbtl.multitask=false)")
-    from envs import make as make_env
-    spec = make_env(job.env_id, num_envs=1, seed=0, **(job.env_options or {})).spec
+    import envs
+    spec = envs.spec(job.env_id, **(job.env_options or {}))
     names = spec.context_names
     contexts = np.asarray(job.contexts, np.float64)
     values = np.zeros((len(job.sources), contexts.shape[0]))

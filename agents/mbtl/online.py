@@ -42,11 +42,8 @@ class MBTLTrainer:
         if self.m.perf_low is None or self.m.perf_high is None:
             raise ValueError("online MBTL needs fixed normalisation bounds: set mbtl.perf_low and mbtl.perf_high "
                              "(e.g. 0 and 500 for CartPole)")
-        from envs import make as make_env
-        env = make_env(cfg.env.id, num_envs=1, seed=0, **dict(cfg.env.options))
-        self.spec = env.spec
-        if hasattr(env, "close"):
-            env.close()
+        import envs
+        self.spec = envs.spec(cfg.env.id, **dict(cfg.env.options))
         self.values, self.u = ctx.make_grid(self.spec, list(self.m.axes))  # [N, C], [N, D]
         self.n = self.values.shape[0]
         self.selector = Selector(self.u, self.m.selector)

@@ -164,8 +164,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = MCTRConfig()
     if args.config:
-        from omnitask.config import load_config
-        cfg = load_config(args.config).mctr
+        from omnitask.schema import load_section
+        cfg = load_section(args.config, "mctr", MCTRConfig)
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     result = run_protocol(cfg, [lookup(g) for g in split(args.seen)], [lookup(g) for g in split(args.unseen)],
                           split(args.variants), args.budget, [int(s) for s in split(args.seeds)], args.num_envs,

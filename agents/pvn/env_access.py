@@ -88,16 +88,6 @@ def jax_env(env_id: str, num_envs: int, context: dict | None = None, options: di
     return spec, fns, params
 
 
-def host_spec(env_id: str, options: dict | None = None) -> EnvSpec:
-    """The spec of a host-simulator env id (built once with one env and closed again)."""
-    from envs.registry import make
-    env = make(env_id, num_envs=1, seed=0, **dict(options or {}))
-    try:
-        return env.spec
-    finally:
-        env.close()
-
-
 def observation_dtype_ok(spec: EnvSpec) -> None:
     """PVN stores and hashes uint8 pixels; float observations that are not pixels are refused early."""
     if np.dtype(spec.observation.dtype) not in (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(bool)):

@@ -26,9 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.common.networks import QNetwork
-from agents.common.trainer_utils import evaluate_host, mean_metrics
-from agents.dqn.agent import DQNState, jit_host_functions, make_dqn_agent
+from agents.common.engines import HostEngine
+from agents.common.trainer_utils import evaluate_host
+from agents.dqn.agent import DQNState, make_dqn_agent
 from agents.dqn.config import DQNConfig
+from agents.dqn.trainer import dqn_host_agent
 from agents.pvn.evaluate import LinearEvalConfig
 from agents.pvn.networks import Encoder, EncoderSpec
 from envs.timestep import episode_over
@@ -98,17 +100,18 @@ def check_replay_memory(ev: LinearEvalConfig, spec, num_learners: int) -> None:
 
 
 class HostLearner:
-    """One online learner (state: the DQN agent's ``DQNState``) with its own host env, created on first use."""
+    """One online learner (state: the DQN agent's ``DQNState``) on the host engine, with its own env (made on first
+    use, reset from ``seed + env_steps``): the DQN baseline's ``dqn_host_agent`` with the PVN Q-network."""
 
     def __init__(self, ev: LinearEvalConfig, encoder_spec: EncoderSpec, spec, num_envs: int, make_env,
-                 fine_tune: bool):
+                 fine_tune: bool, seed: int):
         self.cfg = dqn_config_from_eval(ev, num_envs)
-        self.num_envs, self.make_env, self.fine_tune = num_envs, make_env, fine_tune
+        self.num_envs, self.fine_tune = num_envs, fine_tune
         self.eval_max_steps = int(ev.eval_max_steps)
         network = QNetwork(PVNTorso(encoder_spec, fine_tune), spec.action.num_actions)
         self.agent = make_dqn_agent(self.cfg, spec, num_envs, network=network)
-        self._act, self._observe, self._greedy = jit_host_functions(self.agent, self.cfg.eval_epsilon)
-        self.env, self._obs = None, None
+        self.engine = HostEngine(make_env, dqn_host_agent(self.agent, self.cfg, episode_prefix=""), seed,
+                                 make_eval_env=None, eval_max_steps=self.eval_max_steps)
 
     # ------------------------------------------------------------------ params
     @staticmethod
@@ -132,47 +135,15 @@ class HostLearner:
         return state._replace(train_state=ts._replace(params=put(ts.params), target_params=put(ts.target_params)))
 
     # ------------------------------------------------------------------ loop
-    def chunk(self, state: DQNState, seed: int):
-        """``iterations_per_call`` vector steps on the host env (the DQN trainer's ``_host_chunk``)."""
-        if self.env is None:
-            self.env = self.make_env()
-        if self._obs is None:  # first call or resumed from a checkpoint: a seeded reset
-            self._obs = self.env.reset(seed=seed + int(state.env_steps)).observation
-        obs = self._obs
-        step_metrics, returns = [], []
-        epsilon = 0.0
-        for _ in range(self.cfg.steps_per_train_step):
-            key, action, epsilon = self._act(state.train_state.params, jnp.asarray(obs), state.key, state.env_steps)
-            ts = self.env.step(np.array(action))
-            state, metrics = self._observe(state._replace(key=key), jnp.asarray(obs), action, ts.reward,
-                                           ts.terminated, ts.truncated, ts.info["final_observation"])
-            step_metrics.append(metrics)
-            returns.extend(np.asarray(ts.info["episode_return"])[episode_over(ts)].tolist())
-            obs = ts.observation
-        self._obs = obs
-        stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *step_metrics))
-        learned = stacked.pop("learned")
-        out = mean_metrics({k: np.where(learned > 0, v, np.nan) for k, v in stacked.items()})
-        out["episodes"] = float(len(returns))
-        if returns:
-            out["episode_return"] = float(np.mean(returns))
-        out["epsilon"] = float(epsilon)
-        out["updates"] = float(state.train_state.num_updates)
-        out["updates_fraction"] = float(np.mean(learned))
-        return state, out, self.cfg.steps_per_train_step * self.num_envs
+    def chunk(self, state: DQNState):
+        """``iterations_per_call`` vector steps on the host env (the DQN baseline's host chunk)."""
+        return self.engine.train_step(state)
 
     def evaluate(self, state: DQNState, eval_env, num_episodes: int, key) -> dict:
-        params = state.train_state.params
-
-        def policy(obs, k):
-            return np.array(self._greedy(params, jnp.asarray(obs), k))
-
-        return evaluate_host(eval_env, policy, num_episodes, key, self.eval_max_steps)
+        return evaluate_host(eval_env, self.engine.policy(state), num_episodes, key, self.eval_max_steps)
 
     def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
-            self.env = None
+        self.engine.close()
 
 
 def collect_host(env, num_transitions: int, seed: int, writer, num_actions: int) -> dict:

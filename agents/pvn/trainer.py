@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import envs
 from agents.common.trainer_utils import env_settings, eval_env_options, mean_metrics
 from agents.pvn.collect import collect_jax, uniform_policy
 from agents.pvn.config import PVNConfig
 from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter
-from agents.pvn.env_access import host_spec, jax_env, observation_dtype_ok
+from agents.pvn.env_access import jax_env, observation_dtype_ok
 from agents.pvn.evaluate import make_learner
 from agents.pvn.export import save_encoder
 from agents.pvn.host import HostLearner, check_replay_memory, collect_host
@@ -54,7 +55,7 @@ class PVNTrainer:
         except ValueError as err:  # a host simulator (Atari): online phase on the DQN baseline's host loop
             if "host-simulator" not in str(err):
                 raise
-            self.spec, self.fns, self.env_params, self.host_env = host_spec(env_id, options), None, None, True
+            self.spec, self.fns, self.env_params, self.host_env = envs.spec(env_id, **options), None, None, True
         self.env_id, self.context, self.options = env_id, context, options
         self._eval_env = None
         observation_dtype_ok(self.spec)
@@ -80,7 +81,6 @@ class PVNTrainer:
 
     def _setup_host(self, enc_spec) -> None:
         """Host-env learners: PVN-linear (frozen unless ``eval.fine_tune``) and the baselines, each with its own env."""
-        import envs
         if int(self.pcfg.eval_seeds) != 1:
             raise ValueError(f"pvn.eval_seeds={self.pcfg.eval_seeds}: host envs ({self.env_id}) run one learner "
                              "per encoder; set pvn.eval_seeds=1")
@@ -91,7 +91,8 @@ class PVNTrainer:
                 return envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 1000 * (i + 1),
                                  context=self.context, **self.options)
             fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
-            self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune)
+            self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune,
+                                              seed=int(self.cfg.seed) + 1000 * (i + 1))
 
     def _setup_jits(self) -> None:
         self._dataset = None
@@ -163,7 +164,6 @@ class PVNTrainer:
         if int(state["phase"]) != PHASE_ONLINE:  # nothing trained online yet (pretraining in progress)
             return out
         if self._eval_env is None:
-            import envs
             self._eval_env = envs.make(self.env_id, num_envs=min(self.num_envs, int(num_episodes)),
                                        seed=int(self.cfg.seed) + 1, context=self.context,
                                        **eval_env_options(self.cfg))
@@ -200,7 +200,6 @@ class PVNTrainer:
             return {"collect/transitions": float(json.loads(meta.read_text())["num_transitions"])}
         shutil.rmtree(root, ignore_errors=True)  # a partial collection from an interrupted run
         if self.host_env:
-            import envs
             env = envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 0xC0, context=self.context,
                             **self.options)
             try:
@@ -299,7 +298,7 @@ class PVNTrainer:
         learners = dict(state["learners"])
         metrics, n = {}, 0
         for i, name in enumerate(self.names):
-            learners[name], m, n = self.learners[name].chunk(learners[name], int(self.cfg.seed) + 1000 * (i + 1))
+            learners[name], m, n = self.learners[name].chunk(learners[name])
             metrics.update({f"{name}/{k}": v for k, v in m.items()})
         if "pvn_linear/episode_return" in metrics:
             metrics["episode_return"] = metrics["pvn_linear/episode_return"]

@@ -1,5 +1,8 @@
 """ScaleZeroTrainer: the run-loop adapter (init / train_step / evaluate / close) over host ``BatchedEnv``s.
 
+Collection steps the envs through the host engine's ``HostLoop`` (``agents.common.engines``: game-over episode
+bookkeeping, ``train/episode_return``); the policy is a search over per-env context windows kept here.
+
 One ``train_step`` = ``collect_steps`` batched search decisions per env (stored per task in replay), then
 ``updates_per_iter`` learner updates on balanced per-task micro-batches, then the DPS curriculum check.
 The resumable state is a pytree of numpy/jax arrays: learner state (params, target, AdamW), replay, curriculum,
@@ -18,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import envs
+from agents.common.engines import HostLoop
 from agents.scalezero import curriculum as cur
 from agents.scalezero import replay as rp
 from agents.scalezero.config import ScaleZeroConfig, optional_list, validate
@@ -25,8 +29,8 @@ from agents.scalezero.learner import init_train_state, make_update_fn
 from agents.scalezero.search import Planner, make_search_fn
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
-from omnitask.config import section_as
 from omnitask.nonfinite import FINITE_KEY
+from omnitask.schema import section_as
 
 
 def as_config(section: Any) -> ScaleZeroConfig:
@@ -85,6 +89,7 @@ class ScaleZeroTrainer:
         self.env_options = dict(_get(env_cfg, "options", {}) or {})
         self.eval_options = {**self.env_options, **dict(_get(env_cfg, "eval_options", {}) or {})}
         self.env, self._env_task = self._make_env(self.num_envs, self.seed)
+        self.loop = HostLoop(self.env, self.seed)  # stepping and game-over bookkeeping of the host engine
         spec = self.env.spec
         self.spec = spec
         if isinstance(spec.action, DiscreteActionSpec):
@@ -150,7 +155,7 @@ class ScaleZeroTrainer:
         k_params, k_run = jax.random.split(key)
         params = init_params(self.model, k_params)
         self.num_params = count_params(params)
-        ts = self.env.reset(seed=self.seed)
+        ts = self.loop.reset(self.seed)
         self._ts = ts
         self._env_task = self._task_of(ts, self._env_task)
         spec = self.spec
@@ -169,7 +174,7 @@ class ScaleZeroTrainer:
 
     def _ensure_env(self):
         if self._ts is None or self._windows is None:  # restored state without init() on this object
-            self._ts = self.env.reset(seed=self.seed)
+            self._ts = self.loop.reset(self.seed)
             self._windows = ActorWindows(self.num_envs, self.cfg.context_steps, self.spec.observation.shape,
                                          np.dtype(self.spec.observation.dtype), self.dims.action_dim)
             self._windows.start(np.asarray(self._ts.observation))
@@ -202,7 +207,7 @@ class ScaleZeroTrainer:
             key, k_s = jax.random.split(key)
             out = jax.device_get(self._search(train.params, k_s, w.obs, w.act, w.valid, env_task, stage,
                                                     jnp.float32(1.0), num_simulations=c.num_simulations))
-            ts = self.env.step(np.asarray(out.action))
+            ts = self.loop.step(np.asarray(out.action))
             reward = np.asarray(ts.reward, np.float32)
             if c.reward_clip > 0:
                 reward = np.clip(reward, -c.reward_clip, c.reward_clip)
@@ -227,7 +232,7 @@ class ScaleZeroTrainer:
         iteration = int(state["iteration"])
         rng = np.random.default_rng([self.seed, iteration])
         stored = rp.task_sizes(replay, self.num_tasks)
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = self.loop.episode_metrics()
         ready = unsolved.size > 0 and stored[unsolved].min() >= c.warmup_transitions
         if ready:
             g = self.num_tasks
@@ -367,6 +372,6 @@ class ScaleZeroTrainer:
         return result
 
     def close(self) -> None:
-        for env in (self.env, self._eval_env):
-            if env is not None:
-                env.close()
+        self.loop.close()
+        if self._eval_env is not None:
+            self._eval_env.close()
