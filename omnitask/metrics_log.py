@@ -29,7 +29,7 @@ class MetricsLogger:
                  run_config: Mapping | None = None):
         unknown = [x for x in loggers if x not in LOGGERS]
         if unknown or "jsonl" not in loggers:
-            from omnitask.config import ConfigError
+            from omnitask.schema import ConfigError
             what = f"unknown logger {unknown[0]!r}" if unknown else "jsonl is missing (plots, compare, resume read it)"
             raise ConfigError(f"run.loggers: {what}; allowed: {', '.join(LOGGERS)}, and jsonl is always on")
         self.path = Path(run_dir) / "metrics.jsonl"

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
-from omnitask.config import ConfigError
+from omnitask.schema import ConfigError
 from omnitask.fileio import atomic_write_text
 
 ID_FILE = "wandb_id.txt"

@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAF = {"omnitask.schema", "omnitask.fileio", "omnitask.metrics_log", "omnitask.nonfinite"}  # the only omnitask modules agents may use
+LEAF = {"omnitask.schema", "omnitask.fileio", "omnitask.metrics_log", "omnitask.wandb_logger", "omnitask.nonfinite",
+        "omnitask.plotting"}  # the only omnitask modules agents may use
 
 
 def layer(node: str) -> int:
