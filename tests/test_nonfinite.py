@@ -121,3 +121,20 @@ def test_finite_flag_and_problem_text():
     assert watch.check({"finite": 0.0}, 20) is None  # warned once
     with pytest.raises(ValueError, match="run.on_nonfinite"):
         Watch("toy", "ignore")
+
+
+def test_mbtl_cli_exits_3_with_one_line_when_a_source_diverges(tmp_path, capsys):
+    """`omnitask mbtl online` reports a diverged source learner like `omnitask train`: one line, exit code 3."""
+    import yaml
+
+    from agents.mbtl.cli import main
+
+    raw = {"agent": "mbtl", "env": CARTPOLE,
+           "run": {"total_env_steps": 4000, "eval_every": 0, "eval_episodes": 1, "out_dir": str(tmp_path),
+                   "progress": False},
+           "mbtl": {**MBTL_TINY, "base_config": {**PPO_TINY, "lr": ABSURD_LR}}}
+    path = tmp_path / "mbtl.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["online", str(path)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: non-finite loss at env step "), err

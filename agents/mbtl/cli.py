@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="where matrix jobs run (default: mbtl.executor)")
     args = p.parse_args(argv)
     from omnitask.config import ConfigError
+    from omnitask.nonfinite import NonFiniteError
     if args.matrix is not None:
         if args.command != "replay" or args.config is not None:
             p.error("--matrix goes with `replay` and no config: omnitask mbtl replay --matrix FILE.csv")
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = new_run_dir(cfg)
             result = train(cfg, Path(run_dir))
             print(json.dumps({"run_dir": str(run_dir), **result.final_eval}, indent=1))
+    except NonFiniteError as err:  # a source or the online learner diverged: exit 3, as `omnitask train`
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
