@@ -9,6 +9,7 @@ from envs.timestep import TimeStep, check_timestep, episode_over
 
 # Family modules register their ids on import; heavy simulator imports happen inside their factories.
 from envs import classic as _classic  # noqa: E402,F401
+from envs import minatar as _minatar  # noqa: E402,F401
 
 for _optional in ("envs.atari", "envs.metaworld", "envs.traffic"):
     try:
