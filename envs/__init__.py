@@ -1,6 +1,7 @@
 """omnitask environments: one batched API (``envs.make``) over Atari, Meta-World, traffic and gymnax families.
 
 See ``envs.timestep`` for the TimeStep pytree and the autoreset semantics, ``envs.spec`` for EnvSpec.
+``envs.as_gymnasium`` / ``as_gymnasium_env`` / ``as_pettingzoo`` give gymnasium and PettingZoo views of any id.
 """
 from envs.base import BatchedEnv, EpisodeStats
 from envs.registry import list_ids, make, register, spec
@@ -18,5 +19,24 @@ for _optional in ("envs.atari", "envs.metaworld", "envs.traffic"):
         if _err.name != _optional:
             raise
 
+# The ecosystem views (envs.gymnasium_view, envs.pettingzoo_view) load on first use: PettingZoo is an optional extra.
+_VIEWS = {"as_gymnasium": "envs.gymnasium_view", "as_gymnasium_env": "envs.gymnasium_view",
+          "as_pettingzoo": "envs.pettingzoo_view"}
+
+
+def __getattr__(name: str):
+    if name not in _VIEWS:
+        raise AttributeError(f"module 'envs' has no attribute {name!r}")
+    try:
+        module = __import__(_VIEWS[name], fromlist=[name])
+    except ModuleNotFoundError as err:
+        if err.name != "pettingzoo":
+            raise
+        raise ModuleNotFoundError(f"envs.{name} needs PettingZoo: pip install 'omnitask[pettingzoo]' ({err})",
+                                  name=err.name) from err
+    return getattr(module, name)
+
+
 __all__ = ["ArraySpec", "BatchedEnv", "BoxActionSpec", "ContextVar", "DiscreteActionSpec", "EnvSpec",
-           "EpisodeStats", "TimeStep", "check_timestep", "episode_over", "list_ids", "make", "register", "spec"]
+           "EpisodeStats", "TimeStep", "as_gymnasium", "as_gymnasium_env", "as_pettingzoo", "check_timestep",
+           "episode_over", "list_ids", "make", "register", "spec"]
