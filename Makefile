@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.omnitask-installed
 LOCK := requirements.lock
 
-.PHONY: install demo test test-full bench lock upgrade clean
+.PHONY: install install-compat demo test test-full bench lock upgrade clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,15 +18,19 @@ $(STAMP): pyproject.toml $(LOCK)
 
 install: $(STAMP)
 
+# Stable-Baselines3 + torch (the `compat` extra, not in `all`): a real gymnasium client for envs.as_gymnasium.
+install-compat: $(STAMP)
+	$(PY) -m pip install -q -c $(LOCK) -e ".[all,compat]"
+
 demo: $(STAMP)
 	$(VENV)/bin/omnitask train configs/quickstart.yaml
 
 test: $(STAMP)
 	OMNITASK_REQUIRE_EXTRAS=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q --durations=15
 
-# Long forms of the learning tests (the paper-sized budgets where they fit on a CPU).
-test-full: $(STAMP)
-	OMNITASK_FULL=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q
+# Long forms of the learning tests (the paper-sized budgets where they fit on a CPU), and the compat-extra tests.
+test-full: install-compat
+	OMNITASK_FULL=1 OMNITASK_REQUIRE_COMPAT=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -9,9 +9,25 @@ _CACHE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+import importlib  # noqa: E402
+
 import pytest  # noqa: E402
 
 FULL = os.environ.get("OMNITASK_FULL") == "1"
+# The `compat` extra (Stable-Baselines3 + torch: clients of the gymnasium views) is not part of `all`: its tests skip
+# where it is absent, and fail instead with OMNITASK_REQUIRE_COMPAT=1 (set by `make test-full`, which installs it).
+REQUIRE_COMPAT = os.environ.get("OMNITASK_REQUIRE_COMPAT") == "1"
+
+
+def import_compat(module: str):
+    """Import a module of the `compat` extra; skip without it (fail when OMNITASK_REQUIRE_COMPAT=1)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if REQUIRE_COMPAT:
+            pytest.fail(f"OMNITASK_REQUIRE_COMPAT=1 and the compat extra is missing ({err}); make install-compat",
+                        pytrace=False)
+        pytest.skip(f"compat extra not installed ({err.name}): make install-compat")
 
 
 @pytest.fixture
