@@ -1,7 +1,8 @@
 """PettingZoo view of the multi-signal traffic ids: ``as_pettingzoo`` -> a ``pettingzoo.ParallelEnv``.
 
 One simulation, one agent per traffic signal, agents named by the signal ids of the SUMO network (``J0_0``, ...).
-Every agent has the same spaces (the suite's per-agent spec; padded ids carry ``action_mask`` in their info).
+Every agent has the same spaces (the suite's per-agent spec); a per-agent action mask that an id puts in its info
+(heterogeneous phase sets padded to one action space) is in that agent's info.
 All signals of a simulation end their episodes together: the step that ends the episode returns each agent's last
 observation and empties ``agents``; the batched env has already started the next episode (same-step autoreset), so
 the following ``reset()`` (without seed) returns its first observations at no extra simulation cost.
