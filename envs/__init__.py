@@ -21,7 +21,7 @@ for _optional in ("envs.atari", "envs.metaworld", "envs.traffic"):
 
 # The ecosystem views (envs.gymnasium_view, envs.pettingzoo_view) load on first use: PettingZoo is an optional extra.
 _VIEWS = {"as_gymnasium": "envs.gymnasium_view", "as_gymnasium_env": "envs.gymnasium_view",
-          "as_pettingzoo": "envs.pettingzoo_view"}
+          "as_pettingzoo": "envs.pettingzoo_view", "register_gymnasium": "envs.gymnasium_view"}
 
 
 def __getattr__(name: str):
@@ -39,4 +39,4 @@ def __getattr__(name: str):
 
 __all__ = ["ArraySpec", "BatchedEnv", "BoxActionSpec", "ContextVar", "DiscreteActionSpec", "EnvSpec",
            "EpisodeStats", "TimeStep", "as_gymnasium", "as_gymnasium_env", "as_pettingzoo", "check_timestep",
-           "episode_over", "list_ids", "make", "register", "spec"]
+           "episode_over", "list_ids", "make", "register", "register_gymnasium", "spec"]

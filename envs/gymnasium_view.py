@@ -17,9 +17,15 @@ cannot step while its neighbours wait): use ``as_pettingzoo`` or the vector view
 Seeding (gymnasium's): ``reset(seed=s)`` re-seeds the batch (env ``i`` gets a stream derived from ``s`` and ``i``);
 ``reset()`` continues the current stream; the ``seed`` given at construction seeds the first ``reset()``.
 Contexts and options go to ``envs.make`` unchanged. Reset ``options`` are accepted and ignored (no family has any).
+
+``register_gymnasium()`` registers every suite id with gymnasium as ``omnitask/<family>.<name>`` (``/`` -> ``.``:
+``omnitask/classic.CartPole-v1``, ``omnitask/metaworld.MT1.reach-v3``; gymnasium reserves ``:`` for ``module:id``), so
+code that calls ``gymnasium.make`` / ``gymnasium.make_vec`` (whose default for these ids is the vector view above)
+takes suite ids too.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any, Mapping
 
@@ -31,6 +37,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from envs.base import BatchedEnv
+from envs.registry import list_ids
 from envs.spec import DiscreteActionSpec
 from envs.view_common import (agents_per_simulation, build_env, refuse_tracers, row, signals_per_simulation,
                               single_spaces)
@@ -61,11 +68,34 @@ def as_gymnasium_env(env_or_id: str | BatchedEnv, seed: int = 0, context: Mappin
                 f"{env_or_id} steps {signals} traffic signals in one simulation, so it has no single-env gymnasium "
                 f"view (one signal cannot act while the others wait): use envs.as_pettingzoo({env_or_id!r}) (one "
                 f"agent per signal) or envs.as_gymnasium({env_or_id!r}, num_envs={signals}) (one sub-env per signal)")
-        spec = GymEnvSpec(id="omnitask/" + env_or_id.replace("/", ":"), entry_point=as_gymnasium_env,
+        spec = GymEnvSpec(id=gymnasium_id(env_or_id), entry_point=as_gymnasium_env,
                           nondeterministic=False,
                           kwargs={"env_or_id": env_or_id, "seed": seed, "context": context, **options})
         return GymnasiumEnvView(build_env(env_or_id, 1, seed, context, options, "as_gymnasium_env"), spec)
     return GymnasiumEnvView(build_env(env_or_id, 1, seed, context, options, "as_gymnasium_env"))
+
+
+def gymnasium_id(env_id: str) -> str:
+    """The gymnasium id of a suite id: ``classic/CartPole-v1`` -> ``omnitask/classic.CartPole-v1``."""
+    return "omnitask/" + env_id.replace("/", ".")
+
+
+def register_gymnasium() -> list[str]:
+    """Register every suite id with gymnasium (``gymnasium.make`` -> single view, ``make_vec`` -> vector view).
+
+    Idempotent; returns the gymnasium ids. Multi-signal traffic ids register too: ``gymnasium.make`` of one raises
+    the single view's error, ``gymnasium.make_vec(id, num_envs=<signals>)`` works.
+    """
+    from gymnasium.envs.registration import register, registry
+
+    ids = []
+    for env_id in list_ids():
+        gym_id = gymnasium_id(env_id)
+        if gym_id not in registry:
+            register(gym_id, entry_point=functools.partial(as_gymnasium_env, env_id),
+                     vector_entry_point=functools.partial(as_gymnasium, env_id), nondeterministic=False)
+        ids.append(gym_id)
+    return ids
 
 
 def _one_seed(seed: Any, view: str) -> int | None:

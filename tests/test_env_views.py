@@ -114,6 +114,24 @@ def test_vector_view_episode_totals_and_contexts():
     env.close()
 
 
+def test_registered_ids_work_through_gymnasium_make_and_make_vec():
+    ids = envs.register_gymnasium()
+    assert envs.register_gymnasium() == ids and "omnitask/metaworld.MT1.reach-v3" in ids  # idempotent, every family
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        single = gymnasium.make("omnitask/classic.CartPole-v1", seed=3, context={"length": 1.0})
+        obs, info = single.reset(seed=0)
+        single.step(single.action_space.sample())
+        vec = gymnasium.make_vec("omnitask/classic.CartPole-v1", num_envs=3)  # default: the suite's vector view
+        assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP and vec.reset(seed=0)[0].shape == (3, 4)
+    assert [str(w.message) for w in caught if "infinity" not in str(w.message)] == []
+    assert info["context"][envs.spec("classic/CartPole-v1").context_names.index("length")] == 1.0
+    with pytest.raises(ValueError, match="no single-env gymnasium view"):
+        gymnasium.make("omnitask/traffic.signal-2x2")
+    single.close()
+    vec.close()
+
+
 def test_vector_view_of_a_grid_has_one_sub_env_per_signal():
     env = envs.as_gymnasium("traffic/signal-2x2", num_envs=4, seed=0, **SHORT_TRAFFIC)
     obs, _ = env.reset(seed=0)
