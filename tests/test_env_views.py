@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers.vector import DictInfoToList
 
 import envs
 
@@ -111,6 +112,11 @@ def test_vector_view_episode_totals_and_contexts():
         np.testing.assert_array_equal(info["task_id"], np.zeros(4, np.int32))
         np.testing.assert_allclose(info["context"][:, length_col], lengths)
     assert finished >= 8  # several episodes per env, so the boundaries after the first are covered
+    listed = DictInfoToList(env)  # gymnasium's per-env info lists: final_obs only where the mask says so
+    listed.reset(seed=0)
+    for _ in range(40):
+        _, _, term, trunc, infos = listed.step(np.zeros(4, np.int64))
+        assert [("final_obs" in i) for i in infos] == list(term | trunc)
     env.close()
 
 
