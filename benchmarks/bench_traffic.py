@@ -14,7 +14,7 @@
    10240 contexts inside one jitted ``lax.scan``. Env-steps/s (one env step = a 1 s hold = 10 IDM steps).
 
 Usage:  .venv/bin/python benchmarks/bench_traffic.py [--env traffic/signal-1x1] [--quick] [--skip-ring]
-        [--sims 1,2] [--repeats 5] [--check-work] [--json out.json]
+        [--sims 1,2] [--repeats 5] [--check-work] [--split] [--json out.json]
 sumo-rl is optional (``pip install 'omnitask[bench]'``); without it part 1 reports only our env.
 """
 from __future__ import annotations
@@ -179,6 +179,69 @@ def ours_mean_vehicles(env_id: str, steps: int) -> float:
     return float(np.mean(counts))
 
 
+def cpu_split(env_id: str, steps: int) -> dict:
+    """CPU microseconds per agent-step in one process, ours ``inline`` vs sumo-rl on the same seeds and actions:
+    SUMO's own stepping, SUMO (re)starts/loads, and everything else (the env code). SUMO's stepping is the same work
+    on both sides, so (sumo-rl total) / (SUMO stepping + starts) bounds the ratio any env code could reach."""
+    import libsumo
+    import traci  # sumo-rl calls libsumo through ``traci`` (LIBSUMO_AS_TRACI=1), a copy of libsumo's functions
+
+    spent: dict[str, float] = {}
+    saved = []
+
+    def timed(mod, name, key):
+        fn = getattr(mod, name)
+        saved.append((mod, name, fn))
+
+        def wrapper(*a, **k):
+            t0 = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.process_time() - t0
+        setattr(mod, name, wrapper)
+
+    for mod in {id(libsumo): libsumo, id(traci): traci}.values():
+        timed(mod, "simulationStep", "sumo_step")
+        timed(mod, "load", "sumo_start")
+        timed(mod, "start", "sumo_start")
+    out = {}
+    try:
+        A = agents_per_sim(env_id)
+        for side in ("ours_inline", "sumo_rl"):
+            spent.clear()
+            c0 = time.process_time()
+            if side == "ours_inline":
+                if A != 1:
+                    continue
+                rng = np.random.default_rng(SEED)
+                with envs.make(env_id, num_envs=1, seed=SEED, inline=True, **_options(env_id)) as env:
+                    mask = _mask(env, 1, env.spec.action.num_actions)
+                    env.reset()
+                    c0 = time.process_time()
+                    for _ in range(steps):
+                        env.step(random_actions(rng, mask))
+                    total = time.process_time() - c0
+                agent_steps = steps
+            else:
+                total = steps * A / bench_sumo_rl(sumo_rl_setup(env_id), steps)[1]
+                agent_steps = steps * A
+            us = {k: v / agent_steps * 1e6 for k, v in spent.items()}
+            out[side] = {"total": total / agent_steps * 1e6, **us,
+                         "rest": (total - sum(spent.values())) / agent_steps * 1e6}
+    finally:
+        for mod, name, fn in saved:
+            setattr(mod, name, fn)
+    for side, d in out.items():
+        print(f"  CPU split {side:12s} us/agent-step: total {d['total']:6.0f} = SUMO stepping "
+              f"{d.get('sumo_step', 0):5.0f} + SUMO start/load {d.get('sumo_start', 0):4.0f} + env code {d['rest']:5.0f}")
+    if len(out) == 2:
+        # the same SUMO stepping plus the cheaper of the two ways to start an episode (our reload)
+        floor = out["sumo_rl"].get("sumo_step", 0) + min(d.get("sumo_start", 0) for d in out.values())
+        print(f"  => with zero env code, the ratio to sumo-rl could be at most {out['sumo_rl']['total'] / floor:.2f}x")
+    return out
+
+
 def bench_signal(env_id: str, steps: int, repeats: int, sims_list: list[int], check_work: bool) -> dict:
     try:
         setup = sumo_rl_setup(env_id)
@@ -287,6 +350,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, help="interleaved repeats (default 5; --quick 1)")
     ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke)")
     ap.add_argument("--check-work", action="store_true", help="also print mean vehicles on both sides")
+    ap.add_argument("--split", action="store_true",
+                    help="also print the in-process CPU split (SUMO stepping / starts / env code), ours vs sumo-rl")
     ap.add_argument("--json", help="write the numbers to this file")
     ap.add_argument("--skip-signal", action="store_true")
     ap.add_argument("--skip-ring", action="store_true")
@@ -298,6 +363,8 @@ def main() -> None:
     if not args.skip_signal:
         res["signal"] = bench_signal(args.env, steps, repeats, [int(x) for x in args.sims.split(",")],
                                      args.check_work)
+        if args.split:
+            res["signal"]["cpu_split_us"] = cpu_split(args.env, steps)
     if not args.skip_ring:
         res.update(bench_ring(args.quick, args.jax_sizes))
     if args.json:
