@@ -267,6 +267,7 @@ def test_fast_signal_step_gives_the_reference_numbers(yellow_time):
                 ts = env.step(a)
                 out += [ts.observation, ts.reward, ts.truncated, ts.info["final_observation"]]
                 out += [ts.info[k] for k in sorted(INFO_SHAPES)]
+            assert all(x.flags.writeable for x in (ts.observation, ts.reward, *ts.info.values()))  # caller-owned
         runs.append(out)
     assert sum(np.asarray(x).sum() for x in runs[0][2::9]) != 0  # rewards are not all zero
     for i, (a, b) in enumerate(zip(*runs)):

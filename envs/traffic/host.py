@@ -104,7 +104,7 @@ class SumoBatchedEnv(BatchedEnv):
                 if i not in restarted:
                     vecs[i] = ans[0]
         else:
-            vecs = np.stack([ans[0] for ans in answers]) if N > 1 else np.asarray(answers[0][0])[None]
+            vecs = np.stack([ans[0] for ans in answers]) if N > 1 else np.array(answers[0][0])[None]  # own copy
         if vecs.shape[1] != self._layout[-1][2]:
             unpack_step(vecs[0], self._layout)  # raises the clear size error
         # [N, V] -> one [B, ...] array per field (obs, reward, final_obs, info keys), in one slice each
