@@ -395,7 +395,9 @@ _INLINE_OWNER: list = []  # the InlinePool that owns this process's one libsumo 
 class InlinePool:
     """The ``WorkerPool`` interface for ONE simulation run inside the calling process (no worker, no IPC).
 
-    About 1.4x less CPU per step than a worker for a single intersection, but: libsumo allows one simulation per
+    About 1.2-1.35x less CPU per step than a worker for a single intersection on the shared 2-core machine
+    (2026-12-01: the worker spends ~20% more user CPU on the same SUMO work, most likely cold caches after each
+    wake-up; the messages themselves cost ~10-20 us a side), but: libsumo allows one simulation per
     process (a second open InlinePool is refused), a SUMO crash takes the calling process down, and a hang cannot
     be detected. Use it for single-env jobs where throughput matters (e.g. one MBTL source task per process).
     """
