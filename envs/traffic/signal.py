@@ -193,24 +193,20 @@ class SignalSim:
         lt.phase, lt.next_phase, lt.yellow, lt.time_in_phase = lt.next_phase, int(action), True, 0.0
 
     def _advance(self, actions) -> None:
-        """Apply the actions and run ``delta_time`` seconds: up to the end of the yellow (if any light switched),
-        then the rest, in at most two libsumo calls."""
+        """Apply the actions and run ``delta_time`` seconds in at most two libsumo calls: up to the end of the yellow
+        (if any light switched), then the rest."""
         t, c = self.traci, self.cfg
         for lt, a in zip(self.lights, actions):
             self._apply(lt, int(a))
-        start = self._time
-        yellow = c.yellow_time > 0 and any(lt.yellow for lt in self.lights)
-        if yellow:
-            t.simulationStep(start + c.yellow_time)
+        start = t.simulation.getTime()
+        yellow = any(lt.yellow for lt in self.lights) and c.yellow_time > 0
+        for until in ((c.yellow_time, c.delta_time) if yellow else (c.delta_time,)):
+            t.simulationStep(start + until)
             for lt in self.lights:
-                if lt.yellow:
+                if lt.yellow and until >= c.yellow_time:
                     t.trafficlight.setRedYellowGreenState(lt.id, lt.green[lt.next_phase])
                     lt.yellow, lt.phase = False, lt.next_phase
-        t.simulationStep(start + c.delta_time)
         for lt in self.lights:
-            if lt.yellow:  # yellow_time == 0: the switch is immediate
-                t.trafficlight.setRedYellowGreenState(lt.id, lt.green[lt.next_phase])
-                lt.yellow, lt.phase = False, lt.next_phase
             lt.time_in_phase += c.delta_time
         self._time = t.simulation.getTime()
 
@@ -259,20 +255,7 @@ class SignalSim:
     def _step_reference(self, actions: np.ndarray):
         """The step written light by light with one libsumo query per quantity (the definition of the numbers)."""
         t, c = self.traci, self.cfg
-        actions = np.asarray(actions).reshape(-1)
-        for lt, a in zip(self.lights, actions):
-            self._apply(lt, int(a))
-        # advance in at most two libsumo calls: up to the end of the yellow (if any light switched), then the rest
-        start = t.simulation.getTime()
-        yellow = any(lt.yellow for lt in self.lights) and c.yellow_time > 0
-        for until in ((c.yellow_time, c.delta_time) if yellow else (c.delta_time,)):
-            t.simulationStep(start + until)
-            for lt in self.lights:
-                if lt.yellow and until >= c.yellow_time:
-                    t.trafficlight.setRedYellowGreenState(lt.id, lt.green[lt.next_phase])
-                    lt.yellow, lt.phase = False, lt.next_phase
-        for lt in self.lights:
-            lt.time_in_phase += c.delta_time
+        self._advance(np.asarray(actions).reshape(-1))
         veh, halt = self._lane_counts()
         obs = self._observe(veh, halt)
         A = len(self.lights)
