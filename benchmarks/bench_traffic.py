@@ -1,22 +1,29 @@
 """Traffic benchmarks, printed side by side with ratios.
 
-1. Signal control on one intersection: ``traffic/signal-1x1`` vs sumo-rl's ``SumoEnvironment(single_agent=True)``
-   with ``LIBSUMO_AS_TRACI=1`` on the *same* generated network and demand, same delta_time/yellow/min_green, the
-   same 4 green phases in the same order (the generator writes them into the network's program, which sumo-rl
-   reads; so the same random actions give statistically the same traffic and SUMO work on both sides),
-   random actions, 600 s episodes (resets included in the timing), 3 interleaved repeats (median). Agent-steps per wall second, and per CPU
-   second (parent + SUMO workers; robust to other load on the machine).
+1. Signal control: a traffic id (default ``traffic/signal-1x1``; any id whose simulations carry ``net_file`` /
+   ``route_file`` / ``delta_time`` / ``yellow_time`` in their config, e.g. ``traffic/signal-2x2`` or, once merged,
+   ``traffic/resco/cologne1``) vs sumo-rl's ``SumoEnvironment`` with ``LIBSUMO_AS_TRACI=1`` on the *same* network
+   and route files, same delta_time/yellow/min_green, random actions, resets included in the timing. sumo-rl is
+   given the same per-episode SUMO seeds as our first simulation and, on a single intersection, the same action
+   stream, so both sides simulate the same traffic: ``--check-work`` prints the mean number of vehicles in the
+   network at the decision points on both sides (equal on signal-1x1). Repeats are interleaved (ours, sumo-rl,
+   ours, ...) so drifting load on a shared machine hits both sides alike; the ratio is taken per repeat and the
+   median and the range over repeats are printed. Agent-steps per wall second, and per CPU second (parent + SUMO
+   workers; robust to other load on the machine).
 2. Ring road: ``traffic/ring-sumo`` (SUMO IDM, one worker per env) vs ``traffic/ring-jax`` vmapped over 1024 and
    10240 contexts inside one jitted ``lax.scan``. Env-steps/s (one env step = a 1 s hold = 10 IDM steps).
 
-Usage:  .venv/bin/python benchmarks/bench_traffic.py [--quick] [--json out.json]
+Usage:  .venv/bin/python benchmarks/bench_traffic.py [--env traffic/signal-1x1] [--quick] [--skip-ring]
+        [--sims 1,2] [--repeats 5] [--check-work] [--split] [--json out.json]
 sumo-rl is optional (``pip install 'omnitask[bench]'``); without it part 1 reports only our env.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import sys
 import time
 
@@ -27,13 +34,17 @@ os.environ["LIBSUMO_AS_TRACI"] = "1"  # sumo-rl reads this at import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import envs  # noqa: E402
-from envs.traffic.netgen import GridParams, grid_scenario, sumo_home  # noqa: E402
+from envs.traffic.host import episode_seed  # noqa: E402
+from envs.traffic.netgen import sumo_home  # noqa: E402
 
 try:  # import sumo-rl before anything imports libsumo in this process (the inline run does)
     sumo_home()
     import sumo_rl  # noqa: F401
 except ImportError:
     pass
+
+SEED = 0
+SIGNAL_OPTIONS = {"episode_seconds": 600, "time_to_teleport": -1}  # 120 decisions per episode; sumo-rl: no teleports
 
 
 def _cpu_seconds(pids) -> float:
@@ -47,46 +58,245 @@ def _cpu_seconds(pids) -> float:
     return total
 
 
-def bench_ours(num_envs: int, steps: int, episode_seconds: int, context: dict,
-               inline: bool = False) -> tuple[float, float]:
-    """(agent-steps per wall second, agent-steps per CPU second of parent + workers)."""
-    rng = np.random.default_rng(0)
-    with envs.make("traffic/signal-1x1", num_envs=num_envs, seed=0, episode_seconds=episode_seconds,
-                   context=context, time_to_teleport=-1, inline=inline) as env:  # sumo-rl's default: no teleports
+def _options(env_id: str) -> dict:
+    return dict(SIGNAL_OPTIONS) if env_id.startswith("traffic/signal-") else {}
+
+
+@functools.lru_cache(maxsize=None)
+def agents_per_sim(env_id: str) -> int:
+    """Agents (lights) of one simulation of ``env_id``: 1, or the N of the factory's 'a multiple of N' error."""
+    try:
+        envs.make(env_id, num_envs=1, seed=SEED, **_options(env_id)).close()
+        return 1
+    except ValueError as err:
+        m = re.search(r"multiple of (\d+)", str(err))
+        if not m:
+            raise
+        return int(m.group(1))
+
+
+def _mask(env, num_envs: int, num_actions: int) -> np.ndarray:
+    """[B, num_actions] valid actions (an env's ``action_mask`` if it has one, e.g. padded phase sets)."""
+    mask = getattr(env, "action_mask", None)
+    return np.ones((num_envs, num_actions), bool) if mask is None else np.asarray(mask, bool)
+
+
+def random_actions(rng, mask: np.ndarray) -> np.ndarray:
+    """One uniform valid action per agent; with a full mask this is ``rng.integers(0, n, B)`` (sumo-rl's stream)."""
+    if mask.all():
+        return rng.integers(0, mask.shape[1], mask.shape[0]).astype(np.int32)
+    return np.array([rng.choice(np.flatnonzero(m)) for m in mask], np.int32)
+
+
+def bench_ours(env_id: str, sims: int, steps: int, inline: bool = False) -> tuple[float, float]:
+    """(agent-steps per wall second, agent-steps per CPU second of parent + workers); ``steps`` env steps."""
+    A = agents_per_sim(env_id)
+    rng = np.random.default_rng(SEED)
+    with envs.make(env_id, num_envs=sims * A, seed=SEED, inline=inline, **_options(env_id)) as env:
+        mask = _mask(env, env.num_envs, env.spec.action.num_actions)
         env.reset()
-        env.step(np.zeros(env.num_envs, np.int32))
         pids = [] if inline else env.pool.pids  # inline: the simulation's CPU is this process's
         c0, t0 = time.process_time() + _cpu_seconds(pids), time.perf_counter()
         for _ in range(steps):
-            env.step(rng.integers(0, 4, env.num_envs).astype(np.int32))
+            env.step(random_actions(rng, mask))
         wall = time.perf_counter() - t0
         cpu = time.process_time() + _cpu_seconds(pids) - c0
         return steps * env.num_envs / wall, steps * env.num_envs / cpu
 
 
-def bench_sumo_rl(steps: int, episode_seconds: int, context: dict) -> tuple[float, float] | None:
+def sumo_rl_setup(env_id: str) -> dict:
+    """sumo-rl arguments for the same network, demand and timing as ``env_id``'s simulations."""
+    A = agents_per_sim(env_id)
+    env = envs.make(env_id, num_envs=A, seed=SEED, **_options(env_id))
     try:
-        sumo_home()
-        from sumo_rl import SumoEnvironment
-    except ImportError as err:
-        print(f"  sumo-rl not available ({err}); install the 'bench' extra")
-        return None
-    scen = grid_scenario(GridParams(1, 1, context["lane_length"], context["speed_limit"], context["inflow"],
-                                    float(episode_seconds)))
-    env = SumoEnvironment(net_file=str(scen / "net.net.xml"), route_file=str(scen / "routes.rou.xml"),
-                          single_agent=True, num_seconds=episode_seconds, delta_time=5, yellow_time=2, min_green=5,
-                          sumo_seed=0, sumo_warnings=False, reward_fn="diff-waiting-time", use_gui=False)
-    rng = np.random.default_rng(0)
-    env.reset()
-    n_act = env.action_space.n
+        cfg = env.pool.cfgs[0]
+    finally:
+        env.close()
+    missing = [k for k in ("net_file", "route_file", "delta_time", "yellow_time") if not hasattr(cfg, k)]
+    if missing:
+        raise SystemExit(f"{env_id}: its simulation config {type(cfg).__name__} has no {missing}; the sumo-rl "
+                         "comparison needs a signal-control id with SUMO net/route files")
+    begin = int(getattr(cfg, "begin", 0))
+    end = int(getattr(cfg, "end", begin + getattr(cfg, "episode_seconds", 3600)))
+    return dict(net_file=cfg.net_file, route_file=cfg.route_file, begin_time=begin, num_seconds=end - begin,
+                delta_time=int(cfg.delta_time), yellow_time=int(cfg.yellow_time),
+                min_green=int(getattr(cfg, "min_green", 0)), time_to_teleport=int(getattr(cfg, "time_to_teleport", -1)),
+                single_agent=A == 1)
+
+
+def _sumo_rl_env(setup: dict):
+    from sumo_rl import SumoEnvironment
+
+    return SumoEnvironment(**setup, sumo_seed=episode_seed(SEED, 0, 0), sumo_warnings=False,
+                           reward_fn="diff-waiting-time", use_gui=False)
+
+
+def bench_sumo_rl(setup: dict, steps: int, count_vehicles: bool = False) -> tuple[float, float, float]:
+    """(agent-steps per wall s, per CPU s, mean vehicles at decisions or nan). Same episode seeds as our first
+    simulation; on one intersection also the same action stream as ``bench_ours``."""
+    env = _sumo_rl_env(setup)
+    rng = np.random.default_rng(SEED)
+    episode = 0
+    env.reset(seed=episode_seed(SEED, 0, episode))
+    ids = env.ts_ids
+    n_act = [env.action_spaces(ts).n for ts in ids]
+    full = len(set(n_act)) == 1
+    vehicles = []
     c0, t0 = time.process_time(), time.perf_counter()  # libsumo runs inside this process
     for _ in range(steps):
-        _, _, term, trunc, _ = env.step(int(rng.integers(0, n_act)))
-        if term or trunc:
-            env.reset()
+        if full:
+            acts = rng.integers(0, n_act[0], len(ids))
+        else:
+            acts = [rng.integers(0, n) for n in n_act]
+        if setup["single_agent"]:
+            _, _, _, done, _ = env.step(int(acts[0]))
+        else:
+            _, _, dones, _ = env.step({ts: int(a) for ts, a in zip(ids, acts)})
+            done = dones["__all__"]
+        if done:
+            episode += 1
+            env.reset(seed=episode_seed(SEED, 0, episode))
+        if count_vehicles:  # after the reset, as our same-step autoreset does
+            vehicles.append(env.sumo.vehicle.getIDCount())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     env.close()
-    return steps / wall, steps / cpu
+    return steps * len(ids) / wall, steps * len(ids) / cpu, float(np.mean(vehicles)) if vehicles else float("nan")
+
+
+def ours_mean_vehicles(env_id: str, steps: int) -> float:
+    """Mean vehicles in the network at our decision points (inline run: libsumo is queried in this process)."""
+    import libsumo
+
+    A = agents_per_sim(env_id)
+    rng = np.random.default_rng(SEED)
+    counts = []
+    with envs.make(env_id, num_envs=A, seed=SEED, inline=True, **_options(env_id)) as env:
+        mask = _mask(env, A, env.spec.action.num_actions)
+        env.reset()
+        for _ in range(steps):
+            env.step(random_actions(rng, mask))
+            counts.append(libsumo.vehicle.getIDCount())
+    return float(np.mean(counts))
+
+
+def cpu_split(env_id: str, steps: int) -> dict:
+    """CPU microseconds per agent-step in one process, ours ``inline`` vs sumo-rl on the same seeds and actions:
+    SUMO's own stepping, SUMO (re)starts/loads, and everything else (the env code). SUMO's stepping is the same work
+    on both sides, so (sumo-rl total) / (SUMO stepping + starts) bounds the ratio any env code could reach."""
+    import libsumo
+    import traci  # sumo-rl calls libsumo through ``traci`` (LIBSUMO_AS_TRACI=1), a copy of libsumo's functions
+
+    spent: dict[str, float] = {}
+    saved = []
+
+    def timed(mod, name, key):
+        fn = getattr(mod, name)
+        saved.append((mod, name, fn))
+
+        def wrapper(*a, **k):
+            t0 = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.process_time() - t0
+        setattr(mod, name, wrapper)
+
+    for mod in {id(libsumo): libsumo, id(traci): traci}.values():
+        timed(mod, "simulationStep", "sumo_step")
+        timed(mod, "load", "sumo_start")
+        timed(mod, "start", "sumo_start")
+    out = {}
+    try:
+        A = agents_per_sim(env_id)
+        for side in ("ours_inline", "sumo_rl"):
+            spent.clear()
+            c0 = time.process_time()
+            if side == "ours_inline":
+                if A != 1:
+                    continue
+                rng = np.random.default_rng(SEED)
+                with envs.make(env_id, num_envs=1, seed=SEED, inline=True, **_options(env_id)) as env:
+                    mask = _mask(env, 1, env.spec.action.num_actions)
+                    env.reset()
+                    c0 = time.process_time()
+                    for _ in range(steps):
+                        env.step(random_actions(rng, mask))
+                    total = time.process_time() - c0
+                agent_steps = steps
+            else:
+                try:
+                    total = steps * A / bench_sumo_rl(sumo_rl_setup(env_id), steps)[1]
+                except ImportError:
+                    continue  # no sumo-rl: bench_signal already said so
+                agent_steps = steps * A
+            us = {k: v / agent_steps * 1e6 for k, v in spent.items()}
+            out[side] = {"total": total / agent_steps * 1e6, **us,
+                         "rest": (total - sum(spent.values())) / agent_steps * 1e6}
+    finally:
+        for mod, name, fn in saved:
+            setattr(mod, name, fn)
+    for side, d in out.items():
+        print(f"  CPU split {side:12s} us/agent-step: total {d['total']:6.0f} = SUMO stepping "
+              f"{d.get('sumo_step', 0):5.0f} + SUMO start/load {d.get('sumo_start', 0):4.0f} + env code {d['rest']:5.0f}")
+    if len(out) == 2:
+        # the same SUMO stepping plus the cheaper of the two ways to start an episode (our reload)
+        floor = out["sumo_rl"].get("sumo_step", 0) + min(d.get("sumo_start", 0) for d in out.values())
+        print(f"  => with zero env code, the ratio to sumo-rl could be at most {out['sumo_rl']['total'] / floor:.2f}x")
+    return out
+
+
+def bench_signal(env_id: str, steps: int, repeats: int, sims_list: list[int], check_work: bool) -> dict:
+    try:
+        setup = sumo_rl_setup(env_id)
+        sumo_home()
+        import sumo_rl  # noqa: F401
+    except ImportError as err:
+        print(f"  sumo-rl not available ({err}); install the 'bench' extra")
+        setup = None
+    A = agents_per_sim(env_id)
+    print(f"== signal control {env_id} ({A} agent(s) per simulation), {steps} env steps x {repeats} interleaved "
+          f"repeats, random actions, load average {os.getloadavg()[0]:.1f} ==")
+    runs: dict[str, list] = {f"ours_{n}sim": [] for n in sims_list}
+    if A == 1:
+        runs["ours_inline"] = []
+    runs["sumo_rl"] = []
+    for _ in range(repeats):
+        for n in sims_list:
+            runs[f"ours_{n}sim"].append(bench_ours(env_id, n, max(1, steps // n)))
+        if A == 1:
+            runs["ours_inline"].append(bench_ours(env_id, 1, steps, inline=True))
+        if setup is not None:
+            runs["sumo_rl"].append(bench_sumo_rl(setup, steps)[:2])
+    res: dict = {"env_id": env_id, "steps": steps, "repeats": repeats, "load_avg_1min": os.getloadavg()[0]}
+    ref = np.array(runs["sumo_rl"]) if runs["sumo_rl"] else None
+    print(f"  {'env':40s} {'agent-steps/s wall':>18s} {'vs sumo-rl (range)':>20s} {'per CPU-s':>10s} "
+          f"{'vs sumo-rl (range)':>20s}")
+    for key, vals in runs.items():
+        if not vals:
+            continue
+        v = np.array(vals)  # [repeats, 2]
+        med = np.median(v, axis=0)
+        res[key] = {"wall": med[0], "cpu": med[1], "runs": v.tolist()}
+        cols = []
+        for j in range(2):
+            if ref is None:
+                cols.append("-")
+                continue
+            r = v[:, j] / ref[:, j]  # paired: repeat k of ours vs repeat k of sumo-rl
+            res[key]["ratio_" + ("wall" if j == 0 else "cpu")] = {"median": float(np.median(r)),
+                                                                   "min": float(r.min()), "max": float(r.max())}
+            cols.append(f"{np.median(r):.2f}x ({r.min():.2f}-{r.max():.2f})")
+        name = {"ours_inline": "omnitask inline (1 sim, no worker)", "sumo_rl": "sumo-rl (libsumo, in-process)"}.get(
+            key, f"omnitask default workers ({key[5:-3]} sim)")
+        print(f"  {name:40s} {med[0]:18.1f} {cols[0]:>20s} {med[1]:10.1f} {cols[1]:>20s}")
+    if check_work and setup is not None:
+        work_steps = min(steps, 600)
+        ours_v = ours_mean_vehicles(env_id, work_steps)
+        rl_v = bench_sumo_rl(setup, work_steps, count_vehicles=True)[2]
+        res["mean_vehicles"] = {"ours": ours_v, "sumo_rl": rl_v}
+        print(f"  same SUMO work: mean vehicles in the network at the decisions ({work_steps} steps): "
+              f"ours {ours_v:.2f}, sumo-rl {rl_v:.2f}")
+    return res
 
 
 def bench_ring_sumo(num_envs: int, steps: int) -> tuple[float, float]:
@@ -137,44 +347,39 @@ def bench_ring_jax(num_envs: int, steps: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="traffic/signal-1x1", help="traffic id for the sumo-rl comparison")
+    ap.add_argument("--sims", default="1,2", help="simulations (worker processes) of our default mode to time")
+    ap.add_argument("--steps", type=int, help="env steps per timed run (default 1200; --quick 120)")
+    ap.add_argument("--repeats", type=int, help="interleaved repeats (default 5; --quick 1)")
     ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke)")
+    ap.add_argument("--check-work", action="store_true", help="also print mean vehicles on both sides")
+    ap.add_argument("--split", action="store_true",
+                    help="also print the in-process CPU split (SUMO stepping / starts / env code), ours vs sumo-rl")
     ap.add_argument("--json", help="write the numbers to this file")
     ap.add_argument("--skip-signal", action="store_true")
+    ap.add_argument("--skip-ring", action="store_true")
     ap.add_argument("--jax-sizes", default="1024,10240")
     args = ap.parse_args()
-    steps = 120 if args.quick else 600
-    episode_seconds = 600  # 120 decisions per episode: resets are part of the measured throughput
-    repeats = 1 if args.quick else 3
-    context = {"inflow": 600.0, "speed_limit": 13.89, "lane_length": 200.0}
-    res: dict = {"context": context, "episode_seconds": episode_seconds, "steps": steps}
-
+    steps = args.steps or (120 if args.quick else 1200)
+    repeats = args.repeats or (1 if args.quick else 5)
+    res: dict = {}
     if not args.skip_signal:
-        print(f"== signal control, one intersection, {context}, {steps} agent steps x {repeats} (median), "
-              "random actions ==")
-        runs = {"ours_1env": [], "ours_2env": [], "ours_inline": [], "sumo_rl": []}
-        for _ in range(repeats):  # interleaved, so drifting load on a shared machine hits both sides alike
-            runs["ours_1env"].append(bench_ours(1, steps, episode_seconds, context))
-            runs["ours_2env"].append(bench_ours(2, steps // 2, episode_seconds, context))
-            runs["ours_inline"].append(bench_ours(1, steps, episode_seconds, context, inline=True))
-            runs["sumo_rl"].append(bench_sumo_rl(steps, episode_seconds, context))
-        for key, vals in runs.items():
-            vals = [v for v in vals if v is not None]
-            res[key] = tuple(np.median(np.array(vals), axis=0).tolist()) if vals else None
-        print(f"  {'env':34s} {'steps/s wall':>12s} {'vs sumo-rl':>10s} {'steps/CPU-s':>12s} {'vs sumo-rl':>10s}")
-        ref = res.get("sumo_rl")
-        for name, key in (("omnitask traffic/signal-1x1 (B=1)", "ours_1env"),
-                          ("omnitask traffic/signal-1x1 (B=2)", "ours_2env"),
-                          ("omnitask signal-1x1 inline (B=1)", "ours_inline"),
-                          ("sumo-rl single_agent (libsumo)", "sumo_rl")):
-            v = res[key]
-            if v is None:
-                continue
-            r_wall = f"{v[0] / ref[0]:.2f}x" if ref else "-"
-            r_cpu = f"{v[1] / ref[1]:.2f}x" if ref else "-"
-            print(f"  {name:34s} {v[0]:12.1f} {r_wall:>10s} {v[1]:12.1f} {r_cpu:>10s}")
+        res["signal"] = bench_signal(args.env, steps, repeats, [int(x) for x in args.sims.split(",")],
+                                     args.check_work)
+        if args.split:
+            res["signal"]["cpu_split_us"] = cpu_split(args.env, steps)
+    if not args.skip_ring:
+        res.update(bench_ring(args.quick, args.jax_sizes))
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(res, f, indent=1)
+        os.replace(args.json + ".tmp", args.json)
 
+
+def bench_ring(quick: bool, jax_sizes: str) -> dict:
+    res: dict = {}
     print("== ring road: SUMO IDM vs JAX IDM (1 env step = 1 s hold = 10 x 0.1 s IDM steps) ==")
-    ring_steps = 100 if args.quick else 300
+    ring_steps = 100 if quick else 300
     res["ring_sumo_1env"] = bench_ring_sumo(1, ring_steps)
     res["ring_sumo_2env"] = bench_ring_sumo(2, ring_steps)
     import jax
@@ -188,14 +393,11 @@ def main() -> None:
 
     row("traffic/ring-sumo (B=1)", res["ring_sumo_1env"])
     row("traffic/ring-sumo (B=2)", res["ring_sumo_2env"])
-    for n in (int(s) for s in args.jax_sizes.split(",")):
+    for n in (int(s) for s in jax_sizes.split(",")):
         key = f"ring_jax_{n}"
-        res[key] = bench_ring_jax(n, 50 if args.quick else 200)
+        res[key] = bench_ring_jax(n, 50 if quick else 200)
         row(f"traffic/ring-jax vmap B={n} ({res['jax_backend']})", res[key])
-    if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(res, f, indent=1)
-        os.replace(args.json + ".tmp", args.json)
+    return res
 
 
 if __name__ == "__main__":

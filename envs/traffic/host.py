@@ -86,9 +86,10 @@ class SumoBatchedEnv(BatchedEnv):
         return TimeStep(self._obs.copy(), zeros_f, zeros_b, zeros_b.copy(), self._task_id.copy(),
                         self.context.copy(), info)
 
-    def _check_actions(self, actions) -> list[np.ndarray]:
+    def _check_actions(self, actions) -> np.ndarray:
+        """[N, A, *action_shape]: one row per simulation (the pool iterates over the rows)."""
         act = self.spec.check_actions(actions, self.num_envs)  # shape, dtype, range, finiteness
-        return list(act.reshape(self.num_sims, self.agents_per_sim, *act.shape[1:]))
+        return act.reshape(self.num_sims, self.agents_per_sim, *act.shape[1:])
 
     def step(self, actions) -> TimeStep:
         if self._obs is None:
@@ -96,38 +97,52 @@ class SumoBatchedEnv(BatchedEnv):
         per_sim = self._check_actions(actions)
         next_seeds = self._seeds(offset=1)
         answers, restarted = self.pool.step(per_sim, next_seeds)
-        A = self.agents_per_sim
-        obs = np.empty_like(self._obs)
-        final_obs = np.empty_like(self._obs)
-        reward = np.zeros(self.num_envs, np.float32)
-        term = np.zeros(self.num_envs, bool)
-        trunc = np.zeros(self.num_envs, bool)
-        info = self._empty_info()
-        worker_restarted = np.zeros(self.num_envs, bool)
-        for i, ans in enumerate(answers):
+        A, N, B = self.agents_per_sim, self.num_sims, self.num_envs
+        if restarted:
+            vecs = np.zeros((N, self._layout[-1][2]), np.float32)  # restarted rows are filled in below
+            for i, ans in enumerate(answers):
+                if i not in restarted:
+                    vecs[i] = ans[0]
+        else:
+            vecs = np.stack([ans[0] for ans in answers]) if N > 1 else np.array(answers[0][0])[None]  # own copy
+        if vecs.shape[1] != self._layout[-1][2]:
+            unpack_step(vecs[0], self._layout)  # raises the clear size error
+        # [N, V] -> one [B, ...] array per field (obs, reward, final_obs, info keys), in one slice each
+        parts = {name: vecs[:, a:b].reshape(B, *shape[1:]) for name, a, b, shape in self._layout}
+        obs, final_obs, reward = parts.pop("obs"), parts.pop("final_obs"), parts.pop("reward")
+        te = np.array([False if i in restarted else bool(ans[1]) for i, ans in enumerate(answers)])
+        tr = np.array([True if i in restarted else bool(ans[2]) for i, ans in enumerate(answers)])
+        worker_restarted = np.zeros(B, bool)
+        for i in restarted:  # crashed/hung: the episode is cut here; the answer is the new episode's first obs
             sl = slice(i * A, (i + 1) * A)
-            if i in restarted:  # crashed/hung: the episode is cut here; the answer is the new episode's first obs
-                obs[sl] = ans
-                final_obs[sl] = self._obs[sl]
-                trunc[sl] = True
-                worker_restarted[sl] = True
-                self._episode[i] += 1
-                continue
-            vec, te, tr = ans
-            parts = unpack_step(vec, self._layout)
-            obs[sl], final_obs[sl], reward[sl] = parts["obs"], parts["final_obs"], parts["reward"]
-            term[sl], trunc[sl] = te, tr and not te
-            for k in self._info_shapes:
-                info[k][sl] = parts[k]
-            if te or tr:
-                self._episode[i] += 1
+            obs[sl] = np.asarray(answers[i], obs.dtype).reshape(A, *obs.shape[1:])
+            final_obs[sl] = self._obs[sl]
+            reward[sl] = 0.0
+            for k in parts:
+                parts[k][sl] = 0.0
+            worker_restarted[sl] = True
+        self._episode[te | tr] += 1
+        term = np.repeat(te, A) if A > 1 else te
+        trunc = np.repeat(tr & ~te, A) if A > 1 else tr & ~te
         done = term | trunc
-        ep_ret, ep_len = self._stats.update(reward, done)
+        ep_ret, ep_len = self._update_stats(reward, done)
         self._obs = obs
-        success = info.pop("success", np.zeros(self.num_envs, np.float32)).astype(bool)
+        success = parts.pop("success", np.zeros(B, np.float32)).astype(bool)
+        info = parts
         info.update({"final_observation": final_obs, "episode_return": ep_ret, "episode_length": ep_len,
                      "success": success, "worker_restarted": worker_restarted})
         return TimeStep(obs.copy(), reward, term, trunc, self._task_id.copy(), self.context.copy(), info)
+
+    def _update_stats(self, reward: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``EpisodeStats.update`` without the masked writes on the (usual) steps where nothing ended."""
+        st = self._stats
+        st.returns += reward
+        st.lengths += 1
+        out = (st.returns.copy(), st.lengths.copy())
+        if done.any():
+            st.returns[done] = 0.0
+            st.lengths[done] = 0
+        return out
 
     def close(self) -> None:
         pool = getattr(self, "pool", None)
