@@ -198,8 +198,8 @@ class RescoConfig:
         return RescoSim(self)
 
 
-INFO_KEYS_SCALAR = ("queue", "waiting_time", "sim_time", "resco_delay", "resco_trip_time", "resco_wait",
-                    "resco_queue")
+RESCO_METRICS = ("resco_delay", "resco_trip_time", "resco_wait", "resco_queue")  # per episode, at its last step
+INFO_KEYS_SCALAR = ("queue", "waiting_time", "sim_time") + RESCO_METRICS
 
 
 def info_shapes(max_phases: int) -> dict[str, tuple]:
@@ -364,8 +364,7 @@ class RescoSim:
         sim_time = t.simulation.getTime()
         info["sim_time"] = np.full(A, sim_time, np.float32)
         truncated = sim_time >= self.cfg.end
-        metrics = self._episode_metrics() if truncated else dict.fromkeys(
-            ("resco_delay", "resco_trip_time", "resco_wait", "resco_queue"), float("nan"))
+        metrics = self._episode_metrics() if truncated else dict.fromkeys(RESCO_METRICS, float("nan"))
         for k, v in metrics.items():
             info[k] = np.full(A, v, np.float32)
         return obs, reward, False, truncated, info
@@ -408,4 +407,5 @@ def make_resco(name: str, num_envs: int, seed: int, context=None, fixed_time: bo
                          info_shapes=info_shapes(lay.max_phases), step_timeout_s=step_timeout_s, inline=inline)
     env.action_mask = np.tile(lay.action_mask(), (sims, 1))  # [B, P]
     env.signal_ids = [s.tls_id for s in lay.signals] * sims  # [B]
+    env.episode_metric_keys = RESCO_METRICS  # reported by the trainers' evaluation (agents.common.trainer_utils)
     return env
