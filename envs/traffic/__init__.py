@@ -4,6 +4,7 @@ Ids (family ``traffic``):
   traffic/signal-1x1, traffic/signal-2x2, traffic/signal-3x3   signal control, one agent per light
   traffic/ecodrive                                            eco-driving at a fixed-time signal
   traffic/ring-sumo, traffic/ring-jax                         Sugiyama ring road with one advised AV
+  traffic/resco/<name>                                        RESCO benchmark networks (``envs.traffic.resco``)
 SUMO scenarios are generated at run time (``envs.traffic.netgen``) into a cache keyed by the context
 (``envs.traffic.cache``); each SUMO simulation runs in its own worker process (``envs.traffic.worker``).
 Heavy imports (libsumo, jax) happen inside the factories; specs are available without starting SUMO.
