@@ -22,8 +22,8 @@ Per signal (one agent; all signals of one simulation are consecutive agents of t
   on the signal's incoming lanes.
 
 Info per agent, every step: ``queue`` (halting vehicles on the incoming lanes), ``waiting_time`` (W),
-``phase_pressure [P]`` (vehicles on the incoming minus outgoing lanes of each phase's green links; padded phases
-copy their alias), ``action_mask [P]``, ``sim_time``. At the last step of an episode (NaN before), RESCO's metrics
+``phase_pressure [P]`` (vehicles on the incoming minus outgoing lanes of each phase's green links, an outgoing lane
+counting only where it feeds another controlled signal, as RESCO's pressure; padded phases copy their alias), ``action_mask [P]``, ``sim_time``. At the last step of an episode (NaN before), RESCO's metrics
 over all vehicles of the episode (``utils/readXML.py`` in RESCO): ``resco_delay`` (time loss + departure delay per
 vehicle, vehicles still waiting to enter counted with their wait), ``resco_trip_time``, ``resco_wait`` (per
 vehicle that entered; unfinished trips count so far) and ``resco_queue`` (queue averaged over the episode's steps).
@@ -237,6 +237,9 @@ class RescoSim:
         self._phase_links = [phase_links(s) for s in self.layout.signals]
         self._lanes = sorted({ln for s in self.layout.signals for pair in s.links for ln in pair})
         self._in_lanes = sorted({ln for s in self.layout.signals for ln in s.in_lanes})
+        # RESCO's pressure subtracts only downstream vehicles queued for another controlled signal; a lane leaving
+        # the controlled area drains freely (and its moving vehicles would only add noise)
+        self._in_set = frozenset(self._in_lanes)
         self._cap = np.zeros((A, L))
         for a, s in enumerate(self.layout.signals):
             self._cap[a, :len(s.in_lanes)] = np.maximum(np.array(s.lane_length) / VEHICLE_SPACE_M, 1.0)
@@ -357,7 +360,7 @@ class RescoSim:
             info["queue"][a] = sum(halt[ln] for ln in s.in_lanes)
             for p in range(P):
                 pairs = self._phase_links[a][p % s.num_phases]
-                info["phase_pressure"][a, p] = sum(veh[i] - veh[o] for i, o in pairs)
+                info["phase_pressure"][a, p] = sum(veh[i] - (veh[o] if o in self._in_set else 0) for i, o in pairs)
         reward = np.clip(-info["waiting_time"] / WAIT_NORM, -4.0, 4.0).astype(np.float32)
         self._queue_sum += float(info["queue"].sum())
         self._steps += 1
