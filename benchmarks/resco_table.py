@@ -39,15 +39,21 @@ METHODS = ("fixed-time", "max-pressure", "dqn", "ppo")
 
 
 def run_metrics(runs: Path | None, agent: str, net: str) -> dict | None:
-    """RESCO metrics of a trained run's final evaluation, or None when the run is not there."""
+    """RESCO metrics of trained runs' final evaluations (``<agent>-resco-<net>`` and its ``-s<seed>`` siblings),
+    averaged over the runs found, with ``runs`` (their number) and ``delay_min``/``delay_max``; None when none."""
     if runs is None:
         return None
-    path = runs / f"{agent}-resco-{net}" / "final_eval.json"
-    if not path.exists():
+    found = []
+    for path in sorted(runs.glob(f"{agent}-resco-{net}*/final_eval.json")):
+        if path.parent.name != f"{agent}-resco-{net}" and not path.parent.name.startswith(f"{agent}-resco-{net}-s"):
+            continue
+        ev = json.loads(path.read_text())
+        found.append({k[:-len("_mean")]: float(v) for k, v in ev.items() if k.startswith("resco_") and k.endswith("_mean")})
+    if not found:
         return None
-    ev = json.loads(path.read_text())
-    ev = ev.get("metrics", ev)
-    return {k[:-len("_mean")]: float(v) for k, v in ev.items() if k.startswith("resco_") and k.endswith("_mean")}
+    out = {k: sum(f[k] for f in found) / len(found) for k in found[0]}
+    delays = [f["resco_delay"] for f in found]
+    return out | {"runs": len(found), "delay_min": min(delays), "delay_max": max(delays)}
 
 
 def fmt(x) -> str:
@@ -71,14 +77,18 @@ def main(argv=None) -> int:
         ours["dqn"], ours["ppo"] = run_metrics(args.runs, "dqn", net), run_metrics(args.runs, "ppo", net)
         for m in METHODS:
             r = ours[m] or {}
-            rows.append({"net": net, "method": m, "delay": r.get("resco_delay"), "trip_time": r.get("resco_trip_time"),
+            rows.append({"net": net, "method": m, "runs": r.get("runs", 0),
+                         "delay_range": (r.get("delay_min"), r.get("delay_max")),
+                         "delay": r.get("resco_delay"), "trip_time": r.get("resco_trip_time"),
                          "wait": r.get("resco_wait"), "queue": r.get("resco_queue"),
                          "paper_delay": PAPER_DELAY.get(net, {}).get(m)})
-    print("| network | method | delay (s) | RESCO delay (s) | trip time (s) | wait (s) | queue (veh/signal-step) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| network | method | delay (s) | RESCO delay (s) | trip time (s) | wait (s) | queue (veh/signal-step) | n |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['net']} | {r['method']} | {fmt(r['delay'])} | {fmt(r['paper_delay'])} | {fmt(r['trip_time'])} | "
-              f"{fmt(r['wait'])} | {fmt(r['queue'])} |")
+        lo, hi = r["delay_range"]
+        spread = f" ({fmt(lo)}-{fmt(hi)})" if lo is not None and r["runs"] > 1 else ""
+        print(f"| {r['net']} | {r['method']} | {fmt(r['delay'])}{spread} | {fmt(r['paper_delay'])} | "
+              f"{fmt(r['trip_time'])} | {fmt(r['wait'])} | {fmt(r['queue'])} | {r['runs']} |")
     if args.json:
         from omnitask.fileio import atomic_write_json
 

@@ -17,7 +17,8 @@ BASELINES = ("fixed-time", "max-pressure")
 
 
 def evaluate_baseline(name: str, controller: str, episodes: int = 1, seed: int = 0) -> dict[str, float]:
-    """Mean (over ``episodes`` SUMO seeds) of RESCO's metrics and the summed per-signal return."""
+    """Mean (over ``episodes`` SUMO seeds) of RESCO's metrics and of the per-signal return; ``runs`` (episodes) and
+    ``delay_min`` / ``delay_max`` over them."""
     import envs
     from envs.traffic.controllers import MaxPressureController
     from envs.traffic.resco import RESCO_METRICS, check_name, net_layout, map_files
@@ -43,4 +44,6 @@ def evaluate_baseline(name: str, controller: str, episodes: int = 1, seed: int =
                 if ts.truncated.any() or ts.terminated.any():
                     break
             rows.append({**{k: float(ts.info[k][0]) for k in RESCO_METRICS}, "return": float(ret.mean())})
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} | {"episodes": float(len(rows))}
+    delays = [r["resco_delay"] for r in rows]
+    return ({k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+            | {"runs": len(rows), "delay_min": min(delays), "delay_max": max(delays)})
