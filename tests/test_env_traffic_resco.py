@@ -106,21 +106,25 @@ def test_bad_names_and_options_are_refused_with_the_allowed_values():
     with pytest.raises(ValueError, match="multiple of 3"):
         envs.make("traffic/resco/cologne3", num_envs=2)
     with pytest.raises(ValueError, match="unknown option"):
-        envs.make("traffic/resco/cologne1", episode_seconds=100)
+        envs.make("traffic/resco/cologne1", horizon=100)
+    with pytest.raises(ValueError, match=r"multiple of 10 in \[10, 3600\]"):
+        envs.make("traffic/resco/cologne1", episode_seconds=95)
     with pytest.raises(ValueError, match="no context"):
         envs.make("traffic/resco/cologne1", context={"inflow": 100.0})
 
 
 def test_dqn_evaluation_reports_resco_metrics(tmp_path):
-    """The short form of configs/traffic/resco_cologne1_dqn.yaml: one training episode, one evaluation episode."""
+    """The short form of configs/traffic/resco_cologne1_dqn.yaml on 600-s episodes: one training episode (learning
+    itself is covered by the generated signal envs' learning tests), then the trainer's evaluation episode reports
+    RESCO's metrics."""
     import jax
 
     from omnitask.agents_table import AGENTS
     from omnitask.config import load_config
 
     cfg = load_config(ROOT / "configs" / "traffic" / "resco_cologne1_dqn.yaml",
-                      ["env.num_envs=1", "run.total_env_steps=360", "dqn.learning_starts=300",
-                       "dqn.steps_per_train_step=360", f"run.out_dir={tmp_path}"])
+                      ["env.num_envs=1", "env.options.episode_seconds=600", "run.total_env_steps=60",
+                       "dqn.learning_starts=30", "dqn.steps_per_train_step=60", f"run.out_dir={tmp_path}"])
     _, trainer_cls = AGENTS["dqn"]()
     trainer = trainer_cls(cfg, None)
     try:
@@ -129,7 +133,7 @@ def test_dqn_evaluation_reports_resco_metrics(tmp_path):
         out = trainer.evaluate(state, 1, jax.random.PRNGKey(1))
     finally:
         trainer.close()
-    assert n == 360
+    assert n == 60
     for k in RESCO_METRICS:
         assert math.isfinite(out[f"{k}_mean"]) and out[f"{k}_mean"] >= 0
 

@@ -81,10 +81,10 @@ def _resco_factory(name):
 
 
 def _resco_spec_fn(name):
-    def spec_fn(**_options):
+    def spec_fn(episode_seconds=None, **_options):
         from envs.traffic.resco import resco_spec
 
-        return resco_spec(name)
+        return resco_spec(name, episode_seconds)
     return spec_fn
 
 

@@ -234,12 +234,19 @@ class RescoSim:
         self._departs: dict[str, float] | None = None
         A, P, L = self.layout.num_signals, self.layout.max_phases, self.layout.max_lanes
         self._mask = self.layout.action_mask().astype(np.float32)  # [A, P]
-        self._phase_links = [phase_links(s) for s in self.layout.signals]
-        self._lanes = sorted({ln for s in self.layout.signals for pair in s.links for ln in pair})
-        self._in_lanes = sorted({ln for s in self.layout.signals for ln in s.in_lanes})
+        # every lane any signal touches, incoming lanes first: counts are read into one array per step
+        in_lanes = sorted({ln for s in self.layout.signals for ln in s.in_lanes})
+        out_only = sorted({o for s in self.layout.signals for _, o in s.links} - set(in_lanes))
+        self._lanes = in_lanes + out_only
+        self._num_in = len(in_lanes)
+        index = {ln: i for i, ln in enumerate(self._lanes)}
+        self._in_idx = [np.array([index[ln] for ln in s.in_lanes]) for s in self.layout.signals]  # per signal [n]
         # RESCO's pressure subtracts only downstream vehicles queued for another controlled signal; a lane leaving
-        # the controlled area drains freely (and its moving vehicles would only add noise)
-        self._in_set = frozenset(self._in_lanes)
+        # the controlled area drains freely (and its moving vehicles would only add noise). Per signal and phase:
+        # (incoming lane indices, outgoing lane indices or -1 where not counted) over its green links.
+        self._pressure_idx = [[(np.array([index[i] for i, _ in pairs], int),
+                                np.array([index[o] if index[o] < self._num_in else -1 for _, o in pairs], int))
+                               for pairs in phase_links(s)] for s in self.layout.signals]
         self._cap = np.zeros((A, L))
         for a, s in enumerate(self.layout.signals):
             self._cap[a, :len(s.in_lanes)] = np.maximum(np.array(s.lane_length) / VEHICLE_SPACE_M, 1.0)
@@ -279,13 +286,16 @@ class RescoSim:
             if g >= 0 and g != self.phase[a]:
                 self.phase[a], self.time_in_phase[a] = g, 0.0
 
-    def _lane_counts(self) -> tuple[dict[str, int], dict[str, int]]:
-        t = self.traci
-        veh = {ln: t.lane.getLastStepVehicleNumber(ln) for ln in self._lanes}
-        halt = {ln: t.lane.getLastStepHaltingNumber(ln) for ln in self._in_lanes}
-        return veh, halt
+    def _lane_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vehicles [lanes + 1], halting vehicles [incoming lanes]); the extra last vehicle slot is a 0 that
+        uncounted outgoing lanes (index -1) read."""
+        lane = self.traci.lane
+        veh = np.fromiter((lane.getLastStepVehicleNumber(ln) for ln in self._lanes), float, len(self._lanes))
+        halt = np.fromiter((lane.getLastStepHaltingNumber(ln) for ln in self._lanes[:self._num_in]), float,
+                           self._num_in)
+        return np.append(veh, 0.0), halt
 
-    def _observe(self, veh: dict[str, int], halt: dict[str, int]) -> np.ndarray:
+    def _observe(self, veh: np.ndarray, halt: np.ndarray) -> np.ndarray:
         lay = self.layout
         A, P, L = lay.num_signals, lay.max_phases, lay.max_lanes
         obs = np.zeros((A, lay.obs_dim), np.float32)
@@ -293,9 +303,9 @@ class RescoSim:
             n = len(s.in_lanes)
             obs[a, self.phase[a]] = 1.0
             obs[a, P] = min(1.0, self.time_in_phase[a] / MAX_PHASE_SECONDS)
-            obs[a, P + 1:P + 1 + n] = np.minimum(np.array([veh[ln] for ln in s.in_lanes]) / self._cap[a, :n], 1.0)
-            obs[a, P + 1 + L:P + 1 + L + n] = np.minimum(np.array([halt[ln] for ln in s.in_lanes]) / self._cap[a, :n],
-                                                         1.0)
+            idx = self._in_idx[a]
+            obs[a, P + 1:P + 1 + n] = np.minimum(veh[idx] / self._cap[a, :n], 1.0)
+            obs[a, P + 1 + L:P + 1 + L + n] = np.minimum(halt[idx] / self._cap[a, :n], 1.0)
             obs[a, P + 1 + 2 * L + a] = 1.0
         return obs
 
@@ -357,10 +367,10 @@ class RescoSim:
                                 "phase_pressure": np.zeros((A, P), np.float32), "action_mask": self._mask.copy()}
         for a, s in enumerate(lay.signals):
             info["waiting_time"][a] = sum(t.lane.getWaitingTime(ln) for ln in s.in_lanes)
-            info["queue"][a] = sum(halt[ln] for ln in s.in_lanes)
+            info["queue"][a] = halt[self._in_idx[a]].sum()
             for p in range(P):
-                pairs = self._phase_links[a][p % s.num_phases]
-                info["phase_pressure"][a, p] = sum(veh[i] - (veh[o] if o in self._in_set else 0) for i, o in pairs)
+                i_idx, o_idx = self._pressure_idx[a][p % s.num_phases]
+                info["phase_pressure"][a, p] = veh[i_idx].sum() - veh[o_idx].sum()
         reward = np.clip(-info["waiting_time"] / WAIT_NORM, -4.0, 4.0).astype(np.float32)
         self._queue_sum += float(info["queue"].sum())
         self._steps += 1
@@ -377,34 +387,50 @@ class RescoSim:
 
 
 # ------------------------------------------------------------------------------------------------ env factory
-def resco_spec(name: str) -> EnvSpec:
+def episode_window(name: str, episode_seconds: int | None) -> tuple[int, int]:
+    """(begin, end) simulated seconds: RESCO's window, or its first ``episode_seconds`` (short runs, e.g. tests)."""
     m = check_name(name)
+    if episode_seconds is None:
+        return m.begin, m.end
+    full = m.end - m.begin
+    if isinstance(episode_seconds, bool) or not isinstance(episode_seconds, int) or not (
+            m.delta_time <= episode_seconds <= full and episode_seconds % m.delta_time == 0):
+        raise ValueError(f"traffic/resco/{name}: episode_seconds must be a multiple of {m.delta_time} in "
+                         f"[{m.delta_time}, {full}] (None = RESCO's {full} s), got {episode_seconds!r}")
+    return m.begin, m.begin + episode_seconds
+
+
+def resco_spec(name: str, episode_seconds: int | None = None) -> EnvSpec:
+    m = check_name(name)
+    begin, end = episode_window(name, episode_seconds)
     lay = net_layout(map_files(name)[0])
     return EnvSpec(f"traffic/resco/{name}", ArraySpec((lay.obs_dim,), "float32", 0.0, 1.0),
                    DiscreteActionSpec(lay.max_phases, tuple(f"green-{p}" for p in range(lay.max_phases))),
-                   ("default",), (), (m.end - m.begin) // m.delta_time)
+                   ("default",), (), (end - begin) // m.delta_time)
 
 
 def make_resco(name: str, num_envs: int, seed: int, context=None, fixed_time: bool = False,
-               step_timeout_s: float = 120.0, inline: bool = False, **options):
-    """``traffic/resco/<name>``: ``num_envs`` counts agents, a multiple of the network's signals."""
+               episode_seconds: int | None = None, step_timeout_s: float = 120.0, inline: bool = False, **options):
+    """``traffic/resco/<name>``: ``num_envs`` counts agents, a multiple of the network's signals.
+    ``episode_seconds`` (default None = RESCO's 3600 s) cuts episodes short; RESCO's numbers need the default."""
     from envs.traffic.host import SumoBatchedEnv
 
     env_id = f"traffic/resco/{name}"
     m = check_name(name)
     if options:
-        raise ValueError(f"{env_id}: unknown option(s) {sorted(options)}; allowed: fixed_time, step_timeout_s, "
-                         "inline (episode length, step and yellow are RESCO's and fixed)")
+        raise ValueError(f"{env_id}: unknown option(s) {sorted(options)}; allowed: fixed_time, episode_seconds, "
+                         "step_timeout_s, inline (step and yellow are RESCO's and fixed)")
+    begin, end = episode_window(name, episode_seconds)
     if context:
         raise ValueError(f"{env_id}: RESCO networks have no context variables; got {sorted(dict(context))}")
     net_file, route_file = map_files(name)
-    spec = resco_spec(name)
+    spec = resco_spec(name, episode_seconds)
     lay = net_layout(net_file)
     A = lay.num_signals
     if num_envs % A:
         raise ValueError(f"{env_id}: num_envs counts agents and the network has {A} signals, so num_envs must be a "
                          f"multiple of {A}; got {num_envs}")
-    cfg = RescoConfig(name, net_file, route_file, m.begin, m.end, m.delta_time, m.yellow_time, bool(fixed_time))
+    cfg = RescoConfig(name, net_file, route_file, begin, end, m.delta_time, m.yellow_time, bool(fixed_time))
     sims = num_envs // A
     env = SumoBatchedEnv(spec, [cfg] * sims, A, np.zeros((sims, 0), np.float32), seed,
                          info_shapes=info_shapes(lay.max_phases), step_timeout_s=step_timeout_s, inline=inline)
