@@ -30,6 +30,9 @@ vehicle that entered; unfinished trips count so far) and ``resco_queue`` (queue 
 
 Option ``fixed_time=True`` leaves every signal on the network's own static program (SUMO's fixed-time control,
 RESCO's "Fixed Time" baseline): actions are checked but ignored; observations and metrics are as above.
+Option ``episode_seconds`` (default None = RESCO's 3600 s) keeps only the window's first seconds (short runs, tests).
+Known difference from RESCO: a switch whose links only gain green (no green -> red link) still waits out the yellow
+time before the new links turn green (RESCO switches those at once).
 """
 from __future__ import annotations
 
