@@ -39,6 +39,10 @@ def list_ids(family: str | None = None) -> list[str]:
 
 def entry(env_id: str) -> EnvEntry:
     if env_id not in _REGISTRY:
+        prefix = env_id.rsplit("/", 1)[0] + "/" if env_id.count("/") >= 2 else None
+        siblings = sorted(k for k in _REGISTRY if prefix and k.startswith(prefix))
+        if 0 < len(siblings) <= 12:  # a small namespace such as traffic/resco/<name>: list every allowed name
+            raise ValueError(f"unknown environment id {env_id!r}; allowed: {', '.join(siblings)}")
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=5, cutoff=0.5)
         if not close:  # fall back to ids sharing the family prefix or name
             tail = env_id.split("/")[-1].lower()

@@ -66,6 +66,8 @@ def evaluate_host(env, policy: Callable[[np.ndarray, jax.Array], np.ndarray], nu
     ts = env.reset(seed=seed_from_key(k_reset))
     counts = np.zeros(env.num_envs, np.int64)
     returns, lengths, successes, tasks = [], [], [], []
+    extra_keys = tuple(getattr(env, "episode_metric_keys", ()))  # info keys valid at episode end (e.g. RESCO's)
+    extras: dict[str, list] = {k: [] for k in extra_keys}
     for _ in range(max_steps * per_env):
         key, k_act = jax.random.split(key)
         ts = env.step(policy(ts.observation, k_act))
@@ -76,6 +78,8 @@ def evaluate_host(env, policy: Callable[[np.ndarray, jax.Array], np.ndarray], nu
                 lengths.append(float(ts.info["episode_length"][i]))
                 successes.append(float(np.asarray(ts.info["success"][i])))
                 tasks.append(int(ts.task_id[i]))
+                for k in extra_keys:
+                    extras[k].append(float(np.asarray(ts.info[k][i])))
         if len(returns) >= num_episodes:
             break
     if not returns:
@@ -83,6 +87,7 @@ def evaluate_host(env, policy: Callable[[np.ndarray, jax.Array], np.ndarray], nu
     out = {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
            "length_mean": float(np.mean(lengths)), "success_rate": float(np.mean(successes)),
            "episodes": float(len(returns))}
+    out.update({f"{k}_mean": float(np.nanmean(v)) for k, v in extras.items() if v})
     if env.spec.num_tasks > 1:
         tasks = np.asarray(tasks)
         for t, name in enumerate(env.spec.task_names):

@@ -4,6 +4,7 @@ Ids (family ``traffic``):
   traffic/signal-1x1, traffic/signal-2x2, traffic/signal-3x3   signal control, one agent per light
   traffic/ecodrive                                            eco-driving at a fixed-time signal
   traffic/ring-sumo, traffic/ring-jax                         Sugiyama ring road with one advised AV
+  traffic/resco/<name>                                        RESCO benchmark networks (``envs.traffic.resco``)
 SUMO scenarios are generated at run time (``envs.traffic.netgen``) into a cache keyed by the context
 (``envs.traffic.cache``); each SUMO simulation runs in its own worker process (``envs.traffic.worker``).
 Heavy imports (libsumo, jax) happen inside the factories; specs are available without starting SUMO.
@@ -69,3 +70,27 @@ def _eco_spec_fn(episode_seconds: int = 600, **_options):
 
 _register("traffic/ecodrive", _ecodrive, family="traffic", extra="traffic", spec_fn=_eco_spec_fn,
           description="SUMO eco-driving of CAVs at a fixed-time intersection; contexts green_time, inflow, penetration")
+
+
+def _resco_factory(name):
+    def factory(**kw):
+        from envs.traffic.resco import make_resco
+
+        return make_resco(name, **kw)
+    return factory
+
+
+def _resco_spec_fn(name):
+    def spec_fn(episode_seconds=None, **_options):
+        from envs.traffic.resco import resco_spec
+
+        return resco_spec(name, episode_seconds)
+    return spec_fn
+
+
+for _name in ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7", "ingolstadt21", "grid4x4",
+              "arterial4x4"):  # envs.traffic.resco.RESCO_NAMES (listed here so `import envs` stays cheap)
+    _register(f"traffic/resco/{_name}", _resco_factory(_name), family="traffic", extra="test",
+              spec_fn=_resco_spec_fn(_name),
+              description="RESCO benchmark network (files from the sumo-rl package), one agent per signal "
+                          "(num_envs counts agents); no contexts")
