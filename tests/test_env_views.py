@@ -186,6 +186,15 @@ def test_pettingzoo_view_passes_parallel_api_test_with_signal_names():
     env.close()
 
 
+def test_pettingzoo_view_of_a_real_city_network():
+    """RESCO cologne3: three real signals with different phase sets, named by their SUMO ids."""
+    pettingzoo_test = pytest.importorskip("pettingzoo.test")
+    env = envs.as_pettingzoo("traffic/resco/cologne3", seed=0, episode_seconds=200)
+    assert env.possible_agents == ["360082", "360086", "GS_cluster_2415878664_254486231_359566_359576"]
+    pettingzoo_test.parallel_api_test(env, num_cycles=30)
+    env.close()
+
+
 def test_pettingzoo_view_is_the_batched_env_split_by_agent():
     """Same seed, same actions: each agent's observation/reward/info is its row of the batched env's TimeStep."""
     pytest.importorskip("pettingzoo")
