@@ -86,6 +86,8 @@ def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, co
         mu, sd = jnp.full((u.shape[0],), const_mu), jnp.zeros((u.shape[0],))
     if acq == "ucb":
         score = acquisition.marginal_improvement_ucb(mu, sd, beta_k, dist, slope, best)
+    elif acq == "noisy_ei":  # the cell noise is the GP's observation noise (both estimated from the rows)
+        score = acquisition.expected_generalised_gain(mu, sd, slope * dist, best, noise_std)
     else:
         score = acquisition.marginal_improvement_ei(mu, sd, dist, slope, best)
     score = jnp.where(available, score, -jnp.inf)
@@ -104,6 +106,7 @@ class Selector:
         self.cfg = cfg
         self.u = u  # [N, D]
         self.dist = np.asarray(gap.pairwise_distance(jnp.asarray(u), jnp.asarray(u), cfg.distance))  # [N, N]
+        self._u_dev, self._dist_dev = jnp.asarray(u), jnp.asarray(self.dist)  # on the device once, not every step
         self._fit = gp.make_fit(cfg.gp)
         self._last_params: gp.GPParams | None = None  # warm start of the next fit (paper rule)
         self.grid_idx, self.grid_sizes = gap.grid_index(u)  # [N, D] int, [D]
@@ -196,9 +199,8 @@ class Selector:
             self._last_params = params
         else:
             params = gp.GPParams(jnp.zeros(()), jnp.zeros((self.u.shape[1],)))
-        idx, mu, sd, score = _score(params, x_tr, y_tr, mask, jnp.asarray(self.u), jnp.asarray(self.dist),
-                                    jnp.asarray(best), jnp.asarray(available), jnp.float32(b), jnp.float32(slope),
-                                    jnp.float32(own_perf.mean()), model=self.cfg.model,
-                                    acq=self.cfg.acquisition, noise_std=self.cfg.gp.noise_std)
-        info = StepInfo(np.asarray(mu), np.asarray(sd), np.asarray(score), b, float(slope))
-        return int(idx), info
+        out = _score(params, x_tr, y_tr, mask, self._u_dev, self._dist_dev, best, available, np.float32(b),
+                     np.float32(slope), np.float32(own_perf.mean()), model=self.cfg.model, acq=self.cfg.acquisition,
+                     noise_std=np.float32(self.cfg.gp.noise_std))
+        idx, mu, sd, score = jax.device_get(out)  # one transfer of all four
+        return int(idx), StepInfo(mu, sd, score, b, float(slope))
