@@ -71,7 +71,7 @@ def bench_select(args) -> dict:
     from agents.mbtl.gp import GRID_AMPLITUDES, GRID_RESOLUTION, GPConfig
     gp_cfg = GPConfig(optimizer=args.optimizer, num_steps=args.gp_steps or (150 if args.optimizer == "adam" else 30),
                       warm_restarts=args.warm_restarts, warm_steps=args.warm_steps,
-                      grid_size=GPConfig().grid_size if args.grid_size is None else args.grid_size,
+                      grid_size=(GPConfig().grid_size if args.warm_restarts < 0 else 0) if args.grid_size is None else args.grid_size,
                       grid_steps=args.grid_steps)
     cfg = SelectorConfig(strategy="mbtl_paper", gp=gp_cfg)  # the paper's rule: what scikit-learn reproduces
     sel = Selector(u, cfg)
@@ -109,7 +109,7 @@ def bench_select(args) -> dict:
     out = {"n_contexts": int(m.shape[0]), "steps": args.steps, "sklearn_restarts": 1 + cfg.gp.num_restarts,
            "fit": f"{1 + cfg.gp.num_restarts} random starts x {cfg.gp.num_steps} {cfg.gp.optimizer} steps"
            if cfg.gp.grid_size == 0 else f"likelihood screen ({cfg.gp.grid_size} length scales x {GRID_AMPLITUDES} "
-           f"amplitudes, zoomed to {GRID_RESOLUTION} log units) + {cfg.gp.grid_steps} Adam steps",
+           f"amplitudes, zoomed to {GRID_RESOLUTION} log units)",
            "warm_start": "off" if cfg.gp.warm_restarts < 0 else
            f"previous optimum + {cfg.gp.warm_restarts} random starts x {cfg.gp.warm_steps} steps",
            "timing": f"median over steps 2-{args.steps} of the median of {args.repeats} calls per step",
@@ -216,7 +216,7 @@ def main() -> None:
     s.add_argument("--warm-steps", type=int, default=50, help="GPConfig.warm_steps")
     s.add_argument("--grid-size", type=int, default=None,
                    help="GPConfig.grid_size (0: random restarts; > 0: likelihood screen; default: GPConfig's)")
-    s.add_argument("--grid-steps", type=int, default=0, help="GPConfig.grid_steps (Adam steps after the screen)")
+    s.add_argument("--grid-steps", type=int, default=100, help="GPConfig.grid_steps (D > 1: Adam steps after the screen)")
     fam = sub.add_parser("family")
     fam.add_argument("--seeds", choices=("held_out", "tuning"), default="held_out")
     fam.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")

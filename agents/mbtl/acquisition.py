@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.scipy.stats import norm
 
 BETA_SCHEDULES = ("sqrt_log", "constant", "inverse", "zero", "gp_ucb")
-ACQUISITIONS = ("ucb", "ei", "noisy_ei")
+ACQUISITIONS = ("ucb", "ei", "expected_gain")
 
 
 def beta(schedule: str, k: int, beta0: float = 1.0, num_candidates: int = 100, delta: float = 0.1) -> float:

@@ -47,7 +47,8 @@ class GPConfig:
     #                      around the best point down to GRID_RESOLUTION, then grid_steps Adam steps (num_restarts
     #                      and num_steps unused).
     #                      0: Adam from 1 + num_restarts random starts, num_steps each (the reference's restarts)
-    grid_steps: int = 0  # Adam steps from the screen's best point (0: the screen's best point as it is)
+    grid_steps: int = 100  # D > 1 only: Adam steps from the screen's best point (its zoom is axis-aligned and can stop
+    #                        on an amplitude-length-scale ridge; in 1-D the screen's 2% steps are used as they are)
     seed: int = 0  # PRNG seed of the random starts (split per fit step by the caller)
 
     def __post_init__(self) -> None:
@@ -67,6 +68,9 @@ class GPConfig:
         if self.grid_size < 0 or self.grid_steps < 0:
             raise ValueError(f"GPConfig: grid_size and grid_steps must be >= 0 (grid_size 0: random restarts), got "
                              f"{self.grid_size}, {self.grid_steps}")
+        if self.warm_restarts >= 0 and self.grid_size > 0:
+            raise ValueError("GPConfig: warm starts (warm_restarts >= 0) apply to the random-restart fit; set grid_size "
+                             "to 0 with them")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"GPConfig.optimizer={self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         if not self.learning_rate > 0:
@@ -257,7 +261,7 @@ def _build_fit(cfg: GPConfig):
         y = jnp.asarray(y, jnp.float32)
         if cfg.grid_size > 0:  # likelihood screen, then (optionally) Adam from its best point
             logp = grid_fit(x, y, mask, noise_std, cfg)
-            if cfg.grid_steps == 0:
+            if cfg.grid_steps == 0 or x.shape[1] == 1:
                 params = GPParams(logp[0], logp[1:])
                 return params, log_marginal_likelihood(params, x, y, mask, noise_std)
             return best_of(_from_log(logp, cfg)[None], x, y, mask, noise_std, cfg.grid_steps)
