@@ -68,41 +68,51 @@ def bench_select(args) -> dict:
         u = np.linspace(0, 1, m.shape[0])[:, None]
     else:
         m, u = synthetic_matrix(args.n)
-    from agents.mbtl.gp import GPConfig
+    from agents.mbtl.gp import GRID_AMPLITUDES, GRID_RESOLUTION, GPConfig
     gp_cfg = GPConfig(optimizer=args.optimizer, num_steps=args.gp_steps or (150 if args.optimizer == "adam" else 30),
-                      warm_restarts=args.warm_restarts, warm_steps=args.warm_steps)
+                      warm_restarts=args.warm_restarts, warm_steps=args.warm_steps,
+                      grid_size=(GPConfig().grid_size if args.warm_restarts < 0 else 0) if args.grid_size is None else args.grid_size,
+                      grid_steps=args.grid_steps)
     cfg = SelectorConfig(strategy="mbtl_paper", gp=gp_cfg)  # the paper's rule: what scikit-learn reproduces
     sel = Selector(u, cfg)
     key = jax.random.PRNGKey(0)
     order, best = [], np.zeros(m.shape[0])
     t_jax, t_sk, same, compile_s = [], [], 0, 0.0
-    seen_buckets = set()
+
+    def timed(fn):  # (result, median seconds of args.repeats calls after a first, untimed one; first call's seconds)
+        t0 = time.perf_counter()
+        out = fn()
+        first = time.perf_counter() - t0
+        ts = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return out, float(np.median(ts)), first
+
     for k in range(args.steps):
         key, sub = jax.random.split(key)
         tr = np.asarray(order, int)
         own = np.diag(m)[tr]
-        t0 = time.perf_counter()
-        s, _ = sel.select(order, own, best, sub)
-        dt = time.perf_counter() - t0
-        from agents.mbtl.gp import bucket_size
-        bucket = bucket_size(max(len(order), 1))
-        if order and bucket not in seen_buckets:  # first step of a bucket size includes compilation
-            seen_buckets.add(bucket)
-            compile_s += dt
-        elif order:
+        if not order:
+            s, _ = sel.select(order, own, best, sub)
+        else:
+            (s, _), dt, first = timed(lambda: sel.select(order, own, best, sub))
             t_jax.append(dt)
-        if order:
-            t0 = time.perf_counter()
-            s_ref = sklearn_select(u, tr, own, best, len(order), cfg)
-            t_sk.append(time.perf_counter() - t0)
+            compile_s += max(first - dt, 0.0)  # the first step of a bucket size compiles
+            s_ref, dt_sk, _ = timed(lambda: sklearn_select(u, tr, own, best, len(order), cfg))
+            t_sk.append(dt_sk)
             same += int(s_ref == s)
         order.append(s)
         best = np.maximum(best, m[s])
     compared = len(t_sk)
-    out = {"n_contexts": int(m.shape[0]), "steps": args.steps, "restarts": 1 + cfg.gp.num_restarts,
-           "optimizer": f"{cfg.gp.optimizer} x {cfg.gp.num_steps} steps",
+    out = {"n_contexts": int(m.shape[0]), "steps": args.steps, "sklearn_restarts": 1 + cfg.gp.num_restarts,
+           "fit": f"{1 + cfg.gp.num_restarts} random starts x {cfg.gp.num_steps} {cfg.gp.optimizer} steps"
+           if cfg.gp.grid_size == 0 else f"likelihood screen ({cfg.gp.grid_size} length scales x {GRID_AMPLITUDES} "
+           f"amplitudes, zoomed to {GRID_RESOLUTION} log units)",
            "warm_start": "off" if cfg.gp.warm_restarts < 0 else
            f"previous optimum + {cfg.gp.warm_restarts} random starts x {cfg.gp.warm_steps} steps",
+           "timing": f"median over steps 2-{args.steps} of the median of {args.repeats} calls per step",
            "jax_step_ms_median": 1e3 * float(np.median(t_jax)), "sklearn_step_ms_median": 1e3 * float(np.median(t_sk)),
            "speedup_sklearn_over_jax": float(np.median(t_sk) / np.median(t_jax)),
            "jax_compile_s_total": compile_s, "same_selection": f"{same}/{compared}", "mbtl_order": order,
@@ -198,11 +208,15 @@ def main() -> None:
     s = sub.add_parser("select")
     s.add_argument("--n", type=int, default=100)
     s.add_argument("--steps", type=int, default=15)
+    s.add_argument("--repeats", type=int, default=5, help="timed calls per step (after an untimed one); median")
     s.add_argument("--matrix-csv", default=None)
     s.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam", help="GP fit optimiser (JAX side)")
     s.add_argument("--gp-steps", type=int, default=0, help="optimiser steps per start (0: 150 adam / 30 lbfgs)")
     s.add_argument("--warm-restarts", type=int, default=-1, help="GPConfig.warm_restarts (-1: no warm start)")
     s.add_argument("--warm-steps", type=int, default=50, help="GPConfig.warm_steps")
+    s.add_argument("--grid-size", type=int, default=None,
+                   help="GPConfig.grid_size (0: random restarts; > 0: likelihood screen; default: GPConfig's)")
+    s.add_argument("--grid-steps", type=int, default=100, help="GPConfig.grid_steps (D > 1: Adam steps after the screen)")
     fam = sub.add_parser("family")
     fam.add_argument("--seeds", choices=("held_out", "tuning"), default="held_out")
     fam.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")

@@ -13,7 +13,7 @@ from agents.mbtl.selector import SelectorConfig
 
 @pytest.mark.parametrize("bad", [dict(noise_std=0.0), dict(noise_std=-1.0), dict(num_restarts=-3),
                                  dict(num_steps=0), dict(learning_rate=0.0), dict(optimizer="sgd"),
-                                 dict(warm_restarts=-2)])
+                                 dict(warm_restarts=-2), dict(warm_restarts=0), dict(grid_size=-1), dict(grid_steps=-1)])
 def test_gp_config_refuses_bad_values(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         gp.GPConfig(**bad)
@@ -23,10 +23,38 @@ def test_warm_started_fit_keeps_the_optimum():
     x = np.linspace(0, 1, 7)[:, None]
     y = 0.8 * np.exp(-((x[:, 0] - 0.3) / 0.2) ** 2) + 0.1
     xp, yp, mask = gp.pad_training_set(x, y)
-    cold, ll_cold = gp.make_fit(gp.GPConfig(num_restarts=2, num_steps=100))(jax.random.PRNGKey(0), xp, yp, mask)
-    warm_cfg = gp.GPConfig(num_restarts=2, num_steps=100, warm_restarts=0, warm_steps=20)
+    restarts = dict(grid_size=0, num_restarts=2, num_steps=100)  # warm starts belong to the random-restart fit
+    cold, ll_cold = gp.make_fit(gp.GPConfig(**restarts))(jax.random.PRNGKey(0), xp, yp, mask)
+    warm_cfg = gp.GPConfig(**restarts, warm_restarts=0, warm_steps=20)
     _, ll_warm = gp.make_fit(warm_cfg)(jax.random.PRNGKey(1), xp, yp, mask, init=cold)
     assert float(ll_warm) >= float(ll_cold) - 1e-3
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_grid_fit_matches_random_restarts(dim):
+    """The likelihood screen (default) reaches the 10-restart Adam optimum, in 1-D and with ARD in 2-D."""
+    rng = np.random.default_rng(dim)
+    x = rng.uniform(0, 1, (11, dim))
+    y = np.sin(5 * x[:, 0]) * 0.3 + 0.6 + 0.02 * rng.standard_normal(11)
+    xp, yp, mask = gp.pad_training_set(x, y)
+    grid_params, ll_grid = gp.make_fit(gp.GPConfig())(jax.random.PRNGKey(0), xp, yp, mask)
+    ll_exact = gp.log_marginal_likelihood(grid_params, xp, yp, mask, 0.1)
+    _, ll_adam = gp.make_fit(gp.GPConfig(grid_size=0))(jax.random.PRNGKey(0), xp, yp, mask)
+    assert float(ll_grid) == pytest.approx(float(ll_exact), abs=1e-4)  # the screen's value is the exact one
+    assert float(ll_grid) >= float(ll_adam) - 1e-2
+
+
+def test_expected_generalised_gain_matches_monte_carlo():
+    from agents.mbtl import acquisition
+    rng = np.random.default_rng(0)
+    mu, sigma = np.array([0.7, 0.5]), np.array([0.1, 0.0])
+    g = np.array([[0.0, 0.2, 0.5], [0.3, 0.0, 0.1]])  # [2 candidates, 3 targets]
+    best, cell = np.array([0.6, 0.4, 0.95]), 0.08
+    got = np.asarray(acquisition.expected_generalised_gain(mu, sigma, g, best, cell))
+    j = mu[:, None, None] + sigma[:, None, None] * rng.standard_normal((2, 1, 400_000))  # one J per draw and row
+    x = np.minimum(j - g[:, :, None] + cell * rng.standard_normal((2, 3, 400_000)), 1.0)
+    want = (np.maximum(best[None, :, None], x) - best[None, :, None]).mean(axis=(1, 2))
+    np.testing.assert_allclose(got, want, atol=2e-3)
 
 
 def test_random_expectation_is_exact():
@@ -60,7 +88,8 @@ def test_empirical_gap_recovers_an_asymmetric_gap():
 def test_robust_default_beats_random_on_held_out_matrices():
     """First 10 held-out seeds (never tuned on), ~20 s CPU. Margins fixed before any held-out outcome was seen, from
     the tuning seeds of the time (64/100 matrices beaten at every k = 3..15, worst gap -0.113). An intermediate
-    version failed them (4/10); the final default passes. The issue's full criterion (>= 80%) is not met: README."""
+    version failed them (4/10); so did the expected-gain variant (6/10 but worst gap -0.178 against its own
+    pre-set -0.10), which is why it is not the default. The issue's full criterion (>= 80%) is not met: README."""
     seeds = Y.HELD_OUT_SEEDS[:10]
     wins, worst, mean_gain = 0, 0.0, []
     for seed in seeds:
@@ -71,7 +100,7 @@ def test_robust_default_beats_random_on_held_out_matrices():
         wins, worst = wins + w, min(worst, d)
         mean_gain.append(np.mean(perf[2:15] - rnd[2:15]))
     assert wins >= 5, f"beats Random at every k on only {wins}/10"
-    assert worst >= -0.15
+    assert worst >= -0.15, worst
     assert np.mean(mean_gain) > 0.01
 
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jax.scipy.stats import norm
 
 BETA_SCHEDULES = ("sqrt_log", "constant", "inverse", "zero", "gp_ucb")
-ACQUISITIONS = ("ucb", "ei")
+ACQUISITIONS = ("ucb", "ei", "expected_gain")
 
 
 def beta(schedule: str, k: int, beta0: float = 1.0, num_candidates: int = 100, delta: float = 0.1) -> float:
@@ -64,6 +64,28 @@ def marginal_improvement_ei(mu: jax.Array, sigma: jax.Array, dist: jax.Array, sl
     ei = m * norm.cdf(z) + s * norm.pdf(z)
     ei = jnp.where(sigma[:, None] > 1e-9, ei, jnp.maximum(m, 0.0))
     return ei.mean(axis=1)
+
+
+def _expected_excess(m: jax.Array, s: jax.Array) -> jax.Array:
+    """E[max(X, 0)] for X ~ N(m, s^2), elementwise (s > 0)."""
+    z = m / s
+    return m * norm.cdf(z) + s * norm.pdf(z)
+
+
+def expected_generalised_gain(mu: jax.Array, sigma: jax.Array, gap: jax.Array, best: jax.Array,
+                              cell_std: jax.Array) -> jax.Array:
+    """Expected gain in generalised performance of training each candidate -> [N].
+
+    The candidate's value on target t is X = min(J - gap[s, t] + eps, 1) with J ~ N(mu, sigma^2) (GP posterior)
+    and eps ~ N(0, cell_std^2) (the cell noise every observed value carries), so
+    a(s) = mean_t E[max(best(t), X)] - best(t) = mean_t E[max(Y - best, 0)] - E[max(Y - 1, 0)], Y = J - gap + eps.
+    Cell noise is what makes a second source near a good one worth something: each target keeps the better of two
+    noisy readings. mu, sigma [N]; gap [N, N] candidate x target; best [N]; cell_std [].
+    """
+    m = mu[:, None] - gap  # [N, N]
+    s = jnp.sqrt(sigma[:, None] ** 2 + cell_std ** 2 + 1e-8)  # [N, 1]
+    gain = _expected_excess(m - best[None, :], s) - _expected_excess(m - 1.0, s)
+    return gain.mean(axis=1)
 
 
 @jax.jit

@@ -80,7 +80,7 @@ def _isotonic_increasing(y: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def empirical_gap(rows: np.ndarray, trained: np.ndarray, idx: np.ndarray, sizes: np.ndarray,
-                  level: np.ndarray) -> np.ndarray:
+                  level: np.ndarray, monotone_2d: bool = False) -> np.ndarray:
     """Predicted gap G [N, N] (candidate source x target) learned from the observed transfer rows.
 
     rows [k, N]: observed transfer of the k trained sources to every target; trained [k]: their indices;
@@ -90,8 +90,9 @@ def empirical_gap(rows: np.ndarray, trained: np.ndarray, idx: np.ndarray, sizes:
     grid steps, not normalised units. It is estimated per offset as the mean over the trained sources that observed
     that offset; in 1-D it is made non-decreasing in |offset| on each side (isotonic fit, weighted by counts), which
     keeps asymmetric and non-linear (sharp, saturating) gaps; unobserved offsets inside the observed range are
-    interpolated and those beyond it continue linearly. Elsewhere (D > 1) offsets nobody observed yet use a
-    per-axis, per-side linear gap fitted by least squares on every observed pair (clipped at 0).
+    interpolated and those beyond it continue linearly. Elsewhere (D > 1) a per-axis, per-side linear gap is fitted
+    by least squares on every observed pair (clipped at 0); with ``monotone_2d`` the gap is a non-decreasing function
+    of that linear prediction (isotonic fit, ``_monotone_in_linear``), which keeps its directions and learns the shape.
     """
     rows = np.asarray(rows, np.float64)
     trained = np.asarray(trained, np.int64)
@@ -131,9 +132,35 @@ def empirical_gap(rows: np.ndarray, trained: np.ndarray, idx: np.ndarray, sizes:
     else:
         seen[:] = False  # D > 1: too few sources share an offset vector; the linear model is far less noisy
     all_off = idx[None, :, :] - idx[:, None, :]  # [N, N, D] target - candidate
-    linear = np.maximum(np.concatenate([np.maximum(all_off, 0), np.maximum(-all_off, 0)], -1) @ coef, 0.0)
+    all_feats = np.concatenate([np.maximum(all_off, 0), np.maximum(-all_off, 0)], -1)  # [N, N, 2D]
+    if dim > 1 and monotone_2d and coef.max() > 0:
+        linear = _monotone_in_linear(feats, g.reshape(-1), all_feats, coef)
+    else:
+        linear = np.maximum(all_feats @ coef, 0.0)
     codes = code(all_off)
     return np.where(seen[codes], table[codes], linear)  # [N, N]
+
+
+def _monotone_in_linear(feats: np.ndarray, g: np.ndarray, all_feats: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """D > 1: the gap as a non-decreasing function of the asymmetric linear model's own prediction (a direction-
+    weighted distance), fitted by isotonic regression on the observed pairs: keeps the linear model's directions and
+    learns the shape (saturating for specialists, convex, ...). feats [P, 2D] / g [P]: observed pairs; all_feats
+    [N, N, 2D]; coef [2D] >= 0 (floored at 5% of the largest so that every direction still counts as distance)."""
+    w = np.maximum(coef, 0.05 * coef.max())
+    d = feats @ w  # [P]
+    scale = max(d.max(), 1e-9)
+    key = np.round(d / scale * 200).astype(np.int64)  # bins of 0.5% of the observed range
+    total = np.bincount(key, weights=g, minlength=201)
+    count = np.bincount(key, minlength=201).astype(np.float64)
+    ok = count > 0
+    ok[0] = True  # the gap at distance 0 is 0 by definition
+    total[0], count[0] = 0.0, max(count[0], 1e6)
+    xs = np.nonzero(ok)[0] * scale / 200
+    fitted = _isotonic_increasing(total[ok] / count[ok], count[ok])
+    d_all = all_feats @ w  # [N, N]
+    out = np.interp(d_all, xs, fitted)
+    beyond = d_all > xs[-1]  # past the farthest observed distance: continue with the linear model's slope
+    return np.where(beyond, fitted[-1] + (d_all - xs[-1]) * (coef @ w) / max(w @ w, 1e-12), np.maximum(out, 0.0))
 
 
 def estimate_noise(rows: np.ndarray, idx: np.ndarray) -> float:

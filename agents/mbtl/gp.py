@@ -42,6 +42,13 @@ class GPConfig:
     warm_restarts: int = -1  # -1: every fit restarts from scratch; >= 0: a fit given the previous optimum (``init``)
     #                          starts there plus this many random starts, for ``warm_steps`` steps
     warm_steps: int = 50  # optimiser steps per start of a warm-started fit
+    grid_size: int = 16  # > 0: fit by a likelihood screen: about grid_size length-scale points (the same count per
+    #                      axis, >= 5) x GRID_AMPLITUDES amplitudes in closed form, batched in one jit, zoomed in
+    #                      around the best point down to GRID_RESOLUTION, then grid_steps Adam steps (num_restarts
+    #                      and num_steps unused).
+    #                      0: Adam from 1 + num_restarts random starts, num_steps each (the reference's restarts)
+    grid_steps: int = 100  # D > 1 only: Adam steps from the screen's best point (its zoom is axis-aligned and can stop
+    #                        on an amplitude-length-scale ridge; in 1-D the screen's 2% steps are used as they are)
     seed: int = 0  # PRNG seed of the random starts (split per fit step by the caller)
 
     def __post_init__(self) -> None:
@@ -58,6 +65,12 @@ class GPConfig:
         if self.warm_restarts < -1 or self.warm_steps < 1:
             raise ValueError(f"GPConfig: warm_restarts must be >= -1 and warm_steps >= 1, got {self.warm_restarts}, "
                              f"{self.warm_steps}")
+        if self.grid_size < 0 or self.grid_steps < 0:
+            raise ValueError(f"GPConfig: grid_size and grid_steps must be >= 0 (grid_size 0: random restarts), got "
+                             f"{self.grid_size}, {self.grid_steps}")
+        if self.warm_restarts >= 0 and self.grid_size > 0:
+            raise ValueError("GPConfig: warm starts (warm_restarts >= 0) apply to the random-restart fit; set grid_size "
+                             "to 0 with them")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"GPConfig.optimizer={self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         if not self.learning_rate > 0:
@@ -144,6 +157,60 @@ def initial_points(key: jax.Array, dim: int, cfg: GPConfig) -> jax.Array:
     return jnp.concatenate([first, rest], axis=0)
 
 
+GRID_AMPLITUDES = 128  # amplitude values of the likelihood screen (log-spaced within the bounds)
+GRID_RESOLUTION = 0.02  # the screen zooms in (re-screens +-1 step around its best point) until its length-scale
+#                          step is below this, in log units (2%)
+
+
+def _axes(lo: jax.Array, hi: jax.Array, num: jax.Array) -> jax.Array:
+    """[num] log-spaced points per (lo [P], hi [P]) -> [num, P] (linspace in log space)."""
+    return lo + (hi - lo) * jnp.linspace(0.0, 1.0, num)[:, None]
+
+
+def screen_grid(x: jax.Array, y: jax.Array, mask: jax.Array, noise_std: jax.Array, log_a: jax.Array,
+                log_l: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Exact log marginal likelihood on the grid log_a [A] x log_l [G, D] -> (ll [G, A], up to a constant).
+
+    For one length scale the covariance is ``a K_l + s^2 I`` (padded rows: K_l rows zeroed), whose eigenvalues are
+    ``a lambda_i + s^2`` with K_l's eigenvectors: one eigendecomposition per length scale gives every amplitude in
+    closed form, and the G decompositions run batched (forward only, no gradient). The padded rows add the same
+    constant to every grid point, so the maximiser is that of ``log_marginal_likelihood``."""
+    keep = (mask[:, None] & mask[None, :]).astype(x.dtype)  # [N, N]
+    y = jnp.where(mask, y, 0.0)
+
+    def per_length_scale(ll):  # ll [D] -> [A] log-likelihood of every amplitude
+        z = x / jnp.exp(ll)  # [N, D]
+        k = jnp.exp(-0.5 * ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)) * keep  # [N, N]
+        lam, q = jnp.linalg.eigh(k)  # [N], [N, N]
+        proj = (q.T @ y) ** 2  # [N]
+        var = jnp.exp(log_a)[:, None] * jnp.maximum(lam, 0.0)[None, :] + noise_std ** 2  # [A, N]
+        return -0.5 * (proj[None, :] / var + jnp.log(var)).sum(-1)
+
+    ll = jax.vmap(per_length_scale)(log_l)  # [G, A]
+    return jnp.where(jnp.isfinite(ll), ll, -jnp.inf)
+
+
+def grid_fit(x: jax.Array, y: jax.Array, mask: jax.Array, noise_std: jax.Array, cfg: GPConfig) -> jax.Array:
+    """Likelihood screen with zooms (see GPConfig.grid_size) -> best log-parameters [1 + D] (log a, log l)."""
+    dim = x.shape[1]
+    per_axis = max(5, int(round(cfg.grid_size ** (1.0 / dim))))
+    first_step = np.log(cfg.length_scale_high / cfg.length_scale_low) / (per_axis - 1)
+    zooms = int(np.ceil(max(np.log(first_step / GRID_RESOLUTION), 0.0) / np.log((per_axis - 1) / 2.0)))
+    lo = jnp.log(jnp.array([cfg.amplitude_low] + [cfg.length_scale_low] * dim))  # [1 + D]
+    hi = jnp.log(jnp.array([cfg.amplitude_high] + [cfg.length_scale_high] * dim))
+    a_lo, a_hi = lo, hi
+    for _ in range(1 + zooms):
+        log_a = _axes(a_lo[:1], a_hi[:1], GRID_AMPLITUDES)[:, 0]  # [A]
+        axes = _axes(a_lo[1:], a_hi[1:], per_axis)  # [per_axis, D]
+        log_l = jnp.stack(jnp.meshgrid(*[axes[:, d] for d in range(dim)], indexing="ij"), -1).reshape(-1, dim)
+        ll = screen_grid(x, y, mask, noise_std, log_a, log_l)  # [G, A]
+        g, a = jnp.unravel_index(jnp.argmax(ll), ll.shape)
+        best = jnp.concatenate([log_a[a][None], log_l[g]])  # [1 + D]
+        step = (a_hi - a_lo) / jnp.array([GRID_AMPLITUDES - 1] + [per_axis - 1] * dim)
+        a_lo, a_hi = jnp.maximum(best - step, lo), jnp.minimum(best + step, hi)
+    return best
+
+
 _FIT_CACHE: dict[tuple, object] = {}
 
 
@@ -192,6 +259,12 @@ def _build_fit(cfg: GPConfig):
     def fit_jit(key, x, y, mask, noise_std):
         x = jnp.asarray(x, jnp.float32)
         y = jnp.asarray(y, jnp.float32)
+        if cfg.grid_size > 0:  # likelihood screen, then (optionally) Adam from its best point
+            logp = grid_fit(x, y, mask, noise_std, cfg)
+            if cfg.grid_steps == 0 or x.shape[1] == 1:
+                params = GPParams(logp[0], logp[1:])
+                return params, log_marginal_likelihood(params, x, y, mask, noise_std)
+            return best_of(_from_log(logp, cfg)[None], x, y, mask, noise_std, cfg.grid_steps)
         starts = initial_points(key, x.shape[1], cfg)  # [R + 1, 1 + D]
         return best_of(starts, x, y, mask, noise_std, cfg.num_steps)
 
@@ -212,7 +285,7 @@ def _build_fit(cfg: GPConfig):
     def fit(key, x, y, mask, noise_std=None, init: GPParams | None = None):
         """noise_std: observation noise of this fit (None: cfg.noise_std; traced, no recompilation). init: the
         previous fit's optimum, used as a warm start when cfg.warm_restarts >= 0 (else ignored)."""
-        noise = jnp.float32(cfg.noise_std if noise_std is None else noise_std)
+        noise = np.float32(cfg.noise_std if noise_std is None else noise_std)
         if init is not None and cfg.warm_restarts >= 0:
             u0 = _from_log(jnp.concatenate([jnp.reshape(init.log_amplitude, (1,)), init.log_length_scale]), cfg)
             return fit_warm_jit(key, x, y, mask, noise, u0)

@@ -29,7 +29,8 @@ class SelectorConfig:
 
     strategy: str = "mbtl"  # 'mbtl': the robust default (README, "robust default"); 'mbtl_paper': the paper's rule,
     #                         configured by the fields below (acquisition, beta, slope, ...)
-    acquisition: str = "ucb"  # 'ucb' (the paper's greedy marginal improvement) or 'ei' (expected improvement)
+    acquisition: str = "ucb"  # 'ucb' (the paper's greedy marginal improvement), 'ei' (expected improvement of J) or
+    #                           'expected_gain' (expected gain in generalised performance, GP noise as cell noise)
     beta_schedule: str = "sqrt_log"  # sqrt_log | constant | inverse | zero | gp_ucb (see acquisition.beta)
     beta0: float = 1.0  # beta for 'constant' / numerator for 'inverse'
     slope: float = 0.5  # gap slope per unit of normalised context distance (ref. 0.005/grid step x 99 steps)
@@ -37,6 +38,7 @@ class SelectorConfig:
     distance: str = "l1"  # context distance in normalised coordinates: l1 | l2 | linf
     reduction: str = "none"  # search-space reduction: 'none' or 'segment' (largest under-covered segment / cell)
     model: str = "gp"  # 'gp' (MBTL) or 'constant' (Greedy pseudo-strategy: J(x) = mean observed, no uncertainty)
+    gap_2d: str = "linear"  # default selector, D > 1: 'linear' (asymmetric linear gap) or 'monotone' (isotonic in it)
     gp_target: str = "own"  # GP data at a trained x: 'own' = its training performance J(pi_x, x); 'best' = the best
     #                         performance at x right after training it (max with earlier transfers; reference code)
     gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
@@ -45,7 +47,7 @@ class SelectorConfig:
         checks = (("strategy", STRATEGIES), ("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
                   ("slope_mode", ("fixed", "estimated")), ("distance", gap.DISTANCES),
                   ("reduction", ("none", "segment")), ("model", ("gp", "constant")),
-                  ("gp_target", ("own", "best")))
+                  ("gp_target", ("own", "best")), ("gap_2d", ("linear", "monotone")))
         for field, allowed in checks:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"SelectorConfig.{field}={getattr(self, field)!r}; allowed: {', '.join(allowed)}")
@@ -86,6 +88,8 @@ def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, co
         mu, sd = jnp.full((u.shape[0],), const_mu), jnp.zeros((u.shape[0],))
     if acq == "ucb":
         score = acquisition.marginal_improvement_ucb(mu, sd, beta_k, dist, slope, best)
+    elif acq == "expected_gain":  # a transfer cell carries the same noise as the GP's observations
+        score = acquisition.expected_generalised_gain(mu, sd, slope * dist, best, noise_std)
     else:
         score = acquisition.marginal_improvement_ei(mu, sd, dist, slope, best)
     score = jnp.where(available, score, -jnp.inf)
@@ -104,6 +108,7 @@ class Selector:
         self.cfg = cfg
         self.u = u  # [N, D]
         self.dist = np.asarray(gap.pairwise_distance(jnp.asarray(u), jnp.asarray(u), cfg.distance))  # [N, N]
+        self._u_dev, self._dist_dev = jnp.asarray(u), jnp.asarray(self.dist)  # on the device once, not every step
         self._fit = gp.make_fit(cfg.gp)
         self._last_params: gp.GPParams | None = None  # warm start of the next fit (paper rule)
         self.grid_idx, self.grid_sizes = gap.grid_index(u)  # [N, D] int, [D]
@@ -112,13 +117,17 @@ class Selector:
                                                            amplitude_low=alo, amplitude_high=ahi))
 
     def _select_robust(self, trained, own_perf, best, key, observed_rows) -> tuple[int, StepInfo]:
-        """The robust default ``strategy: mbtl`` (the paper's greedy marginal improvement, with three models changed):
+        """The robust default ``strategy: mbtl`` (the paper's greedy marginal improvement, with four models changed):
         - the gap is learned from the observed transfer rows in grid steps (``gap.empirical_gap``: signed,
-          non-parametric and monotone in 1-D, asymmetric linear in D > 1) instead of an assumed slope;
+          non-parametric and monotone in 1-D, asymmetric linear in D > 1 or, with ``gap_2d: monotone``, a
+          monotone function of that linear distance) instead of an assumed slope;
         - each trained source's level is read from its whole row (``gap.denoised_levels``), not its diagonal cell;
         - the GP has a constant prior mean (the data mean), a noise estimated from the rows, a prior std of J of
           at least 0.1 and length scales within [0.05, 0.25] of the range, so it cannot go flat after two points.
-        UCB with the paper's beta_k = sqrt(log(k + 1)) (``beta_schedule``) and ``acquisition`` apply as configured.
+        UCB with the paper's beta_k = sqrt(log(k + 1)) (``beta_schedule``) and ``acquisition`` apply as configured;
+        ``acquisition: expected_gain`` (``acquisition.expected_generalised_gain``: each candidate cell is J ~ GP
+        posterior, minus the learned gap, plus the estimated cell noise; a target gains E[max(best, cell)] - best)
+        was tried as the default and not adopted (README).
         """
         if observed_rows is None:
             raise ValueError("strategy 'mbtl' needs observed_rows [k, N]: the transfer rows of the trained sources")
@@ -128,9 +137,10 @@ class Selector:
         if rows.shape != (k, n):
             raise ValueError(f"Selector.select: observed_rows must be [{k}, {n}], got {rows.shape}")
         level = rows[np.arange(k), tr]  # each trained source's performance on its own context
-        g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level)  # [N, N]
+        shape = self.cfg.gap_2d == "monotone"
+        g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level, shape)  # [N, N]
         level, _ = gap.denoised_levels(rows, g[tr], level)  # the whole row is a better reading than its diagonal
-        g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level)
+        g = gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level, shape)
         own_perf = level.astype(np.float32)  # the GP's observations
         available = np.ones(n, bool)
         available[tr] = False
@@ -140,11 +150,11 @@ class Selector:
         x_tr, y_tr, mask = gp.pad_training_set(grid[tr], own_perf - c)
         params, _ = self._robust_fit(key, x_tr, y_tr, mask, noise)
         b = acquisition.beta(self.cfg.beta_schedule, k, self.cfg.beta0, n)
-        idx, mu, sd, score = _score(params, x_tr, y_tr + c * mask, mask, jnp.asarray(grid), jnp.asarray(g, jnp.float32),
-                                    jnp.asarray(best), jnp.asarray(available), jnp.float32(b), jnp.float32(1.0),
-                                    jnp.float32(c), model="gp_const", acq=self.cfg.acquisition,
-                                    noise_std=jnp.float32(noise))
-        return int(idx), StepInfo(np.asarray(mu), np.asarray(sd), np.asarray(score), b, float("nan"))
+        out = _score(params, x_tr, y_tr + c * mask, mask, self._u_dev, jnp.asarray(g, jnp.float32), best, available,
+                     np.float32(b), np.float32(1.0), np.float32(c), model="gp_const", acq=self.cfg.acquisition,
+                     noise_std=np.float32(noise))
+        idx, mu, sd, score = jax.device_get(out)
+        return int(idx), StepInfo(mu, sd, score, b, float("nan"))
 
     def select(self, trained: list[int], own_perf: np.ndarray, best: np.ndarray, key: jax.Array,
                observed_rows: np.ndarray | None = None) -> tuple[int, StepInfo | None]:
@@ -196,9 +206,8 @@ class Selector:
             self._last_params = params
         else:
             params = gp.GPParams(jnp.zeros(()), jnp.zeros((self.u.shape[1],)))
-        idx, mu, sd, score = _score(params, x_tr, y_tr, mask, jnp.asarray(self.u), jnp.asarray(self.dist),
-                                    jnp.asarray(best), jnp.asarray(available), jnp.float32(b), jnp.float32(slope),
-                                    jnp.float32(own_perf.mean()), model=self.cfg.model,
-                                    acq=self.cfg.acquisition, noise_std=self.cfg.gp.noise_std)
-        info = StepInfo(np.asarray(mu), np.asarray(sd), np.asarray(score), b, float(slope))
-        return int(idx), info
+        out = _score(params, x_tr, y_tr, mask, self._u_dev, self._dist_dev, best, available, np.float32(b),
+                     np.float32(slope), np.float32(own_perf.mean()), model=self.cfg.model, acq=self.cfg.acquisition,
+                     noise_std=np.float32(self.cfg.gp.noise_std))
+        idx, mu, sd, score = jax.device_get(out)  # one transfer of all four
+        return int(idx), StepInfo(mu, sd, score, b, float(slope))
