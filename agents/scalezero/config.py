@@ -30,8 +30,8 @@ class ScaleZeroConfig:
     num_experts: int = 8  # routed SwiGLU experts (ref 8)
     shared_expert: bool = True  # one always-on GELU MLP beside the routed experts (ref True)
     expert_hidden_ratio: int = 4  # expert / dense MLP hidden = ratio * D (ref 4)
-    expert_capacity_factor: float = 2.0  # MoE: tokens per expert = factor * N / E, routed-only compute (0 = every
-    # expert on every token, the exact oracle); tokens over capacity keep only the shared expert (logged)
+    expert_capacity_factor: float = 0.0  # MoE: >0 = routed-only compute with factor * N / E slots per expert (tokens
+    # over capacity keep only the shared expert; 2.0 suits balanced routing); 0 = every expert on every token (exact)
     load_balance_coef: float = 0.0  # Switch-style load-balancing loss weight (ref: none = 0)
     # ---------------- heads / supports ----------------
     head_hidden_ratio: int = 1  # per-task heads: LN -> Linear(D, ratio*D) -> LN -> GELU -> Linear (ref 1)
