@@ -11,7 +11,7 @@ import numpy as np
 
 from agents.scalezero.config import ScaleZeroConfig, validate
 from agents.scalezero.moe import MoEFFN
-from agents.scalezero.search import Planner
+from agents.scalezero.search import Planner, SearchOut, search_unsolved
 from agents.scalezero.world_model import ModelDims, WorldModel, init_params
 
 S, DEPTH, B, A = 3, 5, 6, 4
@@ -139,3 +139,28 @@ def test_routed_only_moe_equals_all_experts_when_nothing_is_dropped():
     load = np.asarray(aux0["load"])
     expected = np.sum(np.maximum(load * 120 - 15, 0)) / 120  # capacity = ceil(0.5 * 120 / 4) = 15
     np.testing.assert_allclose(float(aux2["dropped"]), expected, atol=1e-6)
+
+
+def test_search_unsolved_searches_only_active_envs():
+    calls = []
+
+    def fake_search(params, key, obs, act, valid, task, stage, train, *, num_simulations):
+        calls.append(np.asarray(task))
+        n = task.shape[0]
+        return SearchOut(np.full(n, 2, np.int32), np.full(n, 2, np.int32), np.tile([0.0, 0.0, 1.0], (n, 1)),
+                         np.zeros((n, 0, 0)), np.full(n, 5.0), np.full(n, 4.0))
+
+    e = 6
+    task = np.array([0, 0, 1, 1, 2, 2], np.int32)
+    active = np.isin(task, [1])  # tasks 0 and 2 solved
+    obs, act, valid = np.zeros((e, S, 5)), np.zeros((e, S), np.int32), np.ones((e, S), bool)
+    out = search_unsolved(fake_search, active, np.random.default_rng(0), None, None, obs, act, valid, task, 0, 1.0,
+                          num_simulations=4, num_actions=3)
+    assert len(calls) == 1 and calls[0].tolist() == [1, 1]  # solved tasks' envs are not searched at all
+    np.testing.assert_array_equal(out.action[active], [2, 2])
+    np.testing.assert_array_equal(out.root_value, [0, 0, 5, 5, 0, 0])
+    np.testing.assert_allclose(out.policy_target[~active], 1 / 3)
+    assert set(out.action[~active].tolist()) <= {0, 1, 2}
+    search_unsolved(fake_search, np.zeros(e, bool), np.random.default_rng(0), None, None, obs, act, valid, task, 0,
+                    1.0, num_simulations=4, num_actions=3)
+    assert len(calls) == 1  # everything solved: no search

@@ -33,6 +33,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import mctx
+import numpy as np
 
 from agents.scalezero.config import ScaleZeroConfig
 from agents.scalezero.transforms import logits_to_value
@@ -207,3 +208,35 @@ def make_search_fn(planner: Planner):
     """Jitted ``(params, key, obs_hist, act_hist, valid, task, stage, train, num_simulations=) -> SearchOut``;
     ``train`` is traced (no recompilation between collection and evaluation), ``num_simulations`` static."""
     return jax.jit(planner.run, static_argnames=("num_simulations",))
+
+
+def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, valid, task, stage, train, *,
+                    num_simulations: int, num_actions: int, action_dim: int = 0, num_sampled: int = 0) -> SearchOut:
+    """Collection step that searches only the envs of unsolved tasks; host numpy in and out.
+
+    ``active [E]`` bool marks envs whose task still collects. Only those rows go through ``search_fn`` (one compiled
+    search per distinct active count: at most one per number of unsolved tasks, as envs are split evenly). A batched
+    env cannot pause single envs, so the other envs are stepped with a uniformly random action (``rng``, a numpy
+    Generator) at no model cost: their env steps are real interactions and still count as env steps (not as the
+    active steps of unsolved tasks), their policy target is uniform and their values zero (DPS never samples a
+    solved task's data). Arguments as ``Planner.run``; ``num_actions`` (discrete) or ``action_dim`` and
+    ``num_sampled`` (continuous) size the rows that are not searched.
+    """
+    e = active.shape[0]
+    idx = np.flatnonzero(active)
+    k = num_sampled if action_dim else num_actions
+    if action_dim:
+        action = rng.uniform(-1.0, 1.0, (e, action_dim)).astype(np.float32)
+        sampled = np.zeros((e, num_sampled, action_dim), np.float32)
+    else:
+        action = rng.integers(0, num_actions, e).astype(np.int32)
+        sampled = np.zeros((e, 0, 0), np.float32)
+    out = SearchOut(action, np.zeros(e, np.int32), np.full((e, k), 1.0 / k, np.float32), sampled,
+                    np.zeros(e, np.float32), np.zeros(e, np.float32))
+    if idx.size == 0:
+        return out
+    sub = jax.device_get(search_fn(params, key, obs_hist[idx], act_hist[idx], valid[idx], task[idx], stage, train,
+                                   num_simulations=num_simulations))
+    for full, part in zip(out, sub):
+        full[idx] = np.asarray(part)
+    return out
