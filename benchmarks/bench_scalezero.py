@@ -4,6 +4,7 @@ and the MoE/DPS ablations.
 
     python benchmarks/bench_scalezero.py                    # UniZero reference shape (latent 768) and latent 256
     python benchmarks/bench_scalezero.py --widths 768       # one width only
+    python benchmarks/bench_scalezero.py --widths --atari8 cpu ref  # Atari-8 architecture (ref size: GPU)
     python benchmarks/bench_scalezero.py --ablations 6000   # MoE vs dense, DPS on vs off on the CPU multi-task suite
 
 Shape (the single-task UniZero reference): ResNet encoder on 64x64 RGB, 2 transformer layers x 8 heads, dense GELU
@@ -162,6 +163,66 @@ def profile(s: Setup, repeats: int) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+def speed_atari8(width: str, repeats: int = 5) -> dict:
+    """The Atari-8 architecture (ViT, 4 layers, MoE 8 experts, 8 task heads) of the working tree: ``cpu`` width or
+    the reference size (GPU); search 50 simulations x batch 8, learner batch 64 x unroll 10."""
+    from agents.scalezero import replay as rp
+    from agents.scalezero.learner import init_train_state, make_update_fn
+    from agents.scalezero.search import Planner, make_search_fn
+    from agents.scalezero.world_model import ModelDims, WorldModel, init_params
+
+    if width == "cpu":
+        c = _cfg("configs/scalezero/atari8.yaml", latent_dim=64, num_heads=4, vit_depth=2, vit_heads=4,
+                 vit_mlp_dim=128, lora_rank=8)
+    else:
+        c = _cfg("configs/scalezero/atari8.yaml")
+    dims = ModelDims((64, 64, 3), 8, num_actions=18, max_steps=c.unroll_steps + c.td_steps)
+    model = WorldModel(c, dims)
+    out = {"width": width, "latent_dim": c.latent_dim, "layers": c.num_layers, "experts": c.num_experts}
+    shapes = jax.eval_shape(lambda k: init_params(model, k), jax.random.PRNGKey(0))
+    out["params"] = int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes)))
+    params = init_params(model, jax.random.PRNGKey(0))
+    # ---- search: 50 simulations, batch 8 ----
+    b, s = 8, c.context_steps
+    search = make_search_fn(Planner(model, c, dims))
+    obs = jnp.zeros((b, s, 64, 64, 3), jnp.uint8)
+    act, valid, task = jnp.zeros((b, s), jnp.int32), jnp.ones((b, s), bool), jnp.arange(b, dtype=jnp.int32) % 8
+    call = lambda k: search(params, k, obs, act, valid, task, jnp.int32(0), jnp.float32(1.0), num_simulations=50)
+    t = time.perf_counter()
+    jax.block_until_ready(call(jax.random.PRNGKey(0)))
+    out["search_compile_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(repeats):
+        jax.block_until_ready(call(jax.random.PRNGKey(i)))
+    dt = (time.perf_counter() - t) / repeats
+    out["search_decisions_per_s"] = b / dt
+    out["search_call_ms"] = dt * 1e3
+    # ---- learner: batch 64 x unroll 10 ----
+    bsz, length = 64, c.unroll_steps + c.td_steps
+    rng = np.random.default_rng(0)
+    batch = rp.Batch(obs=rng.integers(0, 255, (bsz, length, 64, 64, 3), dtype=np.uint8),
+                     action=rng.integers(0, 18, (bsz, length)).astype(np.int32),
+                     reward=rng.normal(size=(bsz, length)).astype(np.float32),
+                     terminated=np.zeros((bsz, length), bool), truncated=np.zeros((bsz, length), bool),
+                     policy=np.full((bsz, length, 18), 1 / 18, np.float32),
+                     sampled=np.zeros((bsz, length, 0, 0), np.float32), seg=np.zeros((bsz, length), np.int32),
+                     task=np.arange(8, dtype=np.int32), weight=np.ones(bsz, np.float32))
+    update = make_update_fn(model, c)
+    state = init_train_state(params, c)
+    t = time.perf_counter()
+    state, m, _ = update(state, batch, jnp.int32(0))
+    jax.block_until_ready(m["loss"])
+    out["learner_compile_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(repeats):
+        state, m, _ = update(state, batch, jnp.int32(0))
+    jax.block_until_ready(m["loss"])
+    dt = (time.perf_counter() - t) / repeats
+    out["learner_samples_per_s"] = bsz / dt
+    out["learner_update_ms"] = dt * 1e3
+    return out
+
+
 def replay_memory() -> dict:
     from agents.scalezero import replay as rp
     res = {}
@@ -206,6 +267,8 @@ def main():
     ap.add_argument("--widths", type=int, nargs="*", default=[768, 256], help="latent widths to compare")
     ap.add_argument("--baseline", default=BASELINE_REV, help="git revision of the baseline code")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per path (medians are reported)")
+    ap.add_argument("--atari8", choices=("cpu", "ref"), nargs="*", default=[],
+                    help="also time the Atari-8 architecture at CPU width and/or reference size (GPU)")
     ap.add_argument("--ablations", type=int, default=0, help="env steps per ablation run (0 = skip)")
     args = ap.parse_args()
     print("backend:", jax.default_backend(), jax.devices()[0].device_kind, "| load:", os.getloadavg())
@@ -218,6 +281,8 @@ def main():
             print(f"  {k}: baseline {res['baseline'][k]:.2f}  new {res['new'][k]:.2f}  ratio {v:.2f}x")
         for k, v in res["profile"].items():
             print(f"  profile {k}: {v}")
+    for width in args.atari8:
+        print(f"speed Atari-8 ({width} width):", json.dumps(speed_atari8(width)), flush=True)
     if args.ablations:
         ablations(args.ablations)
 
