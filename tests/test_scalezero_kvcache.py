@@ -17,7 +17,7 @@ from agents.scalezero.world_model import ModelDims, WorldModel, init_params
 S, DEPTH, B, A = 3, 5, 6, 4
 TINY = dict(latent_dim=32, num_layers=2, num_heads=2, ffn="moe", num_experts=4, expert_hidden_ratio=2,
             head_hidden_ratio=1, num_bins=21, support_max=5.0, latent_norm="layernorm", context_steps=S,
-            expert_capacity_factor=4.0, dps=True, num_stages=3)
+            expert_capacity_factor=4.0, dps=True, num_stages=3, unroll_steps=5)
 
 
 def _model(num_tasks=2):
@@ -64,7 +64,8 @@ def test_kv_cached_search_steps_equal_windowed_recompute():
 
     # oracle: the whole history recomputed with a band of C = 2S tokens; trailing rows are padding (seg -1)
     n = S + DEPTH
-    seq = jax.jit(lambda zs, acts, seg: ap(zs, acts, seg, task, stage, B, 2 * S, method=WorldModel.sequence))
+    limit = model.search_pos_limit  # 10 < 2 * S - 1 + 2 * DEPTH: deep tokens hit the clip
+    seq = jax.jit(lambda zs, acts, seg: ap(zs, acts, seg, task, stage, B, 2 * S, limit, method=WorldModel.sequence))
     zs = jnp.zeros((B, n, z.shape[-1])).at[:, :S].set(z)
     acts = jnp.zeros((B, n), jnp.int32).at[:, :S].set(act)
     live = np.zeros((B, n), bool)
@@ -89,7 +90,7 @@ def test_kv_cached_search_steps_equal_windowed_recompute():
                 np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-4, atol=2e-4,
                                            err_msg=f"{name} at depth {d}")
     # the band matters: a full-history recompute (no window) differs once tokens are evicted
-    full = jax.jit(lambda: ap(zs, acts, seg(), task, stage, B, method=WorldModel.sequence))()
+    full = jax.jit(lambda: ap(zs, acts, seg(), task, stage, B, 0, limit, method=WorldModel.sequence))()
     assert not np.allclose(np.asarray(full.value_logits[:, S - 1 + DEPTH]), np.asarray(cached[-1][2]), atol=1e-3)
 
 

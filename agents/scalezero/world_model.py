@@ -13,8 +13,9 @@ uses G = batch, M = 1 (a single-task model skips the gather). Heads run only on 
 Search inference (``prefill``, ``step_action``, ``step_latent``) keeps a fixed-size key/value cache of
 ``C = 2 * context_steps`` token slots per node (a ring buffer: token number j goes to slot j % C, so the oldest
 token is evicted). Every token therefore attends to the last C tokens at every layer: sliding-window attention
-over the root window followed by the tree path. Positions keep counting from the root window's first valid token
-(clipped to the learned table), as the reference's cache does. The exact recompute of the same function is
+over the root window followed by the tree path. Positions keep counting from the root window's first valid token,
+as the reference's cache does, clipped at the last position the online model trains (``2 * unroll_steps - 1``):
+deeper tree tokens share that position instead of reading position rows that no loss reaches. The exact recompute of the same function is
 ``sequence(..., window=C)`` over the whole token history (tested allclose in tests/test_scalezero_kvcache.py).
 """
 from __future__ import annotations
@@ -142,12 +143,13 @@ class WorldModel(nn.Module):
         """``obs [..., *obs_shape] -> z [..., D]``."""
         return self.encoder(obs)
 
-    def sequence(self, latents, actions, seg, task, stage, groups: int, window: int = 0) -> SeqOut:
+    def sequence(self, latents, actions, seg, task, stage, groups: int, window: int = 0, pos_limit: int = 0) -> SeqOut:
         """Run the transformer over ``[z_t, a_t]`` for t < S.
 
         latents ``[B, S, D]``; actions ``[B, S]`` int or ``[B, S, A]`` float; seg ``[B, S]`` int episode-segment id
         (-1 = padding); task ``[G]`` int with ``B = G * M`` rows grouped by task; stage ``()`` int curriculum stage;
-        window > 0: each token attends only to the last ``window`` tokens (the search cache's function, recomputed).
+        window > 0: each token attends only to the last ``window`` tokens (the search cache's function, recomputed);
+        pos_limit > 0: positions clipped at ``pos_limit - 1`` (default: the table size).
         """
         b, s, dim = latents.shape
         a = self.action_embed(actions)  # [B, S, D]
@@ -155,7 +157,7 @@ class WorldModel(nn.Module):
         tseg = jnp.repeat(seg, 2, axis=1)  # [B, 2S]
         valid = tseg >= 0
         first = jnp.argmax(valid, axis=1)  # [B] first valid token
-        pos = jnp.clip(jnp.arange(2 * s)[None] - first[:, None], 0, 2 * self.dims.max_steps - 1)
+        pos = jnp.clip(jnp.arange(2 * s)[None] - first[:, None], 0, (pos_limit or 2 * self.dims.max_steps) - 1)
         tokens = tokens + self.pos_embed[pos]
         causal = jnp.tril(jnp.ones((2 * s, 2 * s), bool))[None]
         mask = causal & (tseg[:, :, None] == tseg[:, None, :]) & valid[:, None, :]
@@ -177,6 +179,11 @@ class WorldModel(nn.Module):
                       next_latent, aux["load"], aux["lb_loss"])
 
     # ---- search inference with a key/value cache ----
+    @property
+    def search_pos_limit(self) -> int:
+        """Positions the search uses: those the online model trains on (``2 * unroll_steps``), within the table."""
+        return min(2 * self.cfg.unroll_steps, 2 * self.dims.max_steps)
+
     def _head_at(self, head, x, task):
         """One head on one token per row: ``x [B, D]``, task ``[B]`` -> ``[B, out]``."""
         return head(x[:, None], task)[:, 0]
@@ -194,7 +201,7 @@ class WorldModel(nn.Module):
         tokens = jnp.stack([latents, a], axis=2).reshape(b, 2 * s, dim)[:, :n]  # [B, n, D]
         tvalid = jnp.repeat(valid, 2, axis=1)[:, :n]  # [B, n]
         first = jnp.argmax(tvalid, axis=1)  # [B]
-        pos = jnp.clip(jnp.arange(n)[None] - first[:, None], 0, 2 * self.dims.max_steps - 1)
+        pos = jnp.clip(jnp.arange(n)[None] - first[:, None], 0, self.search_pos_limit - 1)
         mask = jnp.tril(jnp.ones((n, n), bool))[None] & tvalid[:, None, :]
         mask = mask | jnp.eye(n, dtype=bool)[None]
         h, _, (k, v) = self.transformer(tokens + self.pos_embed[pos], mask, stage, return_kv=True)
@@ -208,7 +215,7 @@ class WorldModel(nn.Module):
         """Append one token ``[B, D]`` (before position embedding); returns its output ``[B, D]`` and the cache."""
         c = cache.valid.shape[1]
         write = jnp.arange(c)[None] == (cache.length % c)[:, None]  # [B, C] slot of the new token
-        pos = jnp.minimum(cache.pos, 2 * self.dims.max_steps - 1)
+        pos = jnp.minimum(cache.pos, self.search_pos_limit - 1)
         valid = cache.valid | write
         h, _, (k, v) = self.transformer((token + self.pos_embed[pos])[:, None], valid[:, None, :], stage,
                                         cache=(cache.k, cache.v, write))
