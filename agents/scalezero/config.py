@@ -30,9 +30,11 @@ class ScaleZeroConfig:
     num_experts: int = 8  # routed SwiGLU experts (ref 8)
     shared_expert: bool = True  # one always-on GELU MLP beside the routed experts (ref True)
     expert_hidden_ratio: int = 4  # expert / dense MLP hidden = ratio * D (ref 4)
+    expert_capacity_factor: float = 0.0  # MoE: >0 = routed-only compute with factor * N / E slots per expert (tokens
+    # over capacity keep only the shared expert; 2.0 suits balanced routing); 0 = every expert on every token (exact)
     load_balance_coef: float = 0.0  # Switch-style load-balancing loss weight (ref: none = 0)
     # ---------------- heads / supports ----------------
-    head_hidden_ratio: int = 4  # per-task heads: LN -> Linear(D, ratio*D) -> LN -> GELU -> Linear (ref 4)
+    head_hidden_ratio: int = 1  # per-task heads: LN -> Linear(D, ratio*D) -> LN -> GELU -> Linear (ref 1)
     num_bins: int = 101  # two-hot bins for value and reward (ref 101)
     support_max: float = 50.0  # support is [-support_max, support_max] in h-space (ref 50)
     # ---------------- Dynamic Parameter Scaling (LoRA curriculum) ----------------
@@ -109,6 +111,9 @@ def validate(cfg: ScaleZeroConfig) -> None:
                  "context_steps", "collect_steps", "num_stages", "lora_rank", "num_experts"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"scalezero.{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.expert_capacity_factor < 0:
+        raise ValueError(f"scalezero.expert_capacity_factor must be >= 0 (0 = all experts), "
+                         f"got {cfg.expert_capacity_factor}")
     if not 0.0 <= cfg.reanalyse_fraction <= 1.0:
         raise ValueError(f"scalezero.reanalyse_fraction must be in [0, 1], got {cfg.reanalyse_fraction}")
     if cfg.dps and cfg.num_stages < 2:

@@ -6,10 +6,16 @@ softmax over the top-k logits only, which for k=1 is identically 1.0, so its rou
 Here d(output)/d(router) is non-zero. An optional Switch-Transformer load-balancing loss
 ``E * sum_e f_e * P_e`` (f = routed fraction, P = mean probability) is returned with the per-expert load.
 
-Compute: every expert runs on every token and the top-1 mask selects (exact top-1 semantics, E x the FFN FLOPs of a
-dispatching implementation; fine at CPU sizes, the GPU cost is documented in the README).
+Compute (``capacity_factor``): > 0 dispatches each token to its routed expert only (sorted dispatch: a token's slot is
+its rank among the tokens routed to the same expert; each expert processes ``capacity = min(N, max(ceil(factor * N /
+E), MIN_CAPACITY))`` slots, so the FFN costs ~factor x one dense FFN instead of E x). A token beyond its expert's
+capacity is dropped from the routed part (it keeps the shared expert and the residual, as in Switch Transformer);
+``aux['dropped']`` reports the fraction. With at most MIN_CAPACITY tokens (a search step over a few roots) nothing can
+be dropped. ``capacity_factor = 0`` runs every expert on every token and selects (the exact oracle used in tests).
 """
 from __future__ import annotations
+
+import math
 
 import flax.linen as nn
 import jax
@@ -17,9 +23,12 @@ import jax.numpy as jnp
 
 from agents.scalezero.lora import LoRAEinsum
 
+MIN_CAPACITY = 8  # slots per expert at least: small token counts (search steps) are never dropped
+
 
 class SwiGLUExperts(nn.Module):
-    """``num_experts`` SwiGLU MLPs (no bias): ``w2(silu(w1 x) * w3 x)``; x ``[N, D] -> [N, E, D]``."""
+    """``num_experts`` SwiGLU MLPs (no bias): ``w2(silu(w1 x) * w3 x)``; xe ``[..., E, D] -> [..., E, D]`` (expert e
+    applied to slice e)."""
 
     num_experts: int
     hidden: int
@@ -28,13 +37,12 @@ class SwiGLUExperts(nn.Module):
     alpha: float = 8.0
 
     @nn.compact
-    def __call__(self, x: jax.Array, stage: jax.Array) -> jax.Array:
-        e, d = self.num_experts, x.shape[-1]
+    def __call__(self, xe: jax.Array, stage: jax.Array) -> jax.Array:
+        e, d = self.num_experts, xe.shape[-1]
         kw = dict(prefix=(e,), num_adapters=self.num_adapters, rank=self.rank, alpha=self.alpha)
-        xe = jnp.broadcast_to(x[..., None, :], x.shape[:-1] + (e, d))  # [N, E, D]
         h = nn.silu(LoRAEinsum(self.hidden, name="w1", **kw)(xe, stage)) * LoRAEinsum(self.hidden, name="w3", **kw)(
             xe, stage)
-        return LoRAEinsum(d, name="w2", **kw)(h, stage)  # [N, E, D]
+        return LoRAEinsum(d, name="w2", **kw)(h, stage)  # [..., E, D]
 
 
 class DenseMLP(nn.Module):
@@ -55,7 +63,8 @@ class DenseMLP(nn.Module):
 
 
 class MoEFFN(nn.Module):
-    """Top-1 MoE FFN. ``x [..., D] -> (y [..., D], aux)`` with ``aux = {'load': [E], 'probs': [E], 'lb_loss': ()}``."""
+    """Top-1 MoE FFN. ``x [..., D] -> (y [..., D], aux)`` with
+    ``aux = {'load': [E], 'probs': [E], 'lb_loss': (), 'dropped': ()}``."""
 
     num_experts: int
     hidden: int
@@ -63,6 +72,7 @@ class MoEFFN(nn.Module):
     num_adapters: int = 0
     rank: int = 8
     alpha: float = 8.0
+    capacity_factor: float = 0.0  # > 0: routed tokens only, with this capacity factor; 0: all experts (oracle)
 
     @nn.compact
     def __call__(self, x: jax.Array, stage: jax.Array):
@@ -74,12 +84,25 @@ class MoEFFN(nn.Module):
         onehot = jax.nn.one_hot(choice, self.num_experts)  # [N, E]
         gate = jnp.sum(probs * onehot, axis=-1)  # [N], differentiable w.r.t. the router
         experts = SwiGLUExperts(self.num_experts, self.hidden, self.num_adapters, self.rank, self.alpha,
-                                name="experts")(flat, stage)  # [N, E, D]
-        y = gate[:, None] * jnp.einsum("ne,ned->nd", onehot, experts)
+                                name="experts")
+        n, e = flat.shape[0], self.num_experts
+        if self.capacity_factor > 0:
+            cap = min(n, max(math.ceil(self.capacity_factor * n / e), MIN_CAPACITY))
+            slot = jnp.sum((jnp.cumsum(onehot, axis=0) - 1.0) * onehot, -1).astype(jnp.int32)  # [N] rank in expert
+            keep = slot < cap  # [N]
+            buf = jnp.zeros((cap, e, flat.shape[-1]), flat.dtype)
+            buf = buf.at[jnp.where(keep, slot, cap), choice].set(flat, mode="drop")  # [cap, E, D]
+            routed = experts(buf, stage)[jnp.minimum(slot, cap - 1), choice]  # [N, D]
+            y = (gate * keep)[:, None] * routed
+            dropped = jnp.mean((~keep).astype(jnp.float32))
+        else:
+            xe = jnp.broadcast_to(flat[:, None, :], (n, e, flat.shape[-1]))  # [N, E, D]
+            y = gate[:, None] * jnp.einsum("ne,ned->nd", onehot, experts(xe, stage))
+            dropped = jnp.zeros(())
         if self.shared_expert:
             y = y + DenseMLP(self.hidden, name="shared")(flat, stage)
         load = jnp.mean(onehot, axis=0)  # [E] fraction of tokens routed to each expert
         mean_probs = jnp.mean(probs, axis=0)  # [E]
         aux = {"load": load, "probs": mean_probs,
-               "lb_loss": self.num_experts * jnp.sum(jax.lax.stop_gradient(load) * mean_probs)}
+               "lb_loss": self.num_experts * jnp.sum(jax.lax.stop_gradient(load) * mean_probs), "dropped": dropped}
         return y.reshape(shape), aux

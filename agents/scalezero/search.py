@@ -1,9 +1,17 @@
 """Planning with mctx over the world model: root/recurrent functions, muzero and gumbel-muzero, sampled actions.
 
-Search state (the per-node ``embedding``) is a fixed window of the last ``S = context_steps`` steps
-(``latents [B, S, D]``, ``actions``, ``valid [B, S]``): each recurrent call writes the chosen action into the last
-slot, runs the transformer once to read reward and the next latent at that action token, shifts the window by one
-step and runs it again to read value and policy at the new latent token (attention is recomputed; no KV cache).
+Search state (the per-node ``embedding``), default ``kv_cache=True``: a ``Node`` holding the world model's
+``DecodeCache`` (keys/values of the last ``2 * context_steps`` tokens per layer, a fixed-shape ring buffer). The
+root encodes its window and computes it through the transformer once (``WorldModel.prefill``); each recurrent call
+appends the chosen action token (reward and next latent read there) and then the predicted latent token (value and
+policy read there), two single-token transformer passes against the cached keys/values.
+
+``kv_cache=False`` keeps the previous path (the cost baseline): the embedding is the window of the last S steps
+(``latents [B, S, D]``, ``actions``, ``valid [B, S]``); each recurrent call writes the action into the last slot,
+recomputes the whole window to read reward and next latent, shifts it by one step (positions re-based to the new
+first token) and recomputes it again for value and policy. Its function differs from the cached one once the tree
+is deeper than the window (the cache keeps positions and each token's context from when it was computed); the
+exact recompute of the cached function is ``WorldModel.sequence(..., window=C)``.
 Values and rewards are mapped back through h^-1; UniZero predicts no termination, so discount = ``cfg.discount``.
 
 Q normalisation (deliberate choice):
@@ -25,10 +33,11 @@ import chex
 import jax
 import jax.numpy as jnp
 import mctx
+import numpy as np
 
 from agents.scalezero.config import ScaleZeroConfig
 from agents.scalezero.transforms import logits_to_value
-from agents.scalezero.world_model import ModelDims, WorldModel
+from agents.scalezero.world_model import DecodeCache, ModelDims, WorldModel
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
 
@@ -37,6 +46,12 @@ class Window(NamedTuple):
     latents: jax.Array  # [B, S, D]
     actions: jax.Array  # [B, S] int32 or [B, S, A] float32 (last slot: placeholder)
     valid: jax.Array  # [B, S] bool
+    task: jax.Array  # [B] int32
+    sampled: jax.Array  # [B, K, A] candidate actions at this node (continuous) or [B, 0, 0]
+
+
+class Node(NamedTuple):
+    cache: DecodeCache  # keys/values of the node's last C tokens, its newest token = the node's latent
     task: jax.Array  # [B] int32
     sampled: jax.Array  # [B, K, A] candidate actions at this node (continuous) or [B, 0, 0]
 
@@ -102,8 +117,9 @@ def run_policy(c: ScaleZeroConfig, params, key, root: mctx.RootFnOutput, recurre
 class Planner:
     """Static search setup (model, config, dims); ``run`` is a pure function of (params, key, inputs)."""
 
-    def __init__(self, model: WorldModel, cfg: ScaleZeroConfig, dims: ModelDims):
+    def __init__(self, model: WorldModel, cfg: ScaleZeroConfig, dims: ModelDims, kv_cache: bool = True):
         self.model, self.cfg, self.dims = model, cfg, dims
+        self.kv_cache = kv_cache
 
     # ---- model calls ----
     def _seq(self, params, win: Window, stage):
@@ -122,13 +138,21 @@ class Planner:
     def root(self, params, key, obs_hist, act_hist, valid, task, stage) -> mctx.RootFnOutput:
         """obs_hist ``[B, S, *obs]``, act_hist ``[B, S(,A)]`` (last slot ignored), valid ``[B, S]``, task ``[B]``."""
         latents = self.model.apply({"params": params}, obs_hist, method=WorldModel.encode)
+        if self.kv_cache:
+            cache, value_logits, policy = self.model.apply({"params": params}, latents, act_hist, valid, task, stage,
+                                                           method=WorldModel.prefill)
+            logits, sampled = self._prior(key, policy)
+            value = logits_to_value(value_logits, self.cfg.support_max)
+            return mctx.RootFnOutput(prior_logits=logits, value=value, embedding=Node(cache, task, sampled))
         win = Window(latents, act_hist, valid, task, jnp.zeros((task.shape[0], 0, 0)))
         out = self._seq(params, win, stage)
         logits, sampled = self._prior(key, out.policy[:, -1])
         value = logits_to_value(out.value_logits[:, -1], self.cfg.support_max)
         return mctx.RootFnOutput(prior_logits=logits, value=value, embedding=win._replace(sampled=sampled))
 
-    def recurrent(self, params_stage, key, action, win: Window):
+    def recurrent(self, params_stage, key, action, win):
+        if self.kv_cache:
+            return self._recurrent_cached(params_stage, key, action, win)
         params, stage = params_stage
         if self.dims.continuous:
             act = jnp.take_along_axis(win.sampled, action[:, None, None], axis=1)[:, 0]  # [B, A]
@@ -146,6 +170,20 @@ class Planner:
         rec = mctx.RecurrentFnOutput(reward=reward, discount=jnp.full_like(reward, self.cfg.discount),
                                      prior_logits=logits, value=value)
         return rec, nxt._replace(sampled=sampled)
+
+    def _recurrent_cached(self, params_stage, key, action, node: Node):
+        params, stage = params_stage
+        apply = lambda *a, **k: self.model.apply({"params": params}, *a, **k)
+        if self.dims.continuous:
+            action = jnp.take_along_axis(node.sampled, action[:, None, None], axis=1)[:, 0]  # [B, A]
+        reward_logits, latent, cache = apply(node.cache, action, node.task, stage, method=WorldModel.step_action)
+        value_logits, policy, cache = apply(cache, latent, node.task, stage, method=WorldModel.step_latent)
+        logits, sampled = self._prior(key, policy)
+        reward = logits_to_value(reward_logits, self.cfg.support_max)
+        value = logits_to_value(value_logits, self.cfg.support_max)
+        rec = mctx.RecurrentFnOutput(reward=reward, discount=jnp.full_like(reward, self.cfg.discount),
+                                     prior_logits=logits, value=value)
+        return rec, Node(cache, node.task, sampled)
 
     # ---- search ----
     def run(self, params, key, obs_hist, act_hist, valid, task, stage, train, *,
@@ -170,3 +208,35 @@ def make_search_fn(planner: Planner):
     """Jitted ``(params, key, obs_hist, act_hist, valid, task, stage, train, num_simulations=) -> SearchOut``;
     ``train`` is traced (no recompilation between collection and evaluation), ``num_simulations`` static."""
     return jax.jit(planner.run, static_argnames=("num_simulations",))
+
+
+def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, valid, task, stage, train, *,
+                    num_simulations: int, num_actions: int, action_dim: int = 0, num_sampled: int = 0) -> SearchOut:
+    """Collection step that searches only the envs of unsolved tasks; host numpy in and out.
+
+    ``active [E]`` bool marks envs whose task still collects. Only those rows go through ``search_fn`` (one compiled
+    search per distinct active count: at most one per number of unsolved tasks, as envs are split evenly). A batched
+    env cannot pause single envs, so the other envs are stepped with a uniformly random action (``rng``, a numpy
+    Generator) at no model cost: their env steps are real interactions and still count as env steps (not as the
+    active steps of unsolved tasks), their policy target is uniform and their values zero (DPS never samples a
+    solved task's data). Arguments as ``Planner.run``; ``num_actions`` (discrete) or ``action_dim`` and
+    ``num_sampled`` (continuous) size the rows that are not searched.
+    """
+    e = active.shape[0]
+    idx = np.flatnonzero(active)
+    k = num_sampled if action_dim else num_actions
+    if action_dim:
+        action = rng.uniform(-1.0, 1.0, (e, action_dim)).astype(np.float32)
+        sampled = np.zeros((e, num_sampled, action_dim), np.float32)
+    else:
+        action = rng.integers(0, num_actions, e).astype(np.int32)
+        sampled = np.zeros((e, 0, 0), np.float32)
+    out = SearchOut(action, np.zeros(e, np.int32), np.full((e, k), 1.0 / k, np.float32), sampled,
+                    np.zeros(e, np.float32), np.zeros(e, np.float32))
+    if idx.size == 0:
+        return out
+    sub = jax.device_get(search_fn(params, key, obs_hist[idx], act_hist[idx], valid[idx], task[idx], stage, train,
+                                   num_simulations=num_simulations))
+    for full, part in zip(out, sub):
+        full[idx] = np.asarray(part)
+    return out
