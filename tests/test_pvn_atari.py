@@ -102,3 +102,29 @@ def test_pvn_atari_reference_config_from_dqn_replay_layout_runs_online_with_fine
     enc1 = _leaves(HostLearner.encoder_params(state["learners"]["pvn_linear"]))
     assert any(not np.array_equal(a, b) for a, b in zip(enc0, enc1)), "fine_tune=true left the encoder unchanged"
     trainer.close()
+
+
+def test_eval_preset_reference_is_the_reference_protocol_on_atari(tmp_path):
+    """``pvn.eval.preset: reference`` = google-research pvn's Acme evaluation: constant epsilon 0.01, 2k warm-up,
+    gradient clipping 10, no sticky actions (train and eval envs); 'omnitask' keeps the fields as given."""
+    pytest.importorskip("ale_py")
+    from omnitask.config import load_config
+    from agents.pvn.evaluate import LinearEvalConfig
+    from agents.pvn.host import dqn_config_from_eval
+    from agents.pvn.trainer import PVNTrainer
+
+    ref = dqn_config_from_eval(LinearEvalConfig(preset="reference"), num_envs=4)
+    assert (ref.epsilon_start, ref.epsilon_end, ref.learning_starts, ref.max_grad_norm) == (0.01, 0.01, 2000, 10.0)
+    own = dqn_config_from_eval(LinearEvalConfig(), num_envs=4)
+    assert (own.epsilon_start, own.epsilon_end, own.learning_starts, own.max_grad_norm) == (1.0, 0.01, 20_000, 0.0)
+    with pytest.raises(ValueError, match="allowed: omnitask, reference"):
+        LinearEvalConfig(preset="paper")
+    cfg = load_config(CONFIGS / "atari_pong_cpu_smoke.yaml", ["pvn.eval.preset=reference"])
+    trainer = PVNTrainer(cfg, tmp_path / "run")
+    assert trainer.online_options["sticky_actions"] == 0.0
+    assert trainer.learners["pvn_linear"].cfg.max_grad_norm == 10.0
+    assert trainer.learners["pvn_linear"].engine.env.protocol.sticky_actions == 0.0  # the env it makes
+    trainer.close()
+    plain = PVNTrainer(load_config(CONFIGS / "atari_pong_cpu_smoke.yaml"), tmp_path / "run2")
+    assert "sticky_actions" not in plain.online_options  # the dqn protocol's own 0.25 stands
+    plain.close()
