@@ -244,9 +244,11 @@ def summarize_atari(out_dir: Path, collector: dict, runs: dict) -> dict:
 
     curves = {name: {} for name in LABELS}
     for seed, run_dir in runs.items():
-        for r in read_metrics(run_dir):
-            if r.get("split") != "eval":
-                continue
+        rows = [r for r in read_metrics(run_dir) if r.get("split") == "eval"]
+        final_file = Path(run_dir) / "final_eval.json"
+        if final_file.exists():  # the run's final evaluation (also when run.eval_every=0)
+            rows.append(json.loads(final_file.read_text()))
+        for r in rows:
             for name in LABELS:
                 if f"return_mean/{name}" in r:
                     curves[name].setdefault(int(r["env_steps"]), {})[seed] = r[f"return_mean/{name}"]
