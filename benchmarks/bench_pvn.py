@@ -8,6 +8,11 @@
   python benchmarks/bench_pvn.py reproduce [--run-dir DIR] [--set key=value ...]
       The CPU-sized reproduction (configs/pvn/minatar_breakout_cpu.yaml): trains it (unless --run-dir points at a
       finished run) and prints final returns of PVN-linear, random-linear and end-to-end DQN at equal budgets.
+  python benchmarks/bench_pvn.py atari [--out DIR] [--collect-steps 6000] [--seeds 0 1 2] [--set key=value ...]
+      Real Atari at a CPU budget (configs/pvn/atari_breakout_cpu.yaml): (1) the DQN baseline learns Breakout while
+      its env records every transition (agents.pvn.collect.RecordingEnv) -> DIR/dataset, learning curve ->
+      DIR/collector_curve.json; (2) per seed, PVN pretrains on that dataset and PVN-linear, random-linear and
+      end-to-end DQN train online at equal budgets (DIR/seed<k>); (3) DIR/pvn_atari.png and DIR/summary.json.
 """
 from __future__ import annotations
 
@@ -43,7 +48,15 @@ def _interleaved(cases: dict, repeats: int, rounds: int) -> dict:
     return {name: float(np.median(r)) for name, r in rates.items()}
 
 
-def speed(encoder: str, batch: int, tasks: int, repeats: int, tasks_per_net: int = 10, rounds: int = 5) -> dict:
+def _gflops(fn, state, batch) -> float:
+    """GFLOPs of one update as XLA counts them (independent of machine load)."""
+    cost = fn.lower(state, batch).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", float("nan"))) / 1e9
+
+
+def speed(encoder: str, batch: int, tasks: int, repeats: int, tasks_per_net: int = 10, rounds: int = 5,
+          width: int = 1, flops_only: bool = False) -> dict:
     from agents.common.replay import NStepBatch
     from agents.dqn.config import DQNConfig
     from agents.dqn.learner import DQNTrainState, make_dqn_update, make_optimizer
@@ -52,7 +65,7 @@ def speed(encoder: str, batch: int, tasks: int, repeats: int, tasks_per_net: int
     from agents.pvn.pretrain import PretrainConfig, make_pretrainer
 
     shape = (10, 10, 4) if encoder == "minatar" else (84, 84, 4)
-    enc = EncoderConfig(arch=encoder, width=1, feature_dim=128 if encoder == "minatar" else 512,
+    enc = EncoderConfig(arch=encoder, width=width, feature_dim=128 if encoder == "minatar" else 512 * width,
                         padding="VALID", pixel_scale=1.0 if encoder == "minatar" else 255.0)
     num_actions = 18
     rng = np.random.default_rng(0)
@@ -107,6 +120,13 @@ def speed(encoder: str, batch: int, tasks: int, repeats: int, tasks_per_net: int
                              indicators=IndicatorConfig(family=family, net=net, tasks_per_net=tasks_per_net))
         pre = make_pretrainer(cfg, shape, num_actions)
         cases[f"pvn_{family}"] = (jax.jit(pre.update), pre.init(jax.random.PRNGKey(2)), pvn_batch)
+    for name, (fn, st, b) in cases.items():  # compiler's FLOP count: a load-independent cost ratio
+        out[f"{name}_gflops"] = _gflops(fn, st, b)
+    out["encoder_width"] = width
+    for fam in ("td_only", "hash", "rnd"):
+        out[f"flops_ratio_{fam}"] = out[f"pvn_{fam}_gflops"] / out["dqn_gflops"]
+    if flops_only:
+        return out
     for name, rate in _interleaved(cases, repeats, rounds).items():
         out[f"{name}_updates_per_s"] = rate
     out["ratio_td_only"] = out["dqn_updates_per_s"] / out["pvn_td_only_updates_per_s"]
@@ -140,6 +160,133 @@ def reproduce(run_dir: str | None, overrides: list[str]) -> dict:
     return final
 
 
+COLLECTOR_DQN = dict(lr=2.5e-4, adam_eps=1.5e-4, gamma=0.99, n_step=3, buffer_size=6_000, batch_size=32,
+                     learning_starts=1_000, train_every=2, gradient_steps=1, target_update_period=500,
+                     max_grad_norm=10.0, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=4_000,
+                     eval_epsilon=0.01, torso="cnn", steps_per_train_step=250)
+
+
+def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0) -> dict:
+    """The DQN baseline (unchanged: agents.dqn) learns ``game``; every transition it steps is recorded."""
+    import envs
+    from agents.common.engines import HostEngine
+    from agents.dqn.agent import make_dqn_agent
+    from agents.dqn.config import DQNConfig
+    from agents.dqn.trainer import dqn_host_agent
+    from agents.pvn.collect import RecordingEnv
+    from agents.pvn.dataset import TransitionWriter
+
+    root = out / "dataset"
+    if (root / "meta.json").exists() and (out / "collector_curve.json").exists():
+        return json.loads((out / "collector_curve.json").read_text())
+    import shutil
+    shutil.rmtree(root, ignore_errors=True)
+    cfg = DQNConfig(**COLLECTOR_DQN)
+    options = {"protocol": "dqn", "mode": "train"}
+    env = RecordingEnv(envs.make(game, num_envs=4, seed=seed, **options), TransitionWriter(str(root), 5_000))
+    agent = make_dqn_agent(cfg, env.spec, env.num_envs)
+    engine = HostEngine(env, dqn_host_agent(agent, cfg), seed, None, 2_000)
+    state = engine.init(jax.random.PRNGKey(seed))
+    curve, t0, done = [], time.perf_counter(), 0
+    while done < steps:
+        state, metrics, n = engine.train_step(state)
+        done += n
+        curve.append({"env_steps": done, "episode_return": metrics.get("train/episode_return", float("nan")),
+                      "episodes": metrics.get("train/episodes", 0.0), "epsilon": metrics.get("epsilon"),
+                      "wall_s": time.perf_counter() - t0})
+        print(f"collect {done} steps: train return {curve[-1]['episode_return']:.2f} eps {curve[-1]['epsilon']:.2f}",
+              flush=True)
+    engine.close()  # closes the recording env: flushes the last chunk
+    result = {"game": game, "env_steps": done, "dqn": COLLECTOR_DQN, "curve": curve,
+              "wall_s": time.perf_counter() - t0}
+    from omnitask.fileio import atomic_write_json
+    atomic_write_json(out / "collector_curve.json", result)
+    return result
+
+
+def atari(out: str, collect_steps: int, seeds: list[int], overrides: list[str], parallel: bool = False) -> dict:
+    import subprocess
+    import sys
+    from omnitask.fileio import atomic_write_json
+    out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = ROOT / "configs" / "pvn" / "atari_breakout_cpu.yaml"
+    collector = collect_with_dqn(out_dir, "atari/Breakout", collect_steps)
+    runs, procs = {}, []
+    for seed in seeds:  # one process per seed: a crash loses one seed only
+        run_dir = out_dir / f"seed{seed}"
+        if not (run_dir / "final_eval.json").exists():
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "omnitask.cli", "train", str(config), "--set", f"seed={seed}",
+                 "--set", f"pvn.data.path={out_dir / 'dataset'}", "--set", f"run.out_dir={out_dir}",
+                 "--set", f"run.name=seed{seed}", "--set", "run.progress=false",
+                 *[a for o in overrides for a in ("--set", o)]], cwd=ROOT))
+            if not parallel:
+                procs[-1].wait()
+    for p in procs:
+        p.wait()
+    for seed in seeds:
+        if (out_dir / f"seed{seed}" / "final_eval.json").exists():
+            runs[seed] = out_dir / f"seed{seed}"
+    summary = summarize_atari(out_dir, collector, runs)
+    atomic_write_json(out_dir / "summary.json", summary)
+    print(json.dumps(summary["final"], indent=1))
+    return summary
+
+
+def summarize_atari(out_dir: Path, collector: dict, runs: dict) -> dict:
+    """Per-learner eval curves over seeds (mean and per seed) and the PNG: collector curve + online comparison."""
+    from omnitask.metrics_log import read_metrics
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from agents.pvn.trainer import LABELS
+
+    curves = {name: {} for name in LABELS}
+    for seed, run_dir in runs.items():
+        rows = [r for r in read_metrics(run_dir) if r.get("split") == "eval"]
+        final_file = Path(run_dir) / "final_eval.json"
+        if final_file.exists():  # the run's final evaluation (also when run.eval_every=0)
+            rows.append(json.loads(final_file.read_text()))
+        for r in rows:
+            for name in LABELS:
+                if f"return_mean/{name}" in r:
+                    curves[name].setdefault(int(r["env_steps"]), {})[seed] = r[f"return_mean/{name}"]
+    final = {}
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    pts = [(c["env_steps"], c["episode_return"]) for c in collector["curve"] if c["episode_return"] == c["episode_return"]]
+    if pts:
+        ax0.plot(*zip(*pts), ".-")
+    ax0.set_title(f"collector: DQN baseline on {collector['game']} (train episodes)", fontsize=9)
+    ax0.set_xlabel("env steps")
+    ax0.set_ylabel("training episode return")
+    for name, by_step in curves.items():
+        if not by_step:
+            continue
+        steps = sorted(by_step)
+        per_seed = [[by_step[s].get(seed, np.nan) for seed in runs] for s in steps]
+        mean = [float(np.nanmean(v)) for v in per_seed]
+        ax1.plot(steps, mean, "o-", label=LABELS[name])
+        for k, seed in enumerate(runs):
+            ax1.plot(steps, [v[k] for v in per_seed], ":", alpha=0.35, color=ax1.lines[-1].get_color())
+        last = per_seed[-1]
+        final[name] = {"env_steps": steps[-1], "mean": float(np.nanmean(last)), "per_seed": last}
+    ax1.set_title(f"online, equal budgets, {len(runs)} seeds (dotted: per seed)", fontsize=9)
+    ax1.set_xlabel("online env steps per learner")
+    ax1.set_ylabel("evaluation return")
+    ax1.legend(fontsize=7)
+    for ax in (ax0, ax1):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "pvn_atari.png", dpi=110)
+    plt.close(fig)
+    fire = {seed: json.loads((d / "firing_rates.json").read_text()) for seed, d in runs.items()
+            if (d / "firing_rates.json").exists()}
+    return {"final": final, "curves": {n: {str(k): v for k, v in c.items()} for n, c in curves.items()},
+            "firing_rates": {s: {k: f[k] for k in ("target", "mean", "min", "max")} for s, f in fire.items()},
+            "collector": {k: collector[k] for k in ("game", "env_steps", "wall_s")}}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -150,16 +297,30 @@ def main(argv=None):
     sp.add_argument("--repeats", type=int, default=10, help="updates per timing")
     sp.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (median reported)")
     sp.add_argument("--tasks-per-net", type=int, default=10, help="rnd family: indicator outputs per random net")
+    sp.add_argument("--width", type=int, default=1, help="encoder width multiplier (the paper: IMPALA x8)")
+    sp.add_argument("--flops-only", action="store_true", help="only the compiler's FLOP counts (no timing)")
     rp = sub.add_parser("reproduce")
     rp.add_argument("--run-dir", default=None)
     rp.add_argument("--set", action="append", default=[])
+    at = sub.add_parser("atari")
+    at.add_argument("--out", default="runs/pvn_atari")
+    at.add_argument("--collect-steps", type=int, default=6_000)
+    at.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    at.add_argument("--set", action="append", default=[])
+    at.add_argument("--parallel", action="store_true", help="run the seeds as concurrent processes")
     args = ap.parse_args(argv)
     if args.cmd == "speed":
-        r = speed(args.encoder, args.batch, args.tasks, args.repeats, args.tasks_per_net, args.rounds)
+        r = speed(args.encoder, args.batch, args.tasks, args.repeats, args.tasks_per_net, args.rounds, args.width,
+                  args.flops_only)
         print(json.dumps(r, indent=1))
-        print(f"PVN ({args.tasks} tasks) cost / single-head DQN update cost: TD step {r['ratio_td_only']:.2f}x, "
-              f"with hash indicators {r['ratio_hash']:.2f}x, with rnd indicators (random nets + quantile step) "
-              f"{r['ratio_rnd']:.2f}x  [target <= 1.3x]")
+        if not args.flops_only:
+            print(f"PVN ({args.tasks} tasks) cost / single-head DQN update cost: TD step {r['ratio_td_only']:.2f}x, "
+                  f"with hash indicators {r['ratio_hash']:.2f}x, with rnd indicators (random nets + quantile step) "
+                  f"{r['ratio_rnd']:.2f}x  [target <= 1.3x]")
+        print(f"FLOPs ratio (XLA cost analysis): TD step {r['flops_ratio_td_only']:.2f}x, hash {r['flops_ratio_hash']:.2f}x, "
+              f"rnd {r['flops_ratio_rnd']:.2f}x")
+    elif args.cmd == "atari":
+        atari(args.out, args.collect_steps, args.seeds, args.set, args.parallel)
     else:
         reproduce(args.run_dir, args.set)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agents.pvn.dataset import (DQNReplayDataset, TransitionDataset, TransitionWriter, dqn_replay_filename,
-                                write_dqn_replay_checkpoint)
+                                replay_window, write_dqn_replay_checkpoint)
 from agents.pvn.export import load_encoder, save_encoder
 from agents.pvn.indicators import (HASH_PRIME, IndicatorConfig, firing_rates, hash_values,
                                    hash_values_reference, make_indicators)
@@ -188,13 +188,40 @@ def test_dqn_replay_layout_reader(tmp_path):
     np.testing.assert_array_equal(tr["next_observation"][0, 0, 0], [11, 12, 13, 14])
     np.testing.assert_array_equal(tr["terminated"], [False, True])
     np.testing.assert_array_equal(tr["action"], [13 % 4, 9 % 4])
-    b = ds.sample(np.random.default_rng(0), 8, 2, checkpoint=3)
+    b = ds.sample(np.random.default_rng(0), 8, 2, checkpoints=3)
     assert b["observation"].shape == (2, 8, 6, 6, 4)
     # every sampled stack is 4 consecutive frames
     stacks = b["observation"][..., 0, 0, :].reshape(-1, 4).astype(int)
     assert np.all(np.diff(stacks, axis=1) == 1)
     with pytest.raises(ValueError, match="available: \\[3\\]"):
         DQNReplayDataset(str(tmp_path), checkpoints=[0])
+
+
+def test_dqn_replay_pretraining_draws_a_shuffled_mixture_from_every_checkpoint(tmp_path):
+    """Ten checkpoints whose frames carry their checkpoint id: the trainer's batches mix several checkpoints per batch,
+    and a budget shorter than reading them one after another still draws from all ten (the last ones included)."""
+    for c in range(10):
+        frames = np.full((30, 6, 6), 10 * c + 5, np.uint8)  # every pixel of checkpoint c is 10c + 5
+        write_dqn_replay_checkpoint(str(tmp_path), c, {"observation": frames, "action": np.zeros(30, np.int32),
+                                                       "reward": np.zeros(30, np.float32),
+                                                       "terminal": np.zeros(30, np.uint8)})
+    ds = DQNReplayDataset(str(tmp_path))
+    seen, per_batch = set(), []
+    for step in range(0, 6 * 5, 5):  # 6 calls of 5 updates, the window moves every 10 updates
+        window = replay_window(ds.checkpoints, step, seed=0, window=4, updates_per_window=10)
+        assert len(window) == 4 and len(set(window)) == 4
+        b = ds.sample(np.random.default_rng([0, step]), 16, 5, window)
+        ids = (b["observation"][..., 0, 0, 0].astype(int) - 5) // 10  # [5, 16] checkpoint of each row
+        assert set(np.unique(ids)) <= set(window)
+        per_batch.append(max(len(np.unique(row)) for row in ids))
+        seen |= set(np.unique(ids).tolist())
+    assert seen == set(range(10)), seen  # 3 windows x 4 >= 10: every checkpoint, not only the first ones
+    assert min(per_batch) >= 3  # a batch mixes checkpoints (4 in the window), it does not read one at a time
+    assert len(ds._cache) <= 4  # only the window is held in memory
+    # epochs reshuffle, and the order is a pure function of (seed, step): exact resume
+    w_epoch0 = [replay_window(list(range(10)), s, 0, 4, 10) for s in range(0, 30, 10)]
+    w_epoch1 = [replay_window(list(range(10)), s, 0, 4, 10) for s in range(30, 60, 10)]
+    assert w_epoch0 != w_epoch1 and w_epoch0 == [replay_window(list(range(10)), s, 0, 4, 10) for s in range(0, 30, 10)]
 
 
 # ---------------------------------------------------------------------------------------------- export

@@ -102,3 +102,60 @@ def test_pvn_atari_reference_config_from_dqn_replay_layout_runs_online_with_fine
     enc1 = _leaves(HostLearner.encoder_params(state["learners"]["pvn_linear"]))
     assert any(not np.array_equal(a, b) for a, b in zip(enc0, enc1)), "fine_tune=true left the encoder unchanged"
     trainer.close()
+
+
+def test_eval_preset_reference_is_the_reference_protocol_on_atari(tmp_path):
+    """``pvn.eval.preset: reference`` = google-research pvn's Acme evaluation: constant epsilon 0.01, 2k warm-up,
+    gradient clipping 10, no sticky actions (train and eval envs); 'omnitask' keeps the fields as given."""
+    pytest.importorskip("ale_py")
+    from omnitask.config import load_config
+    from agents.pvn.evaluate import LinearEvalConfig
+    from agents.pvn.host import dqn_config_from_eval
+    from agents.pvn.trainer import PVNTrainer
+
+    ref = dqn_config_from_eval(LinearEvalConfig(preset="reference"), num_envs=4)
+    assert (ref.epsilon_start, ref.epsilon_end, ref.learning_starts, ref.max_grad_norm) == (0.01, 0.01, 2000, 10.0)
+    own = dqn_config_from_eval(LinearEvalConfig(), num_envs=4)
+    assert (own.epsilon_start, own.epsilon_end, own.learning_starts, own.max_grad_norm) == (1.0, 0.01, 20_000, 0.0)
+    with pytest.raises(ValueError, match="allowed: omnitask, reference"):
+        LinearEvalConfig(preset="paper")
+    cfg = load_config(CONFIGS / "atari_pong_cpu_smoke.yaml", ["pvn.eval.preset=reference"])
+    trainer = PVNTrainer(cfg, tmp_path / "run")
+    assert trainer.online_options["sticky_actions"] == 0.0
+    assert trainer.learners["pvn_linear"].cfg.max_grad_norm == 10.0
+    assert trainer.learners["pvn_linear"].engine.env.protocol.sticky_actions == 0.0  # the env it makes
+    trainer.close()
+    plain = PVNTrainer(load_config(CONFIGS / "atari_pong_cpu_smoke.yaml"), tmp_path / "run2")
+    assert "sticky_actions" not in plain.online_options  # the dqn protocol's own 0.25 stands
+    plain.close()
+
+
+def test_recording_env_turns_the_dqn_baselines_stream_into_a_pvn_dataset(tmp_path):
+    """The item-3 collector in short form: the unchanged DQN baseline steps a recording Atari env; every transition
+    lands in the suite dataset format, consecutive within an episode (full form: bench_pvn.py atari)."""
+    pytest.importorskip("ale_py")
+    import envs
+    from agents.common.engines import HostEngine
+    from agents.dqn.agent import make_dqn_agent
+    from agents.dqn.config import DQNConfig
+    from agents.dqn.trainer import dqn_host_agent
+    from agents.pvn.collect import RecordingEnv
+    from agents.pvn.dataset import TransitionDataset, TransitionWriter
+
+    env = RecordingEnv(envs.make("atari/Breakout", num_envs=2, seed=0, protocol="dqn", mode="train"),
+                       TransitionWriter(str(tmp_path / "data"), 64))
+    cfg = DQNConfig(buffer_size=200, batch_size=4, learning_starts=40, steps_per_train_step=30, torso="cnn",
+                    epsilon_decay_steps=60)
+    engine = HostEngine(env, dqn_host_agent(make_dqn_agent(cfg, env.spec, 2), cfg), 0, None, 100)
+    state = engine.init(jax.random.PRNGKey(0))
+    for _ in range(2):
+        state, metrics, n = engine.train_step(state)
+    assert int(state.train_state.num_updates) > 0  # the collector learned while it recorded
+    engine.close()
+    ds = TransitionDataset(str(tmp_path / "data"))
+    assert ds.num_transitions == 2 * 30 * 2 and ds.observation_shape == (84, 84, 4)
+    chunk = {k: np.concatenate([c[k] for c in ds.iter_chunks()]) for k in ("observation", "next_observation",
+                                                                            "terminated", "truncated")}
+    # rows alternate env 0, env 1: a transition's next_observation is its env's next observation (no episode end)
+    same = ~(chunk["terminated"][:-2] | chunk["truncated"][:-2])
+    np.testing.assert_array_equal(chunk["next_observation"][:-2][same], chunk["observation"][2:][same])

@@ -3,6 +3,8 @@
 ``collect_jax`` rolls a behaviour policy inside jit over a JAX-native env (``JaxEnvFunctions``), ``block``
 parallel steps at a time, and hands each block to a ``TransitionWriter``; host-env collectors call
 ``TransitionWriter.add_timestep`` directly. Behaviour policies are pure ``policy(key, obs [E, *obs]) -> [E]``.
+``RecordingEnv`` wraps any host ``BatchedEnv`` so that an unchanged learner (the DQN baseline) stepping it writes
+every transition it sees: a learning behaviour policy's data, as the DQN Replay Dataset.
 """
 from __future__ import annotations
 
@@ -54,3 +56,33 @@ def collect_jax(fns, env_params: Any, num_envs: int, num_transitions: int, key: 
     rets = rets[~np.isnan(rets)]
     return {"transitions": written, "episodes": int(rets.size),
             "behaviour_return": float(rets.mean()) if rets.size else float("nan")}
+
+
+class RecordingEnv:
+    """A host ``BatchedEnv`` that also writes every ``(obs, action, timestep)`` it steps into a ``TransitionWriter``.
+
+    Everything else is forwarded to the wrapped env, so any agent's host loop can drive it unchanged.
+    """
+
+    def __init__(self, env, writer: TransitionWriter):
+        self.env, self.writer, self._obs = env, writer, None
+        self.recorded = 0
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def reset(self, *args, **kwargs):
+        ts = self.env.reset(*args, **kwargs)
+        self._obs = np.array(ts.observation)
+        return ts
+
+    def step(self, actions):
+        ts = self.env.step(actions)
+        self.writer.add_timestep(self._obs, np.asarray(actions), ts)
+        self.recorded += len(self._obs)
+        self._obs = np.array(ts.observation)
+        return ts
+
+    def close(self):
+        self.writer.close()
+        self.env.close()

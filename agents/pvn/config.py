@@ -26,13 +26,18 @@ class DataConfig:
     chunk_size: int = 20_000  # transitions per on-disk chunk
     chunks_in_memory: int = 4  # chunks a sampling call draws rows from (suite format)
     dqn_replay_checkpoints: List[int] = dataclasses.field(default_factory=list)  # [] = all found in ``path``
-    dqn_replay_updates_per_checkpoint: int = 50_000  # pretraining updates drawn from one loaded checkpoint
+    dqn_replay_window: int = 4  # checkpoints held and mixed at once (shuffled mixture; ~7 GB of frames each)
+    dqn_replay_updates_per_window: int = 50_000  # pretraining updates before the window moves on (through a
+    # per-epoch random permutation of all checkpoints: every checkpoint is drawn from once per epoch)
 
     def __post_init__(self):
         if self.source not in DATA_SOURCES:
             raise ValueError(f"pvn.data.source {self.source!r} unknown; allowed: {', '.join(DATA_SOURCES)}")
         if self.source != "collect" and not self.path:
             raise ValueError(f"pvn.data.source {self.source!r} needs pvn.data.path (the dataset directory)")
+        if self.dqn_replay_window < 1 or self.dqn_replay_updates_per_window < 1:
+            raise ValueError(f"pvn.data.dqn_replay_window ({self.dqn_replay_window}) and "
+                             f"pvn.data.dqn_replay_updates_per_window ({self.dqn_replay_updates_per_window}) must be >= 1")
         if self.collect_transitions < 1 or self.chunk_size < 1 or self.chunks_in_memory < 1:
             raise ValueError("pvn.data: collect_transitions, chunk_size and chunks_in_memory must be >= 1")
 

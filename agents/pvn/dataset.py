@@ -14,8 +14,10 @@ visible. ``TransitionDataset`` streams: it memory-maps one chunk at a time and h
 
 DQN Replay Dataset (Agarwal et al. 2020) layout, per game/run directory: gzipped ``np.save`` arrays named
 ``$store$_<field>_ckpt.<N>.gz`` for field in observation [M, 84, 84] uint8 (single frames), action [M],
-reward [M], terminal [M]. ``DQNReplayDataset`` loads one checkpoint at a time and builds 4-frame stacks on the fly
-(a stack never crosses an episode end, as in Dopamine's replay buffer).
+reward [M], terminal [M]. ``DQNReplayDataset`` holds a window of a few checkpoints and samples a shuffled
+mixture of them (``replay_window`` picks the window; the reference mixes all 50 checkpoints, a window is what fits
+in memory: ~7 GB of frames per checkpoint), building 4-frame stacks on the fly (a stack never crosses an episode
+end, as in Dopamine's replay buffer).
 """
 from __future__ import annotations
 
@@ -244,6 +246,25 @@ def write_dqn_replay_checkpoint(directory: str, checkpoint: int, arrays: dict[st
         os.replace(tmp, path)
 
 
+def replay_window(checkpoints: list[int], step: int, seed: int, window: int, updates_per_window: int) -> list[int]:
+    """The checkpoints a pretraining update at ``step`` samples from: a shuffled mixture of ``window`` of them.
+
+    Windows advance every ``updates_per_window`` updates through a per-epoch random permutation of all
+    checkpoints (an epoch = ``ceil(C / window)`` windows), so every checkpoint is drawn from once per epoch and the
+    order differs between epochs and seeds. A pure function of its arguments (exact resume). [window] ints.
+    """
+    num = len(checkpoints)
+    window = max(1, min(int(window), num))
+    per_epoch = -(-num // window)
+    w = step // max(1, int(updates_per_window))
+    epoch, slot = divmod(w, per_epoch)
+    order = np.random.default_rng([int(seed), 0x5EED, epoch]).permutation(num)
+    picked = order[slot * window:(slot + 1) * window]
+    if len(picked) < window:  # the last window of an epoch is topped up so every window mixes ``window`` of them
+        picked = np.concatenate([picked, order[:window - len(picked)]])
+    return [int(checkpoints[i]) for i in picked]
+
+
 class DQNReplayDataset:
     """Reader of DQN Replay Dataset checkpoints: 4-frame stacked transitions, one checkpoint in memory at a time."""
 
@@ -297,16 +318,33 @@ class DQNReplayDataset:
                 "terminated": data["terminal"][indices].astype(bool),
                 "truncated": np.zeros(indices.shape, bool), "next_observation": nxt}
 
-    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, checkpoint: int
+    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, checkpoints
                ) -> dict[str, np.ndarray]:
-        """``[num_batches, batch_size, ...]`` transitions from ``checkpoint`` (kept loaded until another is asked)."""
-        if getattr(self, "_cached", (None,))[0] != checkpoint:
-            self._cached = None  # free the previous checkpoint before loading the next
-            data = self.load_checkpoint(int(checkpoint))
-            self._cached = (checkpoint, data, self.valid_indices(data))
-        _, data, valid = self._cached
-        out = self.transitions(data, rng.choice(valid, size=batch_size * num_batches))
-        return {k: v.reshape(num_batches, batch_size, *v.shape[1:]) for k, v in out.items()}
+        """``[num_batches, batch_size, ...]`` transitions drawn uniformly from the union of ``checkpoints`` (an int
+        or a list: a shuffled mixture, each row's checkpoint drawn in proportion to its valid transitions).
+
+        Checkpoints stay loaded until a call no longer names them (at most ``len(checkpoints)`` held at once).
+        """
+        window = [int(c) for c in np.atleast_1d(checkpoints)]
+        cache = getattr(self, "_cache", {})
+        self._cache = {c: v for c, v in cache.items() if c in window}  # free the ones that left the window first
+        for c in window:
+            if c not in self._cache:
+                data = self.load_checkpoint(c)
+                self._cache[c] = (data, self.valid_indices(data))
+        sizes = np.array([len(self._cache[c][1]) for c in window], np.float64)
+        n = batch_size * num_batches
+        which = rng.choice(len(window), size=n, p=sizes / sizes.sum())  # [n] window slot of each row
+        parts: dict[str, np.ndarray] = {}
+        for slot in np.unique(which):
+            rows = np.nonzero(which == slot)[0]
+            data, valid = self._cache[window[slot]]
+            got = self.transitions(data, rng.choice(valid, size=len(rows)))
+            for k, v in got.items():
+                if k not in parts:
+                    parts[k] = np.empty((n, *v.shape[1:]), v.dtype)
+                parts[k][rows] = v
+        return {k: v.reshape(num_batches, batch_size, *v.shape[1:]) for k, v in parts.items()}
 
     def iter_batches(self, batch_size: int, seed: int, batches_per_checkpoint: int | None = None
                      ) -> Iterator[dict[str, np.ndarray]]:

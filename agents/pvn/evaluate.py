@@ -28,10 +28,21 @@ from agents.pvn.networks import Encoder, EncoderSpec, LinearQ
 from omnitask.nonfinite import FINITE_KEY
 
 
+EVAL_PRESETS = ("omnitask", "reference")
+REFERENCE_PRESET = dict(eps_start=0.01, eps_final=0.01, min_replay=2_000, max_grad_norm=10.0, sticky_prob=0.0)
+
+
 @dataclasses.dataclass
 class LinearEvalConfig:
-    """Online linear-Q evaluation (defaults: the paper's, from Dopamine's DQN)."""
+    """Online linear-Q evaluation (defaults: Dopamine's DQN, as the paper's text).
 
+    ``preset``: 'omnitask' (the fields as given: epsilon annealed 1.0 -> eps_final over eps_decay_steps after a
+    min_replay warm-up, no gradient clipping, sticky actions 0.25 on Atari) or 'reference' (google-research pvn's
+    Acme double-Q evaluation: constant epsilon 0.01, a 2k warm-up, gradient clipping at norm 10, no sticky actions
+    in training or evaluation); 'reference' overrides exactly the fields of ``REFERENCE_PRESET``.
+    """
+
+    preset: str = "omnitask"  # 'omnitask' or 'reference' (see above)
     fine_tune: bool = False  # also train the encoder (off: frozen features, the PVN protocol)
     learning_rate: float = 6.25e-5  # Adam step size
     adam_eps: float = 1.5e-4  # Adam epsilon
@@ -39,6 +50,7 @@ class LinearEvalConfig:
     n_step: int = 5  # n-step returns
     gamma: float = 0.99  # discount
     huber_delta: float = 1.0  # Huber loss threshold (0 = plain L2)
+    max_grad_norm: float = 0.0  # global gradient-norm clip (0 = none; the reference preset clips at 10)
     target_update_period: int = 2000  # updates between hard target-network copies
     replay_capacity: int = 1_000_000  # transitions held (split evenly over the parallel envs)
     min_replay: int = 20_000  # transitions collected before updates start
@@ -50,6 +62,13 @@ class LinearEvalConfig:
     sticky_prob: float = 0.25  # probability the env repeats the previous action (train and eval)
     iterations_per_call: int = 250  # parallel env steps fused into one jitted train call
     eval_max_steps: int = 27_000  # cap on an evaluation episode's length (108k frames / 4 on Atari)
+
+    def __post_init__(self):
+        if self.preset not in EVAL_PRESETS:
+            raise ValueError(f"pvn.eval.preset {self.preset!r} unknown; allowed: {', '.join(EVAL_PRESETS)}")
+        if self.preset == "reference":
+            for name, value in REFERENCE_PRESET.items():
+                setattr(self, name, type(getattr(self, name))(value))
 
 
 class Replay(NamedTuple):
@@ -103,7 +122,7 @@ def make_learner(cfg: LinearEvalConfig, encoder_spec: EncoderSpec, spec, fns, en
     encoder, head = Encoder(encoder_spec), LinearQ(num_actions)
     dqn_cfg = DQNConfig(lr=cfg.learning_rate, adam_eps=cfg.adam_eps, gamma=cfg.gamma, n_step=cfg.n_step,
                         batch_size=cfg.batch_size, target_update_period=cfg.target_update_period, target_tau=1.0,
-                        double_q=True, huber_delta=cfg.huber_delta, max_grad_norm=0.0)
+                        double_q=True, huber_delta=cfg.huber_delta, max_grad_norm=cfg.max_grad_norm)
     optimizer = make_optimizer(dqn_cfg)
 
     def q_values(params, obs):  # [B, *obs] -> [B, A]

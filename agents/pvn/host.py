@@ -13,7 +13,8 @@ so here the DQN baseline's host pieces are reused unchanged: ``agents.dqn.agent.
   period (hard copies), replay capacity, ``min_replay`` -> ``learning_starts``, ``update_period`` env steps per
   gradient update, epsilon schedule, ``eval_epsilon``; ``iterations_per_call`` vector steps per ``train_step``.
 * Sticky actions come from the env itself (Atari's dqn protocol repeats the previous action with p=0.25 in both
-  train and eval modes); ``LinearEvalConfig.sticky_prob`` is only used by the JAX-native loop.
+  train and eval modes); the trainer passes ``sticky_actions=sticky_prob`` to the env only under
+  ``pvn.eval.preset: reference`` (0: none, as the reference), otherwise the protocol's own value stands.
 * Replay holds pixels (the DQN agent's uint8 ``[R, E, 84, 84, 4]`` obs and next_obs): 1M transitions = ~56 GB.
 
 Simulator state is not checkpointable: on resume the host envs restart from a seeded reset (as in DQNTrainer).
@@ -60,7 +61,7 @@ def dqn_config_from_eval(ev: LinearEvalConfig, num_envs: int) -> DQNConfig:
                      train_every=max(1, ev.update_period // num_envs),
                      gradient_steps=max(1, num_envs // ev.update_period),
                      target_update_period=ev.target_update_period, target_tau=1.0, double_q=True,
-                     huber_delta=ev.huber_delta, max_grad_norm=0.0, epsilon_start=ev.eps_start,
+                     huber_delta=ev.huber_delta, max_grad_norm=ev.max_grad_norm, epsilon_start=ev.eps_start,
                      epsilon_end=ev.eps_final, epsilon_decay_steps=ev.eps_decay_steps,
                      eval_epsilon=ev.eval_epsilon, steps_per_train_step=ev.iterations_per_call)
 

@@ -2,11 +2,16 @@
 
 Two families (Farebrother et al. 2023, section 4):
 
-* ``rnd``: ``ceil(T / tasks_per_net)`` frozen, randomly initialised conv nets (stacked with ``vmap``), each with
-  ``tasks_per_net`` linear outputs ``f_i(x)``. Task ``i`` fires when ``f_i(x) > q_i``; the per-task threshold
-  ``q_i`` (the paper's learnable bias, with the sign flipped) is trained by the quantile-regression (pinball) loss
-  at level ``1 - fire_fraction`` so each indicator fires on ``fire_fraction`` of the data. The quantile loss runs
-  alone for a warm-up before TD learning starts (``pretrain.py``).
+* ``rnd``: ``ceil(T / tasks_per_net)`` frozen, randomly initialised conv nets, each the reference's structure
+  (google-research ``pvn/indicator_functions.py``, ``StackedNatureDqnIndicator``): the ``net`` conv stack, then
+  ``Dense(tasks_per_net)`` (``net.feature_dim`` is not used: there is no wide hidden layer). The reference ends
+  in a ReLU; here it is off by default (``final_relu``) because an output that is 0 on almost every state
+  cannot fire on 1% of them at any threshold (dead tasks). The nets are stacked with ``vmap``, which XLA lowers to ONE grouped convolution per layer (the first
+  layer shares its input: one conv with ``nets * channels`` outputs). Task ``i`` fires when ``f_i(x) > q_i``; the
+  per-task threshold ``q_i`` (the paper's learnable bias, with the sign flipped) is trained by the
+  quantile-regression (pinball) loss at level ``1 - fire_fraction`` so each indicator fires on ``fire_fraction`` of
+  the data, with the network's Adam settings (reference: lr ~1.1e-4, eps 1.5e-4). The quantile loss runs alone for
+  a warm-up (reference: 62,500 updates) before TD learning starts (``pretrain.py``).
 * ``hash``: Carter-Wegman multiply-shift universal hash of the raw uint8 pixels,
   ``h_i(x) = ((sum_j a_ij x_j + b_i) mod P) mod M`` with ``P = 2^13 - 1`` and ``M = 100`` bins; fires when
   ``h_i(x) == 0`` (about ``1/M`` of states). Deterministic, nothing to train.
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +44,10 @@ class IndicatorConfig:
     tasks_per_net: int = 10  # rnd: indicator outputs per frozen random network
     net: EncoderConfig = dataclasses.field(  # rnd: architecture of each frozen random network
         default_factory=lambda: EncoderConfig(arch="nature", width=1, feature_dim=512, padding="VALID"))
-    threshold_lr: float = 1e-2  # rnd: Adam learning rate of the quantile-regression thresholds
+    threshold_lr: Optional[float] = None  # rnd: Adam step size of the thresholds; None = pretrain.learning_rate
+    # (the reference trains the bias with the network's Adam). Small data/short runs may need a larger one.
+    final_relu: bool = False  # rnd: ReLU on the outputs, as the reference. Off by default: a ReLU'd output that is 0
+    # on (nearly) every state cannot be thresholded to fire on 1% (measured: dead tasks on real Pong frames)
     hash_bins: int = 100  # hash: M, the number of bins (fires on ~1/M of states)
 
     def __post_init__(self):
@@ -47,6 +55,8 @@ class IndicatorConfig:
             raise ValueError(f"indicator family {self.family!r} unknown; allowed: {', '.join(FAMILIES)}")
         if not 0.0 < self.fire_fraction < 1.0:
             raise ValueError(f"fire_fraction must be in (0, 1), got {self.fire_fraction}")
+        if self.threshold_lr is not None and not self.threshold_lr > 0:
+            raise ValueError(f"threshold_lr must be > 0 or null (= pretrain.learning_rate), got {self.threshold_lr}")
         if self.tasks_per_net < 1 or self.hash_bins < 2:
             raise ValueError(f"tasks_per_net must be >= 1 ({self.tasks_per_net}) and hash_bins >= 2 "
                              f"({self.hash_bins})")
@@ -72,14 +82,16 @@ def _random_net_cls():
     import flax.linen as nn
 
     class RandomIndicatorNet(nn.Module):
-        """A frozen random conv net with ``num_outputs`` linear outputs (one per task)."""
+        """A frozen random conv net: conv stack -> Dense(num_outputs) [-> ReLU] (one output per task)."""
 
         spec: EncoderSpec
         num_outputs: int
+        final_relu: bool
 
         @nn.compact
         def __call__(self, obs):  # [B, *obs]
-            return nn.Dense(self.num_outputs)(Encoder(self.spec)(obs))  # [B, num_outputs]
+            spec = dataclasses.replace(self.spec, feature_dim=self.num_outputs)
+            return Encoder(spec, self.final_relu)(obs)  # [B, num_outputs]
 
     return RandomIndicatorNet
 
@@ -95,7 +107,7 @@ def make_indicators(cfg: IndicatorConfig, obs_shape: tuple[int, ...], num_tasks:
 
 def _make_rnd(cfg: IndicatorConfig, obs_shape, num_tasks) -> Indicators:
     num_nets = math.ceil(num_tasks / cfg.tasks_per_net)
-    net = _random_net_cls()(cfg.net.spec(), cfg.tasks_per_net)
+    net = _random_net_cls()(cfg.net.spec(), cfg.tasks_per_net, cfg.final_relu)
     dummy = jnp.zeros((1, *obs_shape), jnp.uint8)
 
     def init(key):

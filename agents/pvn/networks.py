@@ -60,13 +60,14 @@ class NatureCNN(nn.Module):
     width: int = 1
     feature_dim: int = 512
     padding: str = "VALID"
+    final_relu: bool = True
 
     @nn.compact
     def __call__(self, x):  # x: [B, H, W, C] float
         for ch, k, s in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
             x = nn.relu(nn.Conv(ch * self.width, (k, k), (s, s), padding=self.padding)(x))
-        x = x.reshape(x.shape[0], -1)
-        return nn.relu(nn.Dense(self.feature_dim)(x))  # [B, feature_dim]
+        x = nn.Dense(self.feature_dim)(x.reshape(x.shape[0], -1))
+        return nn.relu(x) if self.final_relu else x  # [B, feature_dim]
 
 
 class _ResidualBlock(nn.Module):
@@ -85,6 +86,7 @@ class ImpalaCNN(nn.Module):
     width: int = 1
     feature_dim: int = 512
     channels: Sequence[int] = (16, 32, 32)
+    final_relu: bool = True
 
     @nn.compact
     def __call__(self, x):  # x: [B, H, W, C] float
@@ -94,8 +96,8 @@ class ImpalaCNN(nn.Module):
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
             x = _ResidualBlock(ch)(x)
             x = _ResidualBlock(ch)(x)
-        x = nn.relu(x).reshape(x.shape[0], -1)
-        return nn.relu(nn.Dense(self.feature_dim)(x))  # [B, feature_dim]
+        x = nn.Dense(self.feature_dim)(nn.relu(x).reshape(x.shape[0], -1))
+        return nn.relu(x) if self.final_relu else x  # [B, feature_dim]
 
 
 class MinAtarCNN(nn.Module):
@@ -104,28 +106,30 @@ class MinAtarCNN(nn.Module):
     width: int = 1
     feature_dim: int = 128
     padding: str = "VALID"
+    final_relu: bool = True
 
     @nn.compact
     def __call__(self, x):  # x: [B, 10, 10, C] float
         x = nn.relu(nn.Conv(16 * self.width, (3, 3), padding=self.padding)(x))
-        x = x.reshape(x.shape[0], -1)
-        return nn.relu(nn.Dense(self.feature_dim)(x))  # [B, feature_dim]
+        x = nn.Dense(self.feature_dim)(x.reshape(x.shape[0], -1))
+        return nn.relu(x) if self.final_relu else x  # [B, feature_dim]
 
 
 class Encoder(nn.Module):
-    """Raw pixels -> features, per ``EncoderSpec``."""
+    """Raw pixels -> features, per ``EncoderSpec`` (``final_relu=False``: the last Dense stays linear)."""
 
     spec: EncoderSpec
+    final_relu: bool = True
 
     @nn.compact
     def __call__(self, obs):  # obs: [B, H, W, C] uint8/float
         x = obs.astype(jnp.float32) / self.spec.pixel_scale
         s = self.spec
         if s.arch == "nature":
-            return NatureCNN(s.width, s.feature_dim, s.padding)(x)
+            return NatureCNN(s.width, s.feature_dim, s.padding, self.final_relu)(x)
         if s.arch == "impala":
-            return ImpalaCNN(s.width, s.feature_dim)(x)
-        return MinAtarCNN(s.width, s.feature_dim, s.padding)(x)
+            return ImpalaCNN(s.width, s.feature_dim, final_relu=self.final_relu)(x)
+        return MinAtarCNN(s.width, s.feature_dim, s.padding, self.final_relu)(x)
 
 
 class MultiTaskHeads(nn.Module):

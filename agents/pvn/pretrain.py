@@ -1,8 +1,10 @@
 """PVN pretraining: one pure ``update(state, batch) -> (state, metrics)`` over offline transitions.
 
-Each update (a) moves the rnd indicator thresholds one quantile-regression step and, once ``step >=
-warmup_steps``, (b) takes one Adam step on the multi-task TD loss with uniform-policy expected-SARSA targets from
-an EMA target network. During warm-up only (a) runs (the paper's quantile warm-up before TD starts).
+Each update (a) moves the rnd indicator thresholds one quantile-regression step (Adam with the network's settings
+unless ``indicators.threshold_lr`` is set; its own moment estimates, as the reference's separate indicator state)
+and, once ``step >= warmup_steps``, (b) takes one Adam step on the multi-task TD loss with uniform-policy
+expected-SARSA targets from an EMA target network. During warm-up only (a) runs (the reference's 62,500-update
+quantile warm-up before TD starts).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ class PretrainConfig:
     adam_eps: float = 1.5e-4  # Adam epsilon
     batch_size: int = 256  # transitions per update
     num_updates: int = 1_560_000  # total gradient steps (warm-up included)
-    warmup_steps: int = 1_000  # quantile-only updates before TD starts (rnd family)
+    warmup_steps: int = 62_500  # quantile-only updates before TD starts (rnd family; the reference's 1 iteration)
     updates_per_call: int = 100  # updates fused into one jitted scan (one host->device batch transfer)
 
 
@@ -55,6 +57,7 @@ class Pretrainer(NamedTuple):
     init: Callable[[jax.Array], PretrainState]
     update: Callable[[PretrainState, dict], tuple[PretrainState, dict]]  # pure, jittable
     update_many: Callable[[PretrainState, dict], tuple[PretrainState, dict]]  # scan over a [K, B, ...] batch
+    threshold_step: Callable  # (threshold [T], threshold opt state, scores [B, T]) -> (threshold, opt state, loss)
 
 
 def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions: int) -> Pretrainer:
@@ -65,7 +68,8 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
     network = PVNNetwork(cfg.encoder.spec(), cfg.num_tasks, num_actions)
     indicators = make_indicators(cfg.indicators, obs_shape, cfg.num_tasks)
     optimizer = optax.adam(cfg.learning_rate, eps=cfg.adam_eps)
-    threshold_opt = optax.adam(cfg.indicators.threshold_lr)
+    threshold_lr = cfg.indicators.threshold_lr or cfg.learning_rate  # reference: the network's Adam settings
+    threshold_opt = optax.adam(threshold_lr, eps=cfg.adam_eps)
     warmup = cfg.warmup_steps if indicators.trains_threshold else 0
 
     def init(key) -> PretrainState:
@@ -74,6 +78,13 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
         ind = indicators.init(k_ind)
         return PretrainState(params, params, optimizer.init(params), ind, threshold_opt.init(ind.threshold),
                              jnp.zeros((), jnp.int32))
+
+    def threshold_step(threshold, opt_state, scores):
+        """One Adam step of the quantile (pinball) loss on the thresholds, given the random nets' scores [B, T]."""
+        loss, g = jax.value_and_grad(lambda t: quantile_threshold_loss(scores, t, cfg.indicators.fire_fraction)
+                                     )(threshold)
+        upd, opt_state = threshold_opt.update(g, opt_state)
+        return optax.apply_updates(threshold, upd), opt_state, loss
 
     def td_loss(params, target_params, batch, rewards):
         q = network.apply(params, batch["observation"])  # [B, T, A]
@@ -86,13 +97,13 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
         ind = state.indicator
         if indicators.trains_threshold:
             scores = indicators.scores(ind, obs)  # [B, T]
-            q_loss, g = jax.value_and_grad(lambda t: quantile_threshold_loss(scores, t, cfg.indicators.fire_fraction)
-                                           )(ind.threshold)
-            upd, th_opt = threshold_opt.update(g, state.threshold_opt_state)
-            ind = ind._replace(threshold=optax.apply_updates(ind.threshold, upd))
+            threshold, th_opt, q_loss = threshold_step(ind.threshold, state.threshold_opt_state, scores)
+            ind = ind._replace(threshold=threshold)
+            # one pass of the random nets per update: the scores above, thresholded with the updated thresholds
+            rewards = (scores > threshold[None]).astype(jnp.float32)  # [B, T] r_i(x) = 1{x in S_i}
         else:
             q_loss, th_opt = jnp.zeros(()), state.threshold_opt_state
-        rewards = indicators.fire(ind, obs)  # [B, T] r_i(x) = 1{x in S_i}
+            rewards = indicators.fire(ind, obs)  # [B, T]
 
         # The TD step is computed every update and kept only after warm-up (a select, not lax.cond: XLA:CPU runs
         # convolutions inside a conditional branch several times slower; warm-up is a tiny fraction of updates).
@@ -116,4 +127,4 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
         state, metrics = jax.lax.scan(update, state, batches)
         return state, jax.tree.map(jnp.mean, metrics)
 
-    return Pretrainer(network, indicators, init, update, update_many)
+    return Pretrainer(network, indicators, init, update, update_many, threshold_step)

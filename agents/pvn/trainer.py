@@ -29,7 +29,7 @@ import envs
 from agents.common.trainer_utils import env_settings, eval_env_options, mean_metrics
 from agents.pvn.collect import collect_jax, uniform_policy
 from agents.pvn.config import PVNConfig
-from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter
+from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter, replay_window
 from agents.pvn.env_access import jax_env, observation_dtype_ok
 from agents.pvn.evaluate import make_learner
 from agents.pvn.export import save_encoder
@@ -39,6 +39,26 @@ from agents.pvn.pretrain import make_pretrainer
 from omnitask.fileio import atomic_write_json
 
 PHASE_COLLECT, PHASE_PRETRAIN, PHASE_ONLINE = 0, 1, 2
+
+
+def whole_dataset_observations(ds, num: int, rng: np.random.Generator, batch: int = 1000):
+    """Yields ``[b, *obs]`` observation batches, ``~num`` states in all, spread over every checkpoint (DQN Replay) or
+    chunk (suite format) in proportion to its size, loading one at a time."""
+    if isinstance(ds, DQNReplayDataset):
+        parts = [(c, None) for c in ds.checkpoints]
+        weights = np.ones(len(parts))
+    else:
+        parts = [(None, i) for i in range(len(ds.meta["chunks"]))]
+        weights = np.array([c["size"] for c in ds.meta["chunks"]], np.float64)
+    counts = np.maximum(1, np.round(num * weights / weights.sum()).astype(int))
+    for (ckpt, chunk), count in zip(parts, counts):
+        if ckpt is not None:
+            obs = ds.sample(rng, int(count), 1, [ckpt])["observation"][0]
+        else:
+            data = ds.load_chunk(chunk)["observation"]
+            obs = data[np.sort(rng.choice(len(data), size=min(int(count), len(data)), replace=False))]
+        for i in range(0, len(obs), batch):
+            yield np.asarray(obs[i:i + batch])
 
 
 class PVNTrainer:
@@ -58,6 +78,9 @@ class PVNTrainer:
             self.spec, self.fns, self.env_params, self.host_env = envs.spec(env_id, **options), None, None, True
         self.env_id, self.context, self.options = env_id, context, options
         self._eval_env = None
+        self.online_options = dict(options)  # the online learners' envs (the reference preset turns stickiness off)
+        if self.host_env and self.pcfg.eval.preset == "reference":
+            self.online_options["sticky_actions"] = float(self.pcfg.eval.sticky_prob)
         observation_dtype_ok(self.spec)
         self.obs_shape = tuple(self.spec.observation.shape)
         num_actions = self.spec.action.num_actions
@@ -89,7 +112,7 @@ class PVNTrainer:
         for i, name in enumerate(self.names):
             def make_env(i=i):
                 return envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 1000 * (i + 1),
-                                 context=self.context, **self.options)
+                                 context=self.context, **self.online_options)
             fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
             self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune,
                                               seed=int(self.cfg.seed) + 1000 * (i + 1))
@@ -164,9 +187,11 @@ class PVNTrainer:
         if int(state["phase"]) != PHASE_ONLINE:  # nothing trained online yet (pretraining in progress)
             return out
         if self._eval_env is None:
+            options = dict(eval_env_options(self.cfg))
+            if "sticky_actions" in self.online_options:
+                options["sticky_actions"] = self.online_options["sticky_actions"]
             self._eval_env = envs.make(self.env_id, num_envs=min(self.num_envs, int(num_episodes)),
-                                       seed=int(self.cfg.seed) + 1, context=self.context,
-                                       **eval_env_options(self.cfg))
+                                       seed=int(self.cfg.seed) + 1, context=self.context, **options)
         for i, name in enumerate(self.names):
             res = self.learners[name].evaluate(state["learners"][name], self._eval_env, int(num_episodes),
                                                jax.random.fold_in(key, i))
@@ -218,8 +243,9 @@ class PVNTrainer:
         rng = np.random.default_rng([int(self.cfg.seed), step])
         ds = self.dataset()
         if isinstance(ds, DQNReplayDataset):
-            ckpt = ds.checkpoints[(step // max(1, d.dqn_replay_updates_per_checkpoint)) % len(ds.checkpoints)]
-            return ds.sample(rng, pre.batch_size, num_batches, ckpt)
+            window = replay_window(ds.checkpoints, step, int(self.cfg.seed), d.dqn_replay_window,
+                                   d.dqn_replay_updates_per_window)
+            return ds.sample(rng, pre.batch_size, num_batches, window)
         return ds.sample(rng, pre.batch_size, num_batches, d.chunks_in_memory)
 
     def _pretrain_step(self, state: dict):
@@ -263,22 +289,14 @@ class PVNTrainer:
                 "pretrain/fire_rate_max": float(fr.max())}
 
     def measure_firing_rates(self, pre_state) -> np.ndarray:
-        """Per-task fraction of dataset states on which each indicator fires: [T]."""
-        n = self.pcfg.fire_rate_transitions
-        rng = np.random.default_rng([int(self.cfg.seed), 0xF1])
-        batch = 1000
-        ds = self.dataset()
+        """Per-task fraction of dataset states on which each indicator fires: [T].
 
-        def batches():
-            done = 0
-            while done < n:
-                b = min(batch, n - done)
-                if isinstance(ds, DQNReplayDataset):
-                    yield ds.sample(rng, b, 1, ds.checkpoints[0])["observation"][0]
-                else:
-                    yield ds.sample(rng, b, 1, self.pcfg.data.chunks_in_memory)["observation"][0]
-                done += b
-        return firing_rates(self.pretrainer.indicators, pre_state.indicator, batches())
+        ``fire_rate_transitions`` states drawn across the WHOLE dataset (every DQN Replay checkpoint, or every chunk
+        of a suite dataset, in proportion to its size), one checkpoint/chunk in memory at a time.
+        """
+        rng = np.random.default_rng([int(self.cfg.seed), 0xF1])
+        return firing_rates(self.pretrainer.indicators, pre_state.indicator,
+                            whole_dataset_observations(self.dataset(), self.pcfg.fire_rate_transitions, rng))
 
     def _online_step(self, state: dict):
         if self.host_env:
