@@ -19,6 +19,7 @@ from agents.common.replay import ReplayState, replay_add, replay_init, replay_sa
 from agents.dqn.config import DQNConfig, validate
 from agents.dqn.learner import DQNTrainState, make_dqn_update, make_optimizer, make_q_network
 from envs.spec import EnvSpec
+from omnitask.mesh import shard_batch
 
 
 class DQNState(NamedTuple):
@@ -86,7 +87,8 @@ def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = 
         # per Pong update), and gradient_steps is a small static count.
         all_metrics = []
         for k in jax.random.split(key, cfg.gradient_steps):
-            train_state, metrics = update(train_state, replay_sample(replay, k, cfg.batch_size, cfg.n_step, cfg.gamma))
+            batch = shard_batch(replay_sample(replay, k, cfg.batch_size, cfg.n_step, cfg.gamma))  # over run.mesh
+            train_state, metrics = update(train_state, batch)
             all_metrics.append(metrics)
         return train_state, jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *all_metrics)
 

@@ -18,6 +18,7 @@ from agents.common.networks import ActorCritic, make_torso
 from agents.ppo.config import PPOConfig, validate
 from agents.ppo.losses import clipped_surrogate_loss, gae_advantages, value_loss
 from envs.spec import BoxActionSpec, DiscreteActionSpec, EnvSpec
+from omnitask.mesh import shard_batch
 from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
@@ -144,6 +145,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
 
             def minibatch(carry, mb):
                 params, opt_state = carry
+                mb = shard_batch(mb)  # split over run.mesh's data axis (no-op on one device)
                 (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 info["grad_norm"] = optax.tree.norm(grads)
