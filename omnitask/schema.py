@@ -51,6 +51,7 @@ class RunConfig:
     # multi-process run: {coordinator: HOST:PORT, num_processes: N, process_id: i} or {cluster: true}
     # (omnitask/distributed.py); {} = one process
     distributed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    precision: str = "float32"  # learner compute: float32 | bfloat16 (float32 master weights; omnitask/precision.py)
 
 
 @dataclasses.dataclass

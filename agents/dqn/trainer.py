@@ -22,6 +22,7 @@ from agents.common.replay import ReplayState
 from agents.dqn.jax_loop import DQNRunner, make_jax_dqn, summarize
 from envs.jax_env import JaxBatchedEnv
 from omnitask.mesh import DataParallel
+from omnitask.precision import precision_of
 
 
 # Where the env batch sits in a DQN state (split over run.mesh): the replay's columns; the learner is replicated.
@@ -66,8 +67,9 @@ def DQNTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
     dcfg = dqn_config_from(cfg.dqn)
     env, make_eval_env = experiment_envs(cfg)
     dp = DataParallel.from_run(cfg.run)
+    precision = precision_of(cfg.run)
     if isinstance(env, JaxBatchedEnv) and not dcfg.host_loop:
-        agent, init, run = make_jax_dqn(dcfg, env.spec, env.fns, env.num_envs)
+        agent, init, run = make_jax_dqn(dcfg, env.spec, env.fns, env.num_envs, precision=precision)
         n = dcfg.steps_per_train_step
 
         def chunk(runner):
@@ -75,10 +77,10 @@ def DQNTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
             return runner, summarize(metrics)
 
         def act(params, obs, key):
-            return epsilon_greedy(agent.network.apply(params, obs), key, dcfg.eval_epsilon)
+            return agent.act(params, obs, key, dcfg.eval_epsilon)
 
         return JaxEngine(env, JaxAgent(init, chunk, n * env.num_envs, act, lambda s: s.agent.train_state.params,
                                        DQNRunner(STATE_BATCH_AXES, 0, 0, 0)), mesh=dp, cfg=dcfg, agent_fns=agent)
-    agent = make_dqn_agent(dcfg, env.spec, env.num_envs)
+    agent = make_dqn_agent(dcfg, env.spec, env.num_envs, precision=precision)
     return HostEngine(env, dqn_host_agent(agent, dcfg), int(cfg.seed), make_eval_env,
                       int(env.spec.max_episode_steps or 27_000), mesh=dp, cfg=dcfg, agent_fns=agent)

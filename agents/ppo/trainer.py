@@ -21,6 +21,7 @@ from agents.ppo.jax_loop import RunnerState, make_jax_ppo
 from agents.ppo.learner import PPOTrainState, Rollout, make_learner, num_updates_for
 from envs.jax_env import JaxBatchedEnv
 from omnitask.mesh import DataParallel
+from omnitask.precision import precision_of
 
 
 class HostState(NamedTuple):
@@ -41,15 +42,16 @@ def PPOTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
     steps_per_update = num_envs * pcfg.num_steps
     k = pcfg.updates_per_train_step
     dp = DataParallel.from_run(cfg.run)
+    precision = precision_of(cfg.run)
     if isinstance(env, JaxBatchedEnv) and not pcfg.host_loop:
-        learner, init, run = make_jax_ppo(pcfg, env.spec, env.fns, num_envs, num_updates)
+        learner, init, run = make_jax_ppo(pcfg, env.spec, env.fns, num_envs, num_updates, precision)
         agent = JaxAgent(init, lambda runner: run(runner, k), k * steps_per_update,
                          act=lambda params, obs, key: learner.act(params, obs, key, det)[1],
                          params_of=lambda state: state.train_state.params,
                          batch_axes=RunnerState(None, 0, 0, 0, None, None))  # env batch split, learner replicated
         return JaxEngine(env, agent, mesh=dp, cfg=pcfg, learner=learner)
 
-    learner = make_learner(pcfg, env.spec, num_envs, num_updates)
+    learner = make_learner(pcfg, env.spec, num_envs, num_updates, precision)
     update = jax.jit(learner.update)
 
     @jax.jit
