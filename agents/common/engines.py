@@ -183,6 +183,8 @@ class HostEngine(HostLoop):
         state, k_env = self.agent.init(key)
         if not isinstance(k_env, jax.core.Tracer):
             self._reset_key, self.obs = k_env, None
+            if self.dp.mesh is not None:
+                _check_divisible(self.env.num_envs, self.dp)
             state = self.dp.put(state, self.agent.batch_axes)
         return state
 
