@@ -14,8 +14,23 @@ from omnitask.executors import EXECUTORS
 from omnitask.schema import CheckpointError
 
 
+def _shared_run_dir(cfg) -> Path:
+    """The run directory of a multi-process run: named by ``run.name``, made by process 0 (the others wait)."""
+    from jax.experimental import multihost_utils
+
+    from omnitask.distributed import is_primary
+    from omnitask.run_dir import new_run_dir
+    if not cfg.run.name:
+        raise ConfigError("a multi-process run (run.distributed) needs run.name: every process must write to the same "
+                          "run directory")
+    run_dir = new_run_dir(cfg) if is_primary() else Path(cfg.run.out_dir) / cfg.run.name
+    multihost_utils.sync_global_devices("omnitask run directory")
+    return run_dir
+
+
 def _cmd_train(args, console: Console) -> int:
     from omnitask.config import load_config
+    from omnitask.distributed import initialize as initialize_processes
     from omnitask.run_dir import load_run_config, new_run_dir, removed_if_setup_fails
     from omnitask.runner import train
 
@@ -33,7 +48,7 @@ def _cmd_train(args, console: Console) -> int:
         cfg = load_config(args.config, args.set)
         if args.seeds:
             return _train_seeds(cfg, args, console)
-        run_dir = new_run_dir(cfg)
+        run_dir = _shared_run_dir(cfg) if initialize_processes(cfg.run) else new_run_dir(cfg)
     console.print(f"run directory: [bold]{escape(str(run_dir))}[/bold]")
     if args.resume:
         result = train(cfg, run_dir, resume=True, console=console)

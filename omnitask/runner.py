@@ -31,6 +31,8 @@ from rich.text import Text
 from omnitask.agents_table import AGENTS
 from omnitask.checkpoint import Checkpoints
 from omnitask.config import ConfigError
+from omnitask.distributed import initialize as initialize_processes
+from omnitask.distributed import is_primary
 from omnitask.fileio import atomic_write_json
 from omnitask.metrics_log import MetricsLogger
 from omnitask.nonfinite import Watch
@@ -53,6 +55,16 @@ class RunResult:
     final_eval: dict
 
 
+class _NoLogger:
+    """The metrics sink of processes other than 0 in a multi-process run."""
+
+    def log(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _next_multiple(x: int, every: int) -> int:
     return (x // every + 1) * every if every > 0 else np.iinfo(np.int64).max
 
@@ -68,8 +80,10 @@ def restore_latest(cfg: Any, run_dir: Path, trainer, init_key, warn=print) -> tu
     if diffs:
         raise ConfigError(f"checkpoint in {run_dir} comes from another config; differing keys: {', '.join(diffs)} "
                           "(only run.* keys may change on resume)")
-    try:  # shapes and dtypes only: nothing allocated, host simulators not touched (engines skip them when traced)
-        template = jax.eval_shape(trainer.init, init_key)
+    try:  # shapes and dtypes only: nothing allocated, host simulators not touched (engines skip them when traced);
+        # engines give their shardings too (run.mesh), so orbax restores straight into the current device layout
+        template = (trainer.state_template(init_key) if hasattr(trainer, "state_template")
+                    else jax.eval_shape(trainer.init, init_key))
     except jax.errors.JAXTypeError:  # an init that needs concrete host values (ScaleZero's replay task map)
         template = trainer.init(init_key)
     ckpts = Checkpoints(run_dir)
@@ -111,6 +125,8 @@ class Interrupted(KeyboardInterrupt):
 def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None = None) -> RunResult:
     console = console or Console(stderr=True)
     run_dir = Path(run_dir)
+    initialize_processes(cfg.run)  # run.distributed: join the other processes before any JAX computation
+    primary = is_primary()  # only process 0 writes metrics, plots and run files (checkpoints: orbax, all together)
     init_key, eval_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
     trainer = make_trainer(cfg, run_dir)
     env_steps, iteration = 0, 0
@@ -126,14 +142,16 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
                 console.print(f"{run_dir} already finished at {env_steps:,} env steps (budget {total:,}); nothing to "
                               f"do (continue with --set run.total_env_steps=N, N > {env_steps:,})")
                 return RunResult(run_dir, env_steps, state, stored)
-            trim_metrics(run_dir, env_steps, total)
-            record_resume(run_dir, cfg, env_steps)
+            if primary:
+                trim_metrics(run_dir, env_steps, total)
+                record_resume(run_dir, cfg, env_steps)
             console.print(f"resumed {run_dir} at {env_steps:,} env steps (iteration {iteration}) with a budget of "
                           f"{total:,}; recorded in provenance.json")
         else:
             state = trainer.init(init_key)
         ckpts = Checkpoints(run_dir, keep=cfg.run.keep_checkpoints)
-        logger = MetricsLogger(run_dir, loggers=cfg.run.loggers, run_config=dataclasses.asdict(cfg))
+        logger = (MetricsLogger(run_dir, loggers=cfg.run.loggers, run_config=dataclasses.asdict(cfg)) if primary
+                  else _NoLogger())
         next_eval = _next_multiple(env_steps, cfg.run.eval_every)
         next_ckpt = _next_multiple(env_steps, cfg.run.checkpoint_every)
         last_eval: dict = {}
@@ -150,7 +168,7 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
 
         columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
                    TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
-        with Progress(*columns, console=console, disable=not cfg.run.progress, transient=False) as bar, \
+        with Progress(*columns, console=console, disable=not (cfg.run.progress and primary), transient=False) as bar, \
                 stop_between_steps(console) as stop_asked:
             task = bar.add_task(f"{cfg.agent} {cfg.env.id}", total=total, completed=min(env_steps, total), status="")
             while env_steps < total and not stop_asked():
@@ -183,10 +201,11 @@ def train(cfg: Any, run_dir: Path, resume: bool = False, console: Console | None
             evaluate()
             bar.update(task, status=f"final eval return {last_eval['return_mean']:.1f}"
                        if "return_mean" in last_eval else "")
-        atomic_write_json(run_dir / "final_eval.json", {"env_steps": env_steps, **last_eval})
         logger.close()
         logger = None
-        plot_run(run_dir)
+        if primary:
+            atomic_write_json(run_dir / "final_eval.json", {"env_steps": env_steps, **last_eval})
+            plot_run(run_dir)
         return RunResult(run_dir, env_steps, state, last_eval)
     finally:
         try:

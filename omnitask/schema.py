@@ -45,6 +45,13 @@ class RunConfig:
     # metric sinks: jsonl (always), tensorboard, wandb (offline unless WANDB_MODE=online; the `wandb` extra)
     loggers: list[str] = dataclasses.field(default_factory=lambda: ["jsonl", "tensorboard"])
     on_nonfinite: str = "stop"  # NaN/inf loss or gradient: "stop" (exit non-zero, keep last good checkpoint) | "warn"
+    # data-parallel device mesh: {} = one device; {data: -1} = batches split over all devices (every process's in a
+    # multi-process run), parameters replicated (omnitask/mesh.py)
+    mesh: dict[str, int] = dataclasses.field(default_factory=dict)
+    # multi-process run: {coordinator: HOST:PORT, num_processes: N, process_id: i} or {cluster: true}
+    # (omnitask/distributed.py); {} = one process
+    distributed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    precision: str = "float32"  # learner compute: float32 | bfloat16 (float32 master weights; omnitask/precision.py)
 
 
 @dataclasses.dataclass

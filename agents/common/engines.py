@@ -24,6 +24,8 @@ import numpy as np
 from agents.common.jax_eval import run_episodes
 from agents.common.trainer_utils import evaluate_host, mean_metrics, seed_from_key
 from envs.timestep import episode_over
+from omnitask.mesh import DataParallel
+from omnitask.schema import ConfigError
 
 
 class JaxAgent(NamedTuple):
@@ -34,6 +36,14 @@ class JaxAgent(NamedTuple):
     steps_per_chunk: int  # env steps one ``chunk`` consumes (summed over envs)
     act: Callable  # (params, obs [B, ...], key) -> env actions [B, ...] of the evaluation policy
     params_of: Callable  # run state -> the params ``act`` takes
+    # prefix tree of the run state: the env-batch axis of each subtree (None: replicated); split over ``run.mesh``
+    batch_axes: Any = None
+
+
+def _check_divisible(num_envs: int, dp: DataParallel) -> None:
+    if num_envs % dp.size:
+        raise ConfigError(f"env.num_envs={num_envs} cannot be split over run.mesh data={dp.size} devices; use a "
+                          f"multiple of {dp.size}")
 
 
 class JaxEngine:
@@ -41,16 +51,29 @@ class JaxEngine:
 
     jax_native = True
 
-    def __init__(self, env, agent: JaxAgent, **parts: Any):
+    def __init__(self, env, agent: JaxAgent, mesh: DataParallel | None = None, **parts: Any):
+        """``mesh``: the run's ``DataParallel`` (``run.mesh``): env states and batches split over its ``data``
+        axis as ``agent.batch_axes`` says, everything else replicated; ``None``: one device."""
         self.env, self.spec, self.agent, self.num_envs = env, env.spec, agent, env.num_envs
+        self.dp = mesh or DataParallel(None)
+        _check_divisible(self.num_envs, self.dp)
         self.__dict__.update(parts)  # the agent's own pieces (learner, config) for tests and tools
-        self._chunk = jax.jit(agent.chunk)
+        # Without a mesh ``init`` stays eager (as ever); on a mesh it is jitted so that every process computes the
+        # shards of its own devices (multi-process runs).
+        self._init = agent.init if self.dp.mesh is None else self.dp.jit(agent.init, out_axes=agent.batch_axes)
+        self._chunk = self.dp.jit(agent.chunk, out_axes=(agent.batch_axes, None))
         max_steps = int(self.spec.max_episode_steps or 1000)
-        self._evaluate = jax.jit(lambda params, contexts, key: run_episodes(
-            lambda obs, k: agent.act(params, obs, k), env.fns, contexts, key, max_steps))
+        self._evaluate = self.dp.jit(lambda params, contexts, key: run_episodes(
+            lambda obs, k: agent.act(params, obs, k), env.fns, contexts, key, max_steps), out_axes=None)
 
     def init(self, key: jax.Array):
-        return self.agent.init(key, self.env.context)
+        return self._init(key, self.env.context)
+
+    def state_template(self, key: jax.Array):
+        """Shapes, dtypes and (on a mesh) shardings of ``init(key)``, allocating nothing (checkpoint restores)."""
+        if self.dp.mesh is None:
+            return jax.eval_shape(self.init, key)
+        return self._init.eval_shape(key, self.env.context)
 
     def train_step(self, state):
         state, metrics = self._chunk(state)
@@ -79,6 +102,7 @@ class HostAgent(NamedTuple):
     act: Callable  # (params, obs [B, ...], key) -> env actions [B, ...] of the evaluation policy (pure)
     params_of: Callable  # state -> the params ``act`` takes
     env_steps_of: Callable  # state -> env steps taken so far (seeds the reset after a resume)
+    batch_axes: Any = None  # prefix tree of the state: the env-batch axis of each subtree (None: replicated)
 
 
 class HostLoop:
@@ -142,11 +166,13 @@ class HostEngine(HostLoop):
     jax_native = False
 
     def __init__(self, env, agent: HostAgent, seed: int, make_eval_env: Callable[[int], Any] | None,
-                 eval_max_steps: int, **parts: Any):
+                 eval_max_steps: int, mesh: DataParallel | None = None, **parts: Any):
         """``env``: the training env or a zero-argument function making it on first use; ``make_eval_env(n)``:
-        an evaluation env of ``n`` envs, made on the first evaluation."""
+        an evaluation env of ``n`` envs, made on the first evaluation; ``mesh``: the run's ``DataParallel`` (the
+        state is placed on it as ``agent.batch_axes`` says; the jitted updates follow their inputs' shardings)."""
         super().__init__(env, seed)
         self.agent, self.eval_max_steps = agent, int(eval_max_steps)
+        self.dp = mesh or DataParallel(None)
         self.__dict__.update(parts)  # the agent's own pieces (learner, config) for tests and tools
         self._make_eval_env, self._eval_env = make_eval_env, None
         self._act = jax.jit(agent.act)
@@ -157,10 +183,22 @@ class HostEngine(HostLoop):
         state, k_env = self.agent.init(key)
         if not isinstance(k_env, jax.core.Tracer):
             self._reset_key, self.obs = k_env, None
+            if self.dp.mesh is not None:
+                _check_divisible(self.env.num_envs, self.dp)
+            state = self.dp.put(state, self.agent.batch_axes)
         return state
 
+    def state_template(self, key: jax.Array):
+        """Shapes, dtypes and (on a mesh) shardings of ``init(key)`` (checkpoint restores)."""
+        shapes = jax.eval_shape(self.init, key)
+        if self.dp.mesh is None:
+            return shapes
+        return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes,
+                            self.dp.shardings(shapes, self.agent.batch_axes))
+
     def train_step(self, state):
-        return self.agent.chunk(state, self)
+        with self.dp.active():  # ``shard_batch`` in the agent's jitted updates sees the mesh while tracing
+            return self.agent.chunk(state, self)
 
     def evaluate(self, state, num_episodes: int, key: jax.Array) -> dict[str, float]:
         """``num_episodes`` episodes of the evaluation policy on the evaluation env (``env.eval_options``)."""

@@ -19,6 +19,8 @@ from agents.common.replay import ReplayState, replay_add, replay_init, replay_sa
 from agents.dqn.config import DQNConfig, validate
 from agents.dqn.learner import DQNTrainState, make_dqn_update, make_optimizer, make_q_network
 from envs.spec import EnvSpec
+from omnitask.mesh import shard_batch
+from omnitask.precision import with_precision
 
 
 class DQNState(NamedTuple):
@@ -60,12 +62,14 @@ def epsilon_greedy(q: jax.Array, key: jax.Array, epsilon: jax.Array) -> jax.Arra
     return jnp.where(explore, random, greedy).astype(jnp.int32)
 
 
-def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = None) -> DQNAgent:
-    """DQN for ``num_envs`` envs of ``spec``. ``network`` overrides the default ``make_q_network(cfg, spec)``."""
+def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = None,
+                   precision: str = "float32") -> DQNAgent:
+    """DQN for ``num_envs`` envs of ``spec``. ``network`` overrides the default ``make_q_network(cfg, spec)``;
+    ``precision`` (``run.precision``): the Q-network's compute dtype (params stay float32)."""
     validate(cfg, num_envs)
     network = network if network is not None else make_q_network(cfg, spec)
     optimizer = make_optimizer(cfg)
-    q_fn = network.apply
+    q_fn = with_precision(network.apply, precision)
     update = make_dqn_update(q_fn, optimizer, cfg)
     obs_shape, obs_dtype = tuple(spec.observation.shape), spec.observation.dtype
     num_rows = cfg.buffer_size // num_envs
@@ -86,7 +90,8 @@ def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = 
         # per Pong update), and gradient_steps is a small static count.
         all_metrics = []
         for k in jax.random.split(key, cfg.gradient_steps):
-            train_state, metrics = update(train_state, replay_sample(replay, k, cfg.batch_size, cfg.n_step, cfg.gamma))
+            batch = shard_batch(replay_sample(replay, k, cfg.batch_size, cfg.n_step, cfg.gamma))  # over run.mesh
+            train_state, metrics = update(train_state, batch)
             all_metrics.append(metrics)
         return train_state, jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *all_metrics)
 

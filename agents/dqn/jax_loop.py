@@ -22,13 +22,14 @@ class DQNRunner(NamedTuple):
     env_params: Any  # pytree, leaves [B]
 
 
-def make_jax_dqn(cfg: DQNConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: int, network: Any = None):
+def make_jax_dqn(cfg: DQNConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: int, network: Any = None,
+                 precision: str = "float32"):
     """Closures ``(agent, init(key, contexts [B, C]) -> DQNRunner, run(runner, n) -> (runner, metrics [n]))``.
 
     ``run`` does ``n`` (static) vector steps; per-step metrics come back stacked, with episode returns of the
     episodes finished at each step (``episode_return`` weighted by ``episode_done``).
     """
-    agent = make_dqn_agent(cfg, spec, num_envs, network)
+    agent = make_dqn_agent(cfg, spec, num_envs, network, precision)
 
     def init(key, contexts):
         k_agent, k_env = jax.random.split(key)

@@ -18,8 +18,15 @@ from agents.common.engines import HostAgent, HostEngine, JaxAgent, JaxEngine
 from agents.common.trainer_utils import experiment_envs, mean_metrics
 from agents.dqn.agent import DQNAgent, DQNState, epsilon_greedy, jit_host_functions, make_dqn_agent
 from agents.dqn.config import DQNConfig, dqn_config_from
-from agents.dqn.jax_loop import make_jax_dqn, summarize
+from agents.common.replay import ReplayState
+from agents.dqn.jax_loop import DQNRunner, make_jax_dqn, summarize
 from envs.jax_env import JaxBatchedEnv
+from omnitask.mesh import DataParallel
+from omnitask.precision import precision_of
+
+
+# Where the env batch sits in a DQN state (split over run.mesh): the replay's columns; the learner is replicated.
+STATE_BATCH_AXES = DQNState(None, ReplayState(1, 1, 1, 1, 1, 1, None, None), None, None, None)
 
 
 def dqn_host_agent(agent: DQNAgent, cfg: DQNConfig, episode_prefix: str = "train/") -> HostAgent:
@@ -50,7 +57,8 @@ def dqn_host_agent(agent: DQNAgent, cfg: DQNConfig, episode_prefix: str = "train
         return state, out, n * engine.env.num_envs
 
     return HostAgent(init, chunk, lambda params, obs, key: agent.act(params, obs, key, cfg.eval_epsilon),
-                     params_of=lambda state: state.train_state.params, env_steps_of=lambda state: state.env_steps)
+                     params_of=lambda state: state.train_state.params, env_steps_of=lambda state: state.env_steps,
+                     batch_axes=STATE_BATCH_AXES)
 
 
 def DQNTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa: N802 (the agents table's name)
@@ -58,8 +66,10 @@ def DQNTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
     ``cfg.seed``, ``cfg.dqn``); ``run_dir`` is unused (the loop owns logging and checkpoints)."""
     dcfg = dqn_config_from(cfg.dqn)
     env, make_eval_env = experiment_envs(cfg)
+    dp = DataParallel.from_run(cfg.run)
+    precision = precision_of(cfg.run)
     if isinstance(env, JaxBatchedEnv) and not dcfg.host_loop:
-        agent, init, run = make_jax_dqn(dcfg, env.spec, env.fns, env.num_envs)
+        agent, init, run = make_jax_dqn(dcfg, env.spec, env.fns, env.num_envs, precision=precision)
         n = dcfg.steps_per_train_step
 
         def chunk(runner):
@@ -67,10 +77,10 @@ def DQNTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
             return runner, summarize(metrics)
 
         def act(params, obs, key):
-            return epsilon_greedy(agent.network.apply(params, obs), key, dcfg.eval_epsilon)
+            return agent.act(params, obs, key, dcfg.eval_epsilon)
 
-        return JaxEngine(env, JaxAgent(init, chunk, n * env.num_envs, act, lambda s: s.agent.train_state.params),
-                         cfg=dcfg, agent_fns=agent)
-    agent = make_dqn_agent(dcfg, env.spec, env.num_envs)
+        return JaxEngine(env, JaxAgent(init, chunk, n * env.num_envs, act, lambda s: s.agent.train_state.params,
+                                       DQNRunner(STATE_BATCH_AXES, 0, 0, 0)), mesh=dp, cfg=dcfg, agent_fns=agent)
+    agent = make_dqn_agent(dcfg, env.spec, env.num_envs, precision=precision)
     return HostEngine(env, dqn_host_agent(agent, dcfg), int(cfg.seed), make_eval_env,
-                      int(env.spec.max_episode_steps or 27_000), cfg=dcfg, agent_fns=agent)
+                      int(env.spec.max_episode_steps or 27_000), mesh=dp, cfg=dcfg, agent_fns=agent)

@@ -31,13 +31,14 @@ class RunnerState(NamedTuple):
     env_steps: jax.Array  # [] int32 env steps taken (summed over envs)
 
 
-def make_jax_ppo(cfg: PPOConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: int, num_updates: int):
+def make_jax_ppo(cfg: PPOConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: int, num_updates: int,
+                 precision: str = "float32"):
     """Closures ``(learner, init(key, contexts [B, C]) -> RunnerState, run(runner, n) -> (runner, metrics [n]))``.
 
     ``run`` does ``n`` (static) PPO iterations, each ``num_envs * cfg.num_steps`` env steps plus one update, in a
     single ``lax.scan``; metrics come back stacked over iterations.
     """
-    learner = make_learner(cfg, spec, num_envs, num_updates)
+    learner = make_learner(cfg, spec, num_envs, num_updates, precision)
 
     def init(key, contexts, train_state=None):
         """Fresh run; ``train_state`` (default ``learner.init`` of this key's learner stream) may be precomputed."""

@@ -18,7 +18,9 @@ from agents.common.networks import ActorCritic, make_torso
 from agents.ppo.config import PPOConfig, validate
 from agents.ppo.losses import clipped_surrogate_loss, gae_advantages, value_loss
 from envs.spec import BoxActionSpec, DiscreteActionSpec, EnvSpec
+from omnitask.mesh import shard_batch
 from omnitask.nonfinite import FINITE_KEY, finite_flag
+from omnitask.precision import with_precision
 
 
 class PPOTrainState(NamedTuple):
@@ -84,10 +86,13 @@ def env_action(action: jax.Array, spec: EnvSpec) -> jax.Array:
     return action.astype(jnp.int32)
 
 
-def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int) -> PPOLearner:
-    """PPO for ``num_envs`` envs of ``spec``; the lr schedule spans ``num_updates`` updates."""
+def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int,
+                 precision: str = "float32") -> PPOLearner:
+    """PPO for ``num_envs`` envs of ``spec``; the lr schedule spans ``num_updates`` updates; the network computes in
+    ``precision`` (``run.precision``; params stay float32)."""
     validate(cfg, num_envs)
     network = make_network(cfg, spec)
+    apply = with_precision(network.apply, precision)
     continuous = network.continuous
     optimizer = make_optimizer(cfg, num_updates)
     batch_size = num_envs * cfg.num_steps
@@ -105,7 +110,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
         return PPOTrainState(params, optimizer.init(params), k_state, jnp.zeros((), jnp.int32))
 
     def act(params, obs, key, deterministic=False):
-        dist_params, value = network.apply(params, obs)
+        dist_params, value = apply(params, obs)
         if deterministic:
             action = dist.mode(dist_params, continuous)
         else:
@@ -114,7 +119,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
 
     def loss_fn(params, mb):
         obs, action, old_log_prob, old_value, adv, target = mb
-        dist_params, value = network.apply(params, obs)
+        dist_params, value = apply(params, obs)
         log_prob = dist.log_prob(dist_params, action, continuous)
         if cfg.normalize_advantages:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -129,7 +134,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
     def update(train_state: PPOTrainState, batch: Rollout):
         T, B = batch.reward.shape
         flat = lambda x: x.reshape((T * B, *x.shape[2:]))  # noqa: E731  [T, B, ...] -> [T*B, ...]
-        _, next_value = network.apply(train_state.params, flat(batch.final_obs))
+        _, next_value = apply(train_state.params, flat(batch.final_obs))
         next_value = next_value.reshape(T, B)  # [T, B]
         done = jnp.logical_or(batch.terminated, batch.truncated)
         adv, target = gae_advantages(batch.reward, batch.value, next_value, batch.terminated, done,
@@ -144,6 +149,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int)
 
             def minibatch(carry, mb):
                 params, opt_state = carry
+                mb = shard_batch(mb)  # split over run.mesh's data axis (no-op on one device)
                 (_, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 info["grad_norm"] = optax.tree.norm(grads)

@@ -17,9 +17,11 @@ import numpy as np
 from agents.common.engines import HostAgent, HostEngine, JaxAgent, JaxEngine
 from agents.common.trainer_utils import experiment_envs, mean_metrics
 from agents.ppo.config import ppo_config_from
-from agents.ppo.jax_loop import make_jax_ppo
+from agents.ppo.jax_loop import RunnerState, make_jax_ppo
 from agents.ppo.learner import PPOTrainState, Rollout, make_learner, num_updates_for
 from envs.jax_env import JaxBatchedEnv
+from omnitask.mesh import DataParallel
+from omnitask.precision import precision_of
 
 
 class HostState(NamedTuple):
@@ -39,14 +41,17 @@ def PPOTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
     num_updates = num_updates_for(int(cfg.run.total_env_steps), num_envs, pcfg)
     steps_per_update = num_envs * pcfg.num_steps
     k = pcfg.updates_per_train_step
+    dp = DataParallel.from_run(cfg.run)
+    precision = precision_of(cfg.run)
     if isinstance(env, JaxBatchedEnv) and not pcfg.host_loop:
-        learner, init, run = make_jax_ppo(pcfg, env.spec, env.fns, num_envs, num_updates)
+        learner, init, run = make_jax_ppo(pcfg, env.spec, env.fns, num_envs, num_updates, precision)
         agent = JaxAgent(init, lambda runner: run(runner, k), k * steps_per_update,
                          act=lambda params, obs, key: learner.act(params, obs, key, det)[1],
-                         params_of=lambda state: state.train_state.params)
-        return JaxEngine(env, agent, cfg=pcfg, learner=learner)
+                         params_of=lambda state: state.train_state.params,
+                         batch_axes=RunnerState(None, 0, 0, 0, None, None))  # env batch split, learner replicated
+        return JaxEngine(env, agent, mesh=dp, cfg=pcfg, learner=learner)
 
-    learner = make_learner(pcfg, env.spec, num_envs, num_updates)
+    learner = make_learner(pcfg, env.spec, num_envs, num_updates, precision)
     update = jax.jit(learner.update)
 
     @jax.jit
@@ -91,4 +96,4 @@ def PPOTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
     agent = HostAgent(init, chunk, eval_act, params_of=lambda state: state.train_state.params,
                       env_steps_of=lambda state: state.env_steps)
     return HostEngine(env, agent, int(cfg.seed), make_eval_env, int(env.spec.max_episode_steps or 27_000),
-                      cfg=pcfg, learner=learner)
+                      mesh=dp, cfg=pcfg, learner=learner)

@@ -19,6 +19,7 @@ from agents.pvn.indicators import IndicatorConfig, Indicators, IndicatorState, m
     quantile_threshold_loss
 from agents.pvn.losses import ema_update, pvn_td_loss, uniform_policy_targets
 from agents.pvn.networks import EncoderConfig, PVNNetwork
+from omnitask.mesh import shard_batch
 from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
@@ -93,6 +94,7 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
         return pvn_td_loss(q, batch["action"], targets), jnp.mean(q)
 
     def update(state: PretrainState, batch: dict) -> tuple[PretrainState, dict]:
+        batch = shard_batch(batch)  # transitions split over run.mesh's data axis (no-op on one device)
         obs = batch["observation"]  # [B, *obs] uint8
         ind = state.indicator
         if indicators.trains_threshold:

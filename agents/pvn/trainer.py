@@ -37,6 +37,7 @@ from agents.pvn.host import HostLearner, check_replay_memory, collect_host
 from agents.pvn.indicators import firing_rates
 from agents.pvn.pretrain import make_pretrainer
 from omnitask.fileio import atomic_write_json
+from omnitask.mesh import DataParallel
 
 PHASE_COLLECT, PHASE_PRETRAIN, PHASE_ONLINE = 0, 1, 2
 
@@ -121,8 +122,9 @@ class PVNTrainer:
         self._dataset = None
         self.firing_rates: np.ndarray | None = None
         self.seeds = int(self.pcfg.eval_seeds)
-        self._pretrain_init = jax.jit(self.pretrainer.init)
-        self._pretrain_many = jax.jit(self.pretrainer.update_many)
+        dp = DataParallel.from_run(getattr(self.cfg, "run", None))  # run.mesh: batches split, state replicated
+        self._pretrain_init = dp.jit(self.pretrainer.init, out_axes=None)
+        self._pretrain_many = dp.jit(self.pretrainer.update_many, out_axes=None)
         self._init, self._train, self._eval = {}, {}, {}
         if self.host_env:
             for name, learner in self.learners.items():

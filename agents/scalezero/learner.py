@@ -24,6 +24,7 @@ from agents.scalezero.losses import (masked_mean, n_step_targets, policy_loss_an
 from agents.scalezero.lora import LORA_PARAM_NAMES
 from agents.scalezero.transforms import logits_to_value
 from agents.scalezero.world_model import WorldModel
+from omnitask.mesh import DataParallel, shard_batch
 from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
@@ -118,6 +119,7 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
 
 def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZeroConfig):
     """One AdamW step on ``batch`` at curriculum ``stage`` + EMA target update. Pure; jit with model/cfg bound."""
+    batch = shard_batch(batch._replace(task=None))._replace(task=batch.task)  # rows over run.mesh (task is [G])
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.target_params, batch, stage,
                                                                    model, cfg)
     mask = trainable_mask(state.params, stage, cfg.dps)
@@ -135,6 +137,8 @@ def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZero
     return TrainState(params, target, opt_state, state.step + 1), metrics, aux["priority"]
 
 
-def make_update_fn(model: WorldModel, cfg: ScaleZeroConfig):
-    """Jitted ``update(state, batch, stage)``; the state buffers are donated."""
-    return jax.jit(functools.partial(update, model=model, cfg=cfg), donate_argnums=(0,))
+def make_update_fn(model: WorldModel, cfg: ScaleZeroConfig, mesh: DataParallel | None = None):
+    """Jitted ``update(state, batch, stage)``; the state buffers are donated. ``mesh`` (``run.mesh``): batch rows
+    split over its data axis, state replicated."""
+    return (mesh or DataParallel(None)).jit(functools.partial(update, model=model, cfg=cfg), out_axes=None,
+                                            donate_argnums=(0,))

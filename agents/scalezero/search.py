@@ -38,6 +38,7 @@ import numpy as np
 from agents.scalezero.config import ScaleZeroConfig
 from agents.scalezero.transforms import logits_to_value
 from agents.scalezero.world_model import DecodeCache, ModelDims, WorldModel
+from omnitask.mesh import DataParallel, shard_batch
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
 
@@ -192,6 +193,7 @@ class Planner:
         c = self.cfg
         sims = num_simulations
         k_root, k_search, k_act = jax.random.split(key, 3)
+        obs_hist, act_hist, valid, task = shard_batch((obs_hist, act_hist, valid, task))  # roots over run.mesh
         root = self.root(params, k_root, obs_hist, act_hist, valid, task, stage)
         out = run_policy(c, (params, stage), k_search, root, self.recurrent, sims, train)
         idx = out.action
@@ -204,10 +206,11 @@ class Planner:
                          summary.value, root.value)
 
 
-def make_search_fn(planner: Planner):
+def make_search_fn(planner: Planner, mesh: DataParallel | None = None):
     """Jitted ``(params, key, obs_hist, act_hist, valid, task, stage, train, num_simulations=) -> SearchOut``;
-    ``train`` is traced (no recompilation between collection and evaluation), ``num_simulations`` static."""
-    return jax.jit(planner.run, static_argnames=("num_simulations",))
+    ``train`` is traced (no recompilation between collection and evaluation), ``num_simulations`` static.
+    ``mesh`` (``run.mesh``): the roots split over its data axis."""
+    return (mesh or DataParallel(None)).jit(planner.run, out_axes=None, static_argnames=("num_simulations",))
 
 
 def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, valid, task, stage, train, *,

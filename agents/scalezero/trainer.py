@@ -29,6 +29,7 @@ from agents.scalezero.learner import init_train_state, make_update_fn
 from agents.scalezero.search import Planner, make_search_fn
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
+from omnitask.mesh import DataParallel
 from omnitask.nonfinite import FINITE_KEY
 from omnitask.schema import section_as
 
@@ -114,8 +115,9 @@ class ScaleZeroTrainer:
                               max_steps=max(c.unroll_steps + c.td_steps, c.context_steps))
         self.model = WorldModel(c, self.dims)
         self.planner = Planner(self.model, c, self.dims)
-        self._search = make_search_fn(self.planner)
-        self._update = make_update_fn(self.model, c)
+        self.dp = DataParallel.from_run(_get(cfg, "run", None))
+        self._search = make_search_fn(self.planner, self.dp)
+        self._update = make_update_fn(self.model, c, self.dp)
         self._ts = None
         self._windows = None
         self._episode = np.zeros(self.num_envs, np.int32)
@@ -166,7 +168,7 @@ class ScaleZeroTrainer:
         policy_dim = c.num_sampled_actions if self.dims.continuous else self.dims.num_actions
         replay = rp.init(self.num_envs, columns, spec.observation.shape, np.dtype(spec.observation.dtype),
                          policy_dim, self.dims.action_dim, c.num_sampled_actions, self._env_task)
-        return {"train": init_train_state(params, c), "replay": replay, "curriculum": cur.init(self.num_tasks),
+        return {"train": self.dp.put(init_train_state(params, c)), "replay": replay, "curriculum": cur.init(self.num_tasks),
                 "recent_returns": np.full((self.num_tasks, c.solved_window), np.nan, np.float32),
                 "recent_ptr": np.zeros((self.num_tasks,), np.int64), "key": k_run,
                 "iteration": np.zeros((), np.int64), "env_steps": np.zeros((), np.int64),
