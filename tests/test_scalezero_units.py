@@ -134,7 +134,8 @@ def test_after_stage_switch_only_current_adapter_and_kept_parts_change():
         assert not blk["attn"][leaf]["kernel"].any() and not blk["attn"][leaf]["bias"].any()
         assert blk["attn"][leaf]["lora_A"][0].any() or blk["attn"][leaf]["lora_B"][0].any()
         assert not blk["attn"][leaf]["lora_A"][1].any() and not blk["attn"][leaf]["lora_B"][1].any()
-        assert not blk["attn"][leaf]["lora_scale"][2]  # scale of the inactive adapter 2
+        # LightZero's rule: at stage s, a_0 and the EARLIER adapters' scales a_j (j < s) train, a_s does not
+        assert blk["attn"][leaf]["lora_scale"].tolist() == [True, False, False]
     for leaf in ("w1", "w2", "w3"):
         assert not blk["moe"]["experts"][leaf]["kernel"].any()
         assert blk["moe"]["experts"][leaf]["lora_B"][0].any()
@@ -142,6 +143,13 @@ def test_after_stage_switch_only_current_adapter_and_kept_parts_change():
     assert not blk["moe"]["router"]["kernel"].any()
     assert not any(np.any(x) for x in jax.tree_util.tree_leaves(blk["moe"]["shared"]))
     assert not any(np.any(x) for x in jax.tree_util.tree_leaves(blk["ln1"]))
+    s2, _, _ = step(s1, batch, jnp.int32(2))  # stage 2: adapter 2 trains, a_1 can now be re-weighted
+    s2, _, _ = step(s2, batch, jnp.int32(2))
+    ch2 = _changed(s1.params, s2.params)["transformer"]["block0"]
+    for leaf in ("q", "k", "v", "proj"):
+        assert ch2["attn"][leaf]["lora_scale"].tolist() == [True, True, False]
+        assert not ch2["attn"][leaf]["lora_A"][0].any() and not ch2["attn"][leaf]["lora_B"][0].any()
+        assert ch2["attn"][leaf]["lora_B"][1].any()
     # encoder, embeddings and heads stay trainable
     assert ch["encoder"]["out"]["kernel"].any()
     assert ch["value_head"]["w2"].any() and ch["policy_head"]["w2"].any()

@@ -50,8 +50,10 @@ def trainable_mask(params, stage, dps: bool):
     """Per-leaf float multipliers (1 = trains) for curriculum ``stage`` (traced int).
 
     Stage 0 (or DPS off): everything except the LoRA adapters. Stage s >= 1: transformer backbone frozen except
-    adapter s (slice s-1 of ``lora_A``/``lora_B``) and the bounded scales a_0 and a_s; encoder, embeddings and heads
-    stay trainable.
+    adapter s (slice s-1 of ``lora_A``/``lora_B``), the base scale a_0 and the scales a_j of the EARLIER adapters
+    (1 <= j < s), as LightZero's ``CurriculumLoRALinear``: frozen adapters can be re-weighted, the new adapter's own
+    scale stays at 1 (its B starts at 0, so its magnitude is learned by A/B); encoder, embeddings and heads stay
+    trainable.
     """
     def leaf_mask(path, x):
         keys = [getattr(p, "key", str(p)) for p in path]
@@ -60,9 +62,9 @@ def trainable_mask(params, stage, dps: bool):
         if name in LORA_PARAM_NAMES:
             if not dps:
                 return jnp.zeros(x.shape, jnp.float32)
-            if name == "lora_scale":  # [n+1]: a_0 and a_s train from stage 1 on
+            if name == "lora_scale":  # [n+1]: a_0 and a_j (j < s) train from stage 1 on
                 idx = jnp.arange(x.shape[0])
-                on = ((idx == 0) | (idx == stage)) & (stage >= 1)
+                on = (idx < stage) & (stage >= 1)
                 return on.astype(jnp.float32)
             on = (jnp.arange(x.shape[0]) == stage - 1).astype(jnp.float32)  # adapter index s-1
             return on.reshape((-1,) + (1,) * (x.ndim - 1)) * jnp.ones(x.shape, jnp.float32)
