@@ -9,7 +9,8 @@ import pytest
 from agents.scalezero import curriculum as cur
 from agents.scalezero import replay as rp
 from agents.scalezero.config import ScaleZeroConfig, validate
-from agents.scalezero.learner import init_train_state, trainable_mask, update
+from agents.scalezero.learner import (bootstrap_values, bootstrap_windows, init_train_state, loss_fn, trainable_mask,
+                                      update)
 from agents.scalezero.losses import n_step_targets
 from agents.scalezero.moe import MoEFFN
 from agents.scalezero.transforms import h, h_inv, scalar_to_two_hot, two_hot_to_scalar, value_to_target
@@ -154,6 +155,30 @@ def test_after_stage_switch_only_current_adapter_and_kept_parts_change():
     assert ch["encoder"]["out"]["kernel"].any()
     assert ch["value_head"]["w2"].any() and ch["policy_head"]["w2"].any()
     assert ch["action_embed"]["embedding"].any()
+
+
+def test_every_position_the_target_network_reads_is_trained():
+    """Bootstrap values read only positional rows that the online loss trains (unroll 3 + td 2 = 5 rows)."""
+    cfg, model = _tiny_model(dps=False)
+    params = init_params(model, jax.random.PRNGKey(0))
+    leaves, tree = jax.tree_util.tree_flatten(params)  # heads start at zero: perturb so every path carries gradient
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = tree.unflatten([x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    batch = _batch(model, cfg)
+    stage = jnp.int32(0)
+    online = jax.jit(jax.grad(lambda p: loss_fn(p, params, batch, stage, model, cfg)[0]))(params)["pos_embed"]
+
+    def boot_sum(tp):
+        tz = model.apply({"params": tp}, batch.obs, method=WorldModel.encode)
+        return jnp.sum(bootstrap_values(tp, tz, batch, stage, model, cfg))
+
+    target = jax.jit(jax.grad(boot_sum))(params)["pos_embed"]
+    trained = np.abs(np.asarray(online)).sum(-1) > 0  # [2 * max_steps]
+    read = np.abs(np.asarray(target)).sum(-1) > 0
+    assert read.any() and trained.any()
+    assert not (read & ~trained).any(), f"target reads untrained positions {np.flatnonzero(read & ~trained)}"
+    assert bootstrap_windows(15, 10) == [0, 5] and bootstrap_windows(5, 3) == [0, 2]
+    assert bootstrap_windows(7, 2) == [0, 2, 4, 5] and bootstrap_windows(4, 4) == [0]
 
 
 def test_trainable_mask_without_dps_freezes_nothing_but_adapters():

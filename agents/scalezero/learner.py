@@ -2,8 +2,8 @@
 
 Loss (UniZero / ScaleZero, reference weights in ScaleZeroConfig): next-latent MSE to the EMA target encoder's
 embedding of the next observation, reward CE, value CE against n-step targets bootstrapped from the EMA target
-network's forward pass over the window, policy CE against the search policy, an entropy bonus, and the optional MoE
-load-balancing loss. Terms are masked means over valid unroll steps (the reference sums over steps; a mean keeps the
+network's passes over windows of trained positions (``bootstrap_values``), policy CE against the search policy, an
+entropy bonus, and the MoE load-balancing loss. Terms are masked means over valid unroll steps (the reference sums over steps; a mean keeps the
 scale independent of the unroll length).
 
 Optimizer: AdamW (decay only on tensors with >= 2 dims) after global-norm clipping. Curriculum freezing
@@ -75,6 +75,38 @@ def trainable_mask(params, stage, dps: bool):
     return jax.tree_util.tree_map_with_path(leaf_mask, params)
 
 
+def bootstrap_windows(length: int, unroll: int) -> list[int]:
+    """Start rows of the ``unroll``-step windows the target network reads to value every row of an ``L``-row batch.
+
+    The online network trains positions ``0 .. 2*unroll-1`` only (windows of ``unroll`` steps), as LightZero's
+    ``max_tokens = 2 * num_unroll_steps``; a target pass over all ``L = unroll + td`` rows would read positions
+    it never trained. Windows start at 0, unroll, 2*unroll, ... and the last one ends at row L-1; each row is
+    valued by the first window holding it (the most context). E.g. L=15, unroll=10: [0, 5].
+    """
+    starts = list(range(0, max(length - unroll, 0) + 1, unroll))
+    if starts[-1] + unroll < length:
+        starts.append(length - unroll)
+    return starts
+
+
+def bootstrap_values(target_params, tz, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
+    """Target-network values ``[B, L]`` of every window row, each read from an ``unroll``-step window (above).
+
+    ``tz [B, L, D]``: the target encoder's latents of ``batch.obs``. One target pass over the stacked windows
+    ``[B * W, unroll]`` (rows stay grouped by task: B = G * M, each row's W windows are contiguous).
+    """
+    b, length = batch.seg.shape
+    t = min(cfg.unroll_steps, length)
+    starts = bootstrap_windows(length, t)
+    w = len(starts)
+    take = lambda x: jnp.stack([x[:, s:s + t] for s in starts], 1).reshape((b * w, t) + x.shape[2:])
+    out = model.apply({"params": target_params}, take(tz), take(batch.action), take(batch.seg), batch.task, stage,
+                      batch.task.shape[0], method=WorldModel.sequence)
+    vals = logits_to_value(out.value_logits, cfg.support_max).reshape(b, w, t)  # [B, W, T]
+    owner = [next(i for i, s in enumerate(starts) if s <= r < s + t) for r in range(length)]
+    return jnp.stack([vals[:, owner[r], r - starts[owner[r]]] for r in range(length)], 1)  # [B, L]
+
+
 def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
     """Scalar loss and aux metrics for one batch (see replay.Batch for shapes, ``T = unroll_steps``)."""
     t, n = cfg.unroll_steps, cfg.td_steps
@@ -83,10 +115,9 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     apply = lambda p, *a, **k: model.apply({"params": p}, *a, **k)
     valid = batch.seg == 0  # [B, L] rows in the root's episode
     in_range = batch.seg >= 0
-    # --- target network: latent targets and bootstrap values over the whole window ---
+    # --- target network: latent targets, and bootstrap values from windows of trained positions ---
     tz = apply(target_params, batch.obs, method=WorldModel.encode)  # [B, L, D]
-    tout = apply(target_params, tz, batch.action, batch.seg, batch.task, stage, g, method=WorldModel.sequence)
-    boot = logits_to_value(tout.value_logits, cfg.support_max)  # [B, L]
+    boot = bootstrap_values(target_params, tz, batch, stage, model, cfg)  # [B, L]
     reward = batch.reward
     value_target, value_ok = n_step_targets(reward, batch.terminated, batch.truncated, valid, in_range, boot,
                                             cfg.discount, n, t)  # [B, T]
