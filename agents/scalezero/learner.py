@@ -107,6 +107,24 @@ def bootstrap_values(target_params, tz, batch, stage, model: WorldModel, cfg: Sc
     return jnp.stack([vals[:, owner[r], r - starts[owner[r]]] for r in range(length)], 1)  # [B, L]
 
 
+def routing_entropy(intermediates, valid, groups: int):
+    """Per task slot: entropy (nats, max log E) of the expert-usage distribution of the slot's valid tokens, averaged
+    over MoE layers; ``[G]`` (zeros for the dense FFN). ``valid [B, T]``; the MoE layers sow routing ``[B, 2T, E]``.
+
+    Low entropy = the task's tokens go to few experts (router collapse makes it 0 for every task)."""
+    routes = [x for path, x in jax.tree_util.tree_flatten_with_path(intermediates)[0]
+              if any(getattr(k, "key", None) == "routing" for k in path)]
+    if not routes:
+        return jnp.zeros((groups,))
+    tok = jnp.repeat(valid, 2, axis=1).astype(jnp.float32).reshape(groups, -1)  # [G, M*2T]
+    ents = []
+    for r in routes:
+        r = r.reshape(groups, -1, r.shape[-1])  # [G, M*2T, E]
+        usage = jnp.sum(r * tok[..., None], 1) / jnp.maximum(jnp.sum(tok, 1), 1.0)[:, None]  # [G, E]
+        ents.append(-jnp.sum(jnp.where(usage > 0, usage * jnp.log(jnp.maximum(usage, 1e-12)), 0.0), -1))
+    return jnp.mean(jnp.stack(ents), 0)
+
+
 def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
     """Scalar loss and aux metrics for one batch (see replay.Batch for shapes, ``T = unroll_steps``)."""
     t, n = cfg.unroll_steps, cfg.td_steps
@@ -124,7 +142,8 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     value_target, latent_target = jax.lax.stop_gradient(value_target), jax.lax.stop_gradient(tz[:, 1:t + 1])
     # --- online network over the first T steps ---
     z = apply(params, batch.obs[:, :t], method=WorldModel.encode)  # [B, T, D]
-    out = apply(params, z, batch.action[:, :t], batch.seg[:, :t], batch.task, stage, g, method=WorldModel.sequence)
+    out, inter = apply(params, z, batch.action[:, :t], batch.seg[:, :t], batch.task, stage, g,
+                       method=WorldModel.sequence, mutable=["intermediates"])
     m = valid[:, :t]
     m_next = m & valid[:, 1:t + 1] & ~batch.terminated[:, :t] & ~batch.truncated[:, :t]
     w = batch.weight
@@ -144,6 +163,7 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     per_task = jnp.sum(per_step.reshape(g, -1), 1) / jnp.maximum(jnp.sum(m.reshape(g, -1), 1), 1.0)  # [G]
     pred_v0 = logits_to_value(out.value_logits[:, 0], cfg.support_max)
     aux = {"terms": terms, "per_slot_loss": per_task, "load": out.load, "lb_loss": out.lb_loss,
+           "routing_entropy": routing_entropy(inter, batch.seg[:, :t] >= 0, g),
            "priority": jnp.abs(pred_v0 - value_target[:, 0]), "value_target_mean": masked_mean(value_target, m),
            "value_pred_mean": jnp.mean(pred_v0)}
     return loss, aux
@@ -163,7 +183,8 @@ def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZero
     metrics = {"loss": loss, **{f"loss/{k}": v for k, v in aux["terms"].items()},
                "grad_norm": optax.tree.norm(grads), "lb_loss": aux["lb_loss"],
                "value_target_mean": aux["value_target_mean"], "value_pred_mean": aux["value_pred_mean"],
-               "per_slot_loss": aux["per_slot_loss"], "expert_load": jnp.mean(aux["load"], 0)}
+               "per_slot_loss": aux["per_slot_loss"], "expert_load": jnp.mean(aux["load"], 0),
+               "per_slot_routing_entropy": aux["routing_entropy"]}
     metrics[FINITE_KEY] = finite_flag(loss, metrics["grad_norm"])
     return TrainState(params, target, opt_state, state.step + 1), metrics, aux["priority"]
 
