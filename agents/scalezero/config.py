@@ -21,7 +21,7 @@ class ScaleZeroConfig:
     vit_depth: int = 6  # ViT depth (ref small 6 / base 12)
     vit_heads: int = 6  # ViT heads (ref small 6 / base 12)
     vit_mlp_dim: int = 2048  # ViT MLP hidden (ref small 2048 / base 3072)
-    latent_norm: str = "simnorm"  # simnorm | layernorm: normalisation of the encoder output (ref SimNorm group 8)
+    latent_norm: str = "simnorm"  # simnorm | layernorm of the encoder output (ref: LayerNorm in ScaleZero Atari)
     simnorm_group: int = 8  # SimNorm group size
     # ---------------- transformer backbone ----------------
     num_layers: int = 2  # causal transformer blocks (ref 4 or 8 for ScaleZero Atari)
