@@ -3,8 +3,8 @@
 Loss (UniZero / ScaleZero, reference weights in ScaleZeroConfig): next-latent MSE to the EMA target encoder's
 embedding of the next observation, reward CE, value CE against n-step targets bootstrapped from the EMA target
 network's passes over windows of trained positions (``bootstrap_values``), policy CE against the search policy, an
-entropy bonus, and the MoE load-balancing loss. Terms are masked means over valid unroll steps (the reference sums over steps; a mean keeps the
-scale independent of the unroll length).
+entropy bonus, and the MoE load-balancing loss. Terms are masked means over valid unroll steps (the reference sums
+over steps; a mean keeps the scale independent of the unroll length).
 
 Optimizer: AdamW (decay only on tensors with >= 2 dims) after global-norm clipping. Curriculum freezing
 (``trainable_mask``) zeroes gradients before clipping/Adam and zeroes updates after AdamW, so frozen parameters do
