@@ -90,4 +90,8 @@ def test_sampled_action_variant_trains_and_evaluates_on_pendulum():
     # 200-step Pendulum episode, so there is no number to report (NaN), not a made-up partial return
     result = tr.evaluate(state, 1, jax.random.PRNGKey(1))
     assert np.isnan(result["return_mean"]) and np.isnan(result["return_mean/default"]), result
+    # without the cap the 200-step episodes finish: a finite (negative: Pendulum costs) return per task
+    tr.cfg = dataclasses.replace(tr.cfg, max_eval_steps=0)
+    result = tr.evaluate(state, 1, jax.random.PRNGKey(1))
+    assert np.isfinite(result["return_mean"]) and result["return_mean"] == result["return_mean/default"] < 0, result
     tr.close()
