@@ -152,6 +152,12 @@ def make_multitask(num_envs: int, seed: int, context=None, **options) -> MinAtar
     return MinAtarMultiTask(games, num_envs, seed)
 
 
-register("minatar/multitask", make_multitask, family="minatar",
+def _multitask_spec(**options) -> EnvSpec:
+    """Spec from a one-env-per-game batch (the smallest batch it accepts)."""
+    games = options.get("games") or list(GAMES)
+    return make_multitask(num_envs=1 if isinstance(games, str) else len(games), seed=0, **options).spec
+
+
+register("minatar/multitask", make_multitask, family="minatar", spec_fn=_multitask_spec,
          description="several MinAtar games in one batch (option games=[...], default all five), task ids, "
                      "6 actions, planes padded to 10 channels")

@@ -21,6 +21,8 @@ def _dims(cfg, sz):
         return ModelDims((64, 64, 3), len(env.options["games"]), num_actions=18, max_steps=15)
     if env.id.startswith("atari/"):
         return ModelDims((64, 64, 3), 1, num_actions=18, max_steps=15)
+    if env.id == "minatar/multitask":
+        return ModelDims((10, 10, 10), len(env.options["games"]), num_actions=6, max_steps=15)
     if env.id == "metaworld/MT10":
         return ModelDims((39,), 10, action_dim=4, max_steps=15)
     import envs
