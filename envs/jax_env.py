@@ -55,6 +55,13 @@ class JaxBatchedEnv(BatchedEnv):
         self._state, ts = self._reset_jit(sub, self.params)
         return jax.device_get(ts)
 
+    def snapshot(self):
+        """``(key, batched env state)``: a pytree that ``restore`` continues from exactly (checkpointable)."""
+        return (self._key, self._state)
+
+    def restore(self, snapshot) -> None:
+        self._key, self._state = snapshot
+
     def step(self, actions) -> TimeStep:
         if self._state is None:
             raise RuntimeError(f"{self.spec.env_id}: call reset() before step()")

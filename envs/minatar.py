@@ -1,4 +1,5 @@
-"""JAX-native MinAtar (gymnax): ``minatar/<Game>`` for Asterix, Breakout, Freeway, Seaquest, SpaceInvaders.
+"""JAX-native MinAtar (gymnax): ``minatar/<Game>`` for Asterix, Breakout, Freeway, Seaquest, SpaceInvaders, and
+``minatar/multitask`` (several games in one batch, as ``atari/multitask``).
 
 MinAtar (Young & Tian, 2019) shrinks five Atari games to 10x10 grids of object channels, so image agents learn
 them on a CPU in minutes. Observations are uint8 0/1 planes ``[10, 10, C]`` (C = 4, 4, 7, 10, 6 in the order
@@ -11,7 +12,9 @@ from __future__ import annotations
 import functools
 
 import jax.numpy as jnp
+import numpy as np
 
+from envs.base import BatchedEnv
 from envs.jax_env import JaxBatchedEnv, JaxEnvFunctions
 from envs.registry import register
 from envs.spec import ArraySpec, DiscreteActionSpec, EnvSpec
@@ -22,12 +25,13 @@ GAMES = {"Asterix": "Asterix-MinAtar", "Breakout": "Breakout-MinAtar", "Freeway"
 
 
 @functools.lru_cache(maxsize=None)
-def minatar_functions(game: str) -> tuple[EnvSpec, JaxEnvFunctions]:
-    """Spec and pure single-env functions of one MinAtar game (cached: stable jit identity)."""
+def minatar_functions(game: str, full_action_set: bool = False) -> tuple[EnvSpec, JaxEnvFunctions]:
+    """Spec and pure single-env functions of one MinAtar game (cached: stable jit identity). ``full_action_set``:
+    MinAtar's 6 actions (no-op, left, up, right, down, fire) for every game; the ones a game lacks do nothing."""
     import gymnax  # lazy: keeps `import envs` light
 
     env_id = f"minatar/{game}"
-    env, default_params = gymnax.make(GAMES[game])
+    env, default_params = gymnax.make(GAMES[game], use_minimal_action_set=not full_action_set)
     num_actions = int(env.num_actions)
     obs_shape = tuple(env.observation_space(default_params).shape)
     spec = EnvSpec(env_id, ArraySpec(obs_shape, "uint8", 0, 1), DiscreteActionSpec(num_actions), ("default",), (),
@@ -76,3 +80,84 @@ def _spec_fn(game: str):
 for _game in GAMES:
     register(f"minatar/{_game}", _factory(_game), family="minatar", spec_fn=_spec_fn(_game),
              description=f"gymnax {GAMES[_game]}: 10x10 object planes, JAX-native")
+
+
+MAX_CHANNELS = 10  # Seaquest's object planes; other games are zero-padded to it
+FULL_ACTIONS = 6
+
+
+class MinAtarMultiTask(BatchedEnv):
+    """``minatar/multitask``: several MinAtar games in one batch, envs split into contiguous blocks across ``games``
+    (as even as possible), ``task_id`` = the env's game index in ``spec.task_names``. One observation and action
+    space for all: object planes zero-padded to 10 channels, MinAtar's full 6-action set. Each game runs as its own
+    JAX-native batch; ``snapshot``/``restore`` cover all of them (exact resume)."""
+
+    def __init__(self, games, num_envs: int, seed: int):
+        self.games = list(games)
+        g = len(self.games)
+        self.counts = [num_envs // g + (k < num_envs % g) for k in range(g)]
+        self.num_envs = num_envs
+        specs = []
+        self.parts = []
+        for k, (game, n) in enumerate(zip(self.games, self.counts)):
+            spec, fns = minatar_functions(game, full_action_set=True)
+            specs.append(spec)
+            self.parts.append(JaxBatchedEnv(spec, fns, spec.resolve_context(None, n), seed + 7919 * k))
+        self.spec = EnvSpec("minatar/multitask", ArraySpec((10, 10, MAX_CHANNELS), "uint8", 0, 1),
+                            DiscreteActionSpec(FULL_ACTIONS), tuple(self.games), (),
+                            max(s.max_episode_steps for s in specs))
+        self.task_id = np.repeat(np.arange(g, dtype=np.int32), self.counts)
+        self._bounds = np.cumsum([0] + self.counts)
+
+    def _merge(self, steps) -> TimeStep:
+        pad = lambda x: np.pad(np.asarray(x), [(0, 0)] * 3 + [(0, MAX_CHANNELS - np.asarray(x).shape[-1])])
+        cat = lambda xs: np.concatenate([np.asarray(x) for x in xs])
+        info = {"final_observation": cat([pad(t.info["final_observation"]) for t in steps])}
+        for name in ("episode_return", "episode_length", "success"):
+            info[name] = cat([t.info[name] for t in steps])
+        return TimeStep(cat([pad(t.observation) for t in steps]), cat([t.reward for t in steps]),
+                        cat([t.terminated for t in steps]), cat([t.truncated for t in steps]), self.task_id.copy(),
+                        np.zeros((self.num_envs, 0), np.float32), info)
+
+    def reset(self, seed: int | None = None) -> TimeStep:
+        return self._merge([p.reset(None if seed is None else seed + 7919 * k) for k, p in enumerate(self.parts)])
+
+    def step(self, actions) -> TimeStep:
+        actions = self.spec.check_actions(actions, self.num_envs)
+        b = self._bounds
+        return self._merge([p.step(actions[b[k]:b[k + 1]]) for k, p in enumerate(self.parts)])
+
+    def snapshot(self):
+        return tuple(p.snapshot() for p in self.parts)
+
+    def restore(self, snapshot) -> None:
+        for p, snap in zip(self.parts, snapshot):
+            p.restore(snap)
+
+
+def make_multitask(num_envs: int, seed: int, context=None, **options) -> MinAtarMultiTask:
+    unknown = sorted(set(options) - {"games"})
+    if unknown:
+        raise ValueError(f"minatar/multitask: unknown option(s) {unknown}; allowed: games")
+    games = options.get("games") or list(GAMES)
+    games = [games] if isinstance(games, str) else list(games)
+    bad = [g for g in games if g not in GAMES]
+    if bad or len(set(games)) != len(games):
+        raise ValueError(f"minatar/multitask: games={games}: each at most once, from {', '.join(GAMES)}")
+    if num_envs < len(games):
+        raise ValueError(f"minatar/multitask: num_envs={num_envs} is smaller than the number of games "
+                         f"({len(games)}); every game needs at least one env")
+    if context:
+        raise ValueError(f"minatar/multitask: no context variables, got {sorted(context)}")
+    return MinAtarMultiTask(games, num_envs, seed)
+
+
+def _multitask_spec(**options) -> EnvSpec:
+    """Spec from a one-env-per-game batch (the smallest batch it accepts)."""
+    games = options.get("games") or list(GAMES)
+    return make_multitask(num_envs=1 if isinstance(games, str) else len(games), seed=0, **options).spec
+
+
+register("minatar/multitask", make_multitask, family="minatar", spec_fn=_multitask_spec,
+         description="several MinAtar games in one batch (option games=[...], default all five), task ids, "
+                     "6 actions, planes padded to 10 channels")

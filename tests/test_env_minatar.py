@@ -11,7 +11,7 @@ CHANNELS = {"Asterix": 4, "Breakout": 4, "Freeway": 7, "Seaquest": 10, "SpaceInv
 
 
 def test_every_game_is_listed_with_its_spec():
-    assert envs.list_ids("minatar") == sorted(IDS)
+    assert envs.list_ids("minatar") == sorted(IDS + ["minatar/multitask"])
     for game, channels in CHANNELS.items():
         spec = envs.spec(f"minatar/{game}")
         assert spec.observation.shape == (10, 10, channels) and spec.observation.dtype == "uint8"
@@ -54,3 +54,30 @@ def test_bad_ids_and_options_are_named():
         envs.make("minatar/Pong")
     with pytest.raises(ValueError, match="MinAtar envs take none"):
         envs.make("minatar/Breakout", frameskip=4)
+
+
+def test_multitask_batch_pads_planes_maps_tasks_and_resumes_exactly():
+    env = envs.make("minatar/multitask", num_envs=5, seed=1, games=["Breakout", "Asterix"])
+    assert env.spec.task_names == ("Breakout", "Asterix") and env.spec.action.num_actions == 6
+    assert env.spec.observation.shape == (10, 10, 10)
+    ts = env.reset(seed=3)
+    envs.check_timestep(ts, env.spec, 5)
+    assert ts.task_id.tolist() == [0, 0, 0, 1, 1]
+    assert not ts.observation[:3, ..., 4:].any()  # Breakout's 4 planes padded with zeros to 10
+    rng = np.random.default_rng(0)
+    ended = set()
+    for _ in range(200):
+        ts = env.step(rng.integers(0, 6, 5))
+        envs.check_timestep(ts, env.spec, 5)
+        ended |= set(ts.task_id[envs.episode_over(ts)].tolist())
+    assert 0 in ended  # random Breakout games end within 200 steps
+    snap = env.snapshot()
+    a = env.step(np.ones(5, int))
+    env.restore(snap)
+    b = env.step(np.ones(5, int))
+    for x, y in zip(a[:4], b[:4]):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="each at most once"):
+        envs.make("minatar/multitask", num_envs=4, games=["Pong"])
+    with pytest.raises(ValueError, match="smaller than the number of games"):
+        envs.make("minatar/multitask", num_envs=2)

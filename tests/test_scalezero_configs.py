@@ -21,6 +21,8 @@ def _dims(cfg, sz):
         return ModelDims((64, 64, 3), len(env.options["games"]), num_actions=18, max_steps=15)
     if env.id.startswith("atari/"):
         return ModelDims((64, 64, 3), 1, num_actions=18, max_steps=15)
+    if env.id == "minatar/multitask":
+        return ModelDims((10, 10, 10), len(env.options["games"]), num_actions=6, max_steps=15)
     if env.id == "metaworld/MT10":
         return ModelDims((39,), 10, action_dim=4, max_steps=15)
     import envs
@@ -90,4 +92,8 @@ def test_sampled_action_variant_trains_and_evaluates_on_pendulum():
     # 200-step Pendulum episode, so there is no number to report (NaN), not a made-up partial return
     result = tr.evaluate(state, 1, jax.random.PRNGKey(1))
     assert np.isnan(result["return_mean"]) and np.isnan(result["return_mean/default"]), result
+    # without the cap the 200-step episodes finish: a finite (negative: Pendulum costs) return per task
+    tr.cfg = dataclasses.replace(tr.cfg, max_eval_steps=0)
+    result = tr.evaluate(state, 1, jax.random.PRNGKey(1))
+    assert np.isfinite(result["return_mean"]) and result["return_mean"] == result["return_mean/default"] < 0, result
     tr.close()

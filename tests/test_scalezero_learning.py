@@ -72,3 +72,10 @@ def test_multitask_suite_learns_every_task():
     # per-task losses and MoE expert load are reported
     assert {f"loss/task/{n}" for n in cfg.scalezero.task_names} <= set(metrics)
     assert abs(sum(metrics[f"moe/load_e{e}"] for e in range(8)) - 1.0) < 1e-4
+    # the load-balancing loss (default 0.01) keeps the router from collapsing: without it one expert took 81% of
+    # the tokens on this suite. Thresholds fixed before the run: no expert above half the tokens, and every task's
+    # tokens spread over more than two experts' worth (entropy > log 2; log 8 = 2.08 is uniform)
+    print("moe max load", metrics["moe/max_load"], "routing entropy", metrics["moe/routing_entropy"])
+    assert metrics["moe/max_load"] <= 0.5, metrics["moe/max_load"]
+    for name in cfg.scalezero.task_names:
+        assert metrics[f"moe/routing_entropy/{name}"] > np.log(2), (name, metrics[f"moe/routing_entropy/{name}"])

@@ -64,6 +64,16 @@ def test_tree_min_max_normalisation_hand_computed():
     all_q = np.asarray(tree.children_rewards + tree.children_discounts * tree.children_values)
     seen = np.asarray(tree.children_visits) > 0
     lo, hi = all_q[seen].min(), all_q[seen].max()
-    want = np.where(visits > 0, np.clip((q - lo) / max(hi - lo, 1e-8), 0, 1), 0.0)
+    mean_q = q[visits > 0].mean() if (visits > 0).any() else float(tree.node_values[0])  # root: visited children
+    want = np.clip((np.where(visits > 0, q, mean_q) - lo) / max(hi - lo, 1e-8), 0, 1)
     np.testing.assert_allclose(score, want, atol=1e-6)
     assert 0.0 <= score.min() and score.max() <= 1.0 and int(np.argmax(score)) == 1
+    # an inner node with unvisited children: they score the parent's mean Q (own value + visited children's Q)
+    cv = np.asarray(tree.children_visits)
+    inner = [i for i in range(1, cv.shape[0]) if cv[i].sum() > 0 and (cv[i] == 0).any()]
+    assert inner, "the test tree should have an inner node with unvisited children"
+    i = inner[0]
+    qi, vi = np.asarray(tree.qvalues(i)), cv[i] > 0
+    mean_q = (float(tree.node_values[i]) + qi[vi].sum()) / (vi.sum() + 1)
+    got = np.asarray(qtransform_tree_min_max(tree, jnp.int32(i)))
+    np.testing.assert_allclose(got[~vi], np.clip((mean_q - lo) / max(hi - lo, 1e-8), 0, 1), atol=1e-6)

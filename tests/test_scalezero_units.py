@@ -9,7 +9,8 @@ import pytest
 from agents.scalezero import curriculum as cur
 from agents.scalezero import replay as rp
 from agents.scalezero.config import ScaleZeroConfig, validate
-from agents.scalezero.learner import init_train_state, trainable_mask, update
+from agents.scalezero.learner import (bootstrap_values, bootstrap_windows, init_train_state, loss_fn, trainable_mask,
+                                      update)
 from agents.scalezero.losses import n_step_targets
 from agents.scalezero.moe import MoEFFN
 from agents.scalezero.transforms import h, h_inv, scalar_to_two_hot, two_hot_to_scalar, value_to_target
@@ -134,7 +135,8 @@ def test_after_stage_switch_only_current_adapter_and_kept_parts_change():
         assert not blk["attn"][leaf]["kernel"].any() and not blk["attn"][leaf]["bias"].any()
         assert blk["attn"][leaf]["lora_A"][0].any() or blk["attn"][leaf]["lora_B"][0].any()
         assert not blk["attn"][leaf]["lora_A"][1].any() and not blk["attn"][leaf]["lora_B"][1].any()
-        assert not blk["attn"][leaf]["lora_scale"][2]  # scale of the inactive adapter 2
+        # LightZero's rule: at stage s, a_0 and the EARLIER adapters' scales a_j (j < s) train, a_s does not
+        assert blk["attn"][leaf]["lora_scale"].tolist() == [True, False, False]
     for leaf in ("w1", "w2", "w3"):
         assert not blk["moe"]["experts"][leaf]["kernel"].any()
         assert blk["moe"]["experts"][leaf]["lora_B"][0].any()
@@ -142,10 +144,41 @@ def test_after_stage_switch_only_current_adapter_and_kept_parts_change():
     assert not blk["moe"]["router"]["kernel"].any()
     assert not any(np.any(x) for x in jax.tree_util.tree_leaves(blk["moe"]["shared"]))
     assert not any(np.any(x) for x in jax.tree_util.tree_leaves(blk["ln1"]))
+    s2, _, _ = step(s1, batch, jnp.int32(2))  # stage 2: adapter 2 trains, a_1 can now be re-weighted
+    s2, _, _ = step(s2, batch, jnp.int32(2))
+    ch2 = _changed(s1.params, s2.params)["transformer"]["block0"]
+    for leaf in ("q", "k", "v", "proj"):
+        assert ch2["attn"][leaf]["lora_scale"].tolist() == [True, True, False]
+        assert not ch2["attn"][leaf]["lora_A"][0].any() and not ch2["attn"][leaf]["lora_B"][0].any()
+        assert ch2["attn"][leaf]["lora_B"][1].any()
     # encoder, embeddings and heads stay trainable
     assert ch["encoder"]["out"]["kernel"].any()
     assert ch["value_head"]["w2"].any() and ch["policy_head"]["w2"].any()
     assert ch["action_embed"]["embedding"].any()
+
+
+def test_every_position_the_target_network_reads_is_trained():
+    """Bootstrap values read only positional rows that the online loss trains (unroll 3 + td 2 = 5 rows)."""
+    cfg, model = _tiny_model(dps=False)
+    params = init_params(model, jax.random.PRNGKey(0))
+    leaves, tree = jax.tree_util.tree_flatten(params)  # heads start at zero: perturb so every path carries gradient
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = tree.unflatten([x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    batch = _batch(model, cfg)
+    stage = jnp.int32(0)
+    online = jax.jit(jax.grad(lambda p: loss_fn(p, params, batch, stage, model, cfg)[0]))(params)["pos_embed"]
+
+    def boot_sum(tp):
+        tz = model.apply({"params": tp}, batch.obs, method=WorldModel.encode)
+        return jnp.sum(bootstrap_values(tp, tz, batch, stage, model, cfg))
+
+    target = jax.jit(jax.grad(boot_sum))(params)["pos_embed"]
+    trained = np.abs(np.asarray(online)).sum(-1) > 0  # [2 * max_steps]
+    read = np.abs(np.asarray(target)).sum(-1) > 0
+    assert read.any() and trained.any()
+    assert not (read & ~trained).any(), f"target reads untrained positions {np.flatnonzero(read & ~trained)}"
+    assert bootstrap_windows(15, 10) == [0, 5] and bootstrap_windows(5, 3) == [0, 2]
+    assert bootstrap_windows(7, 2) == [0, 2, 4, 5] and bootstrap_windows(4, 4) == [0]
 
 
 def test_trainable_mask_without_dps_freezes_nothing_but_adapters():

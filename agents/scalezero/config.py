@@ -21,7 +21,7 @@ class ScaleZeroConfig:
     vit_depth: int = 6  # ViT depth (ref small 6 / base 12)
     vit_heads: int = 6  # ViT heads (ref small 6 / base 12)
     vit_mlp_dim: int = 2048  # ViT MLP hidden (ref small 2048 / base 3072)
-    latent_norm: str = "simnorm"  # simnorm | layernorm: normalisation of the encoder output (ref SimNorm group 8)
+    latent_norm: str = "simnorm"  # simnorm | layernorm of the encoder output (ref: LayerNorm in ScaleZero Atari)
     simnorm_group: int = 8  # SimNorm group size
     # ---------------- transformer backbone ----------------
     num_layers: int = 2  # causal transformer blocks (ref 4 or 8 for ScaleZero Atari)
@@ -32,7 +32,8 @@ class ScaleZeroConfig:
     expert_hidden_ratio: int = 4  # expert / dense MLP hidden = ratio * D (ref 4)
     expert_capacity_factor: float = 0.0  # MoE: >0 = routed-only compute with factor * N / E slots per expert (tokens
     # over capacity keep only the shared expert; 2.0 suits balanced routing); 0 = every expert on every token (exact)
-    load_balance_coef: float = 0.0  # Switch-style load-balancing loss weight (ref: none = 0)
+    load_balance_coef: float = 0.01  # Switch-style load-balancing loss E*sum_e f_e*P_e weight (ref: none = 0; without
+    # it the top-1 router collapses here: one expert took 81% of CartPole tokens). Switch Transformer's 0.01.
     # ---------------- heads / supports ----------------
     head_hidden_ratio: int = 1  # per-task heads: LN -> Linear(D, ratio*D) -> LN -> GELU -> Linear (ref 1)
     num_bins: int = 101  # two-hot bins for value and reward (ref 101)
@@ -44,7 +45,9 @@ class ScaleZeroConfig:
     lora_alpha: float = 8.0  # LoRA alpha; adapter scale = alpha / r (ref 32)
     min_stage0_iters: int = 200  # learner updates before the first switch is allowed (ref 50k)
     max_stage_iters: int = 200  # a stage switches at the latest after this many updates (ref 20k)
-    solved_window: int = 10  # a task's return estimate = mean of its last N finished collection episodes
+    solve_eval_every: int = 200  # DPS: learner updates between "solved" evaluations (ref eval_freq 1e4)
+    solve_eval_episodes: int = 3  # DPS: greedy evaluation games per task; solved = their mean >= target (ref 3)
+    train_return_window: int = 10  # train_return/<task> = mean return of the task's last N finished training games
     target_returns: List[float] = dataclasses.field(default_factory=list)  # per task "solved" return; [] = never
     random_returns: List[float] = dataclasses.field(default_factory=list)  # per task random-policy return (norm.)
     human_returns: List[float] = dataclasses.field(default_factory=list)  # per task human return (norm.); []=target
@@ -71,6 +74,11 @@ class ScaleZeroConfig:
     priority_alpha: float = 0.6  # (ref 0.6)
     priority_beta: float = 0.4  # (ref 0.4)
     reanalyse_fraction: float = 0.0  # fraction of each batch whose policy target is recomputed by search now
+    #                                   (no exploration noise; ref reanalyze_ratio 0 in the ScaleZero configs)
+    reanalyse_every: int = 0  # buffer reanalysis every N train steps, 0 = off (ref buffer_reanalyze_freq 1/50 -> 50)
+    reanalyse_batch: int = 160  # windows (unroll_steps roots each) whose stored policy targets one reanalysis rewrites
+    reanalyse_partition: float = 0.75  # reanalyse only the oldest fraction of each task's rows (ref 0.75)
+    reanalyse_noise: bool = True  # root exploration noise in the buffer-reanalysis search (ref: Dirichlet, on)
     # ---------------- learner ----------------
     learning_rate: float = 1e-3  # AdamW lr (ref 1e-4)
     adam_b1: float = 0.9  # (ref 0.9)
@@ -114,8 +122,17 @@ def validate(cfg: ScaleZeroConfig) -> None:
     if cfg.expert_capacity_factor < 0:
         raise ValueError(f"scalezero.expert_capacity_factor must be >= 0 (0 = all experts), "
                          f"got {cfg.expert_capacity_factor}")
-    if not 0.0 <= cfg.reanalyse_fraction <= 1.0:
-        raise ValueError(f"scalezero.reanalyse_fraction must be in [0, 1], got {cfg.reanalyse_fraction}")
+    for name in ("reanalyse_fraction", "reanalyse_partition"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"scalezero.{name} must be in [0, 1], got {getattr(cfg, name)}")
+    for name in ("reanalyse_every", "solve_eval_every"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"scalezero.{name} must be >= 0 (0 = off), got {getattr(cfg, name)}")
+    for name in ("reanalyse_batch", "solve_eval_episodes", "train_return_window"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"scalezero.{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.load_balance_coef < 0:
+        raise ValueError(f"scalezero.load_balance_coef must be >= 0, got {cfg.load_balance_coef}")
     if cfg.dps and cfg.num_stages < 2:
         raise ValueError("scalezero.dps needs num_stages >= 2 (base + at least one adapter)")
 

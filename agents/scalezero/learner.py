@@ -2,9 +2,9 @@
 
 Loss (UniZero / ScaleZero, reference weights in ScaleZeroConfig): next-latent MSE to the EMA target encoder's
 embedding of the next observation, reward CE, value CE against n-step targets bootstrapped from the EMA target
-network's forward pass over the window, policy CE against the search policy, an entropy bonus, and the optional MoE
-load-balancing loss. Terms are masked means over valid unroll steps (the reference sums over steps; a mean keeps the
-scale independent of the unroll length).
+network's passes over windows of trained positions (``bootstrap_values``), policy CE against the search policy, an
+entropy bonus, and the MoE load-balancing loss. Terms are masked means over valid unroll steps (the reference sums
+over steps; a mean keeps the scale independent of the unroll length).
 
 Optimizer: AdamW (decay only on tensors with >= 2 dims) after global-norm clipping. Curriculum freezing
 (``trainable_mask``) zeroes gradients before clipping/Adam and zeroes updates after AdamW, so frozen parameters do
@@ -51,8 +51,10 @@ def trainable_mask(params, stage, dps: bool):
     """Per-leaf float multipliers (1 = trains) for curriculum ``stage`` (traced int).
 
     Stage 0 (or DPS off): everything except the LoRA adapters. Stage s >= 1: transformer backbone frozen except
-    adapter s (slice s-1 of ``lora_A``/``lora_B``) and the bounded scales a_0 and a_s; encoder, embeddings and heads
-    stay trainable.
+    adapter s (slice s-1 of ``lora_A``/``lora_B``), the base scale a_0 and the scales a_j of the EARLIER adapters
+    (1 <= j < s), as LightZero's ``CurriculumLoRALinear``: frozen adapters can be re-weighted, the new adapter's own
+    scale stays at 1 (its B starts at 0, so its magnitude is learned by A/B); encoder, embeddings and heads stay
+    trainable.
     """
     def leaf_mask(path, x):
         keys = [getattr(p, "key", str(p)) for p in path]
@@ -61,9 +63,9 @@ def trainable_mask(params, stage, dps: bool):
         if name in LORA_PARAM_NAMES:
             if not dps:
                 return jnp.zeros(x.shape, jnp.float32)
-            if name == "lora_scale":  # [n+1]: a_0 and a_s train from stage 1 on
+            if name == "lora_scale":  # [n+1]: a_0 and a_j (j < s) train from stage 1 on
                 idx = jnp.arange(x.shape[0])
-                on = ((idx == 0) | (idx == stage)) & (stage >= 1)
+                on = (idx < stage) & (stage >= 1)
                 return on.astype(jnp.float32)
             on = (jnp.arange(x.shape[0]) == stage - 1).astype(jnp.float32)  # adapter index s-1
             return on.reshape((-1,) + (1,) * (x.ndim - 1)) * jnp.ones(x.shape, jnp.float32)
@@ -74,6 +76,56 @@ def trainable_mask(params, stage, dps: bool):
     return jax.tree_util.tree_map_with_path(leaf_mask, params)
 
 
+def bootstrap_windows(length: int, unroll: int) -> list[int]:
+    """Start rows of the ``unroll``-step windows the target network reads to value every row of an ``L``-row batch.
+
+    The online network trains positions ``0 .. 2*unroll-1`` only (windows of ``unroll`` steps), as LightZero's
+    ``max_tokens = 2 * num_unroll_steps``; a target pass over all ``L = unroll + td`` rows would read positions
+    it never trained. Windows start at 0, unroll, 2*unroll, ... and the last one ends at row L-1; each row is
+    valued by the first window holding it (the most context). E.g. L=15, unroll=10: [0, 5].
+    """
+    starts = list(range(0, max(length - unroll, 0) + 1, unroll))
+    if starts[-1] + unroll < length:
+        starts.append(length - unroll)
+    return starts
+
+
+def bootstrap_values(target_params, tz, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
+    """Target-network values ``[B, L]`` of every window row, each read from an ``unroll``-step window (above).
+
+    ``tz [B, L, D]``: the target encoder's latents of ``batch.obs``. One target pass over the stacked windows
+    ``[B * W, unroll]`` (rows stay grouped by task: B = G * M, each row's W windows are contiguous).
+    """
+    b, length = batch.seg.shape
+    t = min(cfg.unroll_steps, length)
+    starts = bootstrap_windows(length, t)
+    w = len(starts)
+    take = lambda x: jnp.stack([x[:, s:s + t] for s in starts], 1).reshape((b * w, t) + x.shape[2:])
+    out = model.apply({"params": target_params}, take(tz), take(batch.action), take(batch.seg), batch.task, stage,
+                      batch.task.shape[0], method=WorldModel.sequence)
+    vals = logits_to_value(out.value_logits, cfg.support_max).reshape(b, w, t)  # [B, W, T]
+    owner = [next(i for i, s in enumerate(starts) if s <= r < s + t) for r in range(length)]
+    return jnp.stack([vals[:, owner[r], r - starts[owner[r]]] for r in range(length)], 1)  # [B, L]
+
+
+def routing_entropy(intermediates, valid, groups: int):
+    """Per task slot: entropy (nats, max log E) of the expert-usage distribution of the slot's valid tokens, averaged
+    over MoE layers; ``[G]`` (zeros for the dense FFN). ``valid [B, T]``; the MoE layers sow routing ``[B, 2T, E]``.
+
+    Low entropy = the task's tokens go to few experts (router collapse makes it 0 for every task)."""
+    routes = [x for path, x in jax.tree_util.tree_flatten_with_path(intermediates)[0]
+              if any(getattr(k, "key", None) == "routing" for k in path)]
+    if not routes:
+        return jnp.zeros((groups,))
+    tok = jnp.repeat(valid, 2, axis=1).astype(jnp.float32).reshape(groups, -1)  # [G, M*2T]
+    ents = []
+    for r in routes:
+        r = r.reshape(groups, -1, r.shape[-1])  # [G, M*2T, E]
+        usage = jnp.sum(r * tok[..., None], 1) / jnp.maximum(jnp.sum(tok, 1), 1.0)[:, None]  # [G, E]
+        ents.append(-jnp.sum(jnp.where(usage > 0, usage * jnp.log(jnp.maximum(usage, 1e-12)), 0.0), -1))
+    return jnp.mean(jnp.stack(ents), 0)
+
+
 def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
     """Scalar loss and aux metrics for one batch (see replay.Batch for shapes, ``T = unroll_steps``)."""
     t, n = cfg.unroll_steps, cfg.td_steps
@@ -82,17 +134,17 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     apply = lambda p, *a, **k: model.apply({"params": p}, *a, **k)
     valid = batch.seg == 0  # [B, L] rows in the root's episode
     in_range = batch.seg >= 0
-    # --- target network: latent targets and bootstrap values over the whole window ---
+    # --- target network: latent targets, and bootstrap values from windows of trained positions ---
     tz = apply(target_params, batch.obs, method=WorldModel.encode)  # [B, L, D]
-    tout = apply(target_params, tz, batch.action, batch.seg, batch.task, stage, g, method=WorldModel.sequence)
-    boot = logits_to_value(tout.value_logits, cfg.support_max)  # [B, L]
+    boot = bootstrap_values(target_params, tz, batch, stage, model, cfg)  # [B, L]
     reward = batch.reward
     value_target, value_ok = n_step_targets(reward, batch.terminated, batch.truncated, valid, in_range, boot,
                                             cfg.discount, n, t)  # [B, T]
     value_target, latent_target = jax.lax.stop_gradient(value_target), jax.lax.stop_gradient(tz[:, 1:t + 1])
     # --- online network over the first T steps ---
     z = apply(params, batch.obs[:, :t], method=WorldModel.encode)  # [B, T, D]
-    out = apply(params, z, batch.action[:, :t], batch.seg[:, :t], batch.task, stage, g, method=WorldModel.sequence)
+    out, inter = apply(params, z, batch.action[:, :t], batch.seg[:, :t], batch.task, stage, g,
+                       method=WorldModel.sequence, mutable=["intermediates"])
     m = valid[:, :t]
     m_next = m & valid[:, 1:t + 1] & ~batch.terminated[:, :t] & ~batch.truncated[:, :t]
     w = batch.weight
@@ -112,6 +164,7 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     per_task = jnp.sum(per_step.reshape(g, -1), 1) / jnp.maximum(jnp.sum(m.reshape(g, -1), 1), 1.0)  # [G]
     pred_v0 = logits_to_value(out.value_logits[:, 0], cfg.support_max)
     aux = {"terms": terms, "per_slot_loss": per_task, "load": out.load, "lb_loss": out.lb_loss,
+           "routing_entropy": routing_entropy(inter, batch.seg[:, :t] >= 0, g),
            "priority": jnp.abs(pred_v0 - value_target[:, 0]), "value_target_mean": masked_mean(value_target, m),
            "value_pred_mean": jnp.mean(pred_v0)}
     return loss, aux
@@ -132,7 +185,8 @@ def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZero
     metrics = {"loss": loss, **{f"loss/{k}": v for k, v in aux["terms"].items()},
                "grad_norm": optax.tree.norm(grads), "lb_loss": aux["lb_loss"],
                "value_target_mean": aux["value_target_mean"], "value_pred_mean": aux["value_pred_mean"],
-               "per_slot_loss": aux["per_slot_loss"], "expert_load": jnp.mean(aux["load"], 0)}
+               "per_slot_loss": aux["per_slot_loss"], "expert_load": jnp.mean(aux["load"], 0),
+               "per_slot_routing_entropy": aux["routing_entropy"]}
     metrics[FINITE_KEY] = finite_flag(loss, metrics["grad_norm"])
     return TrainState(params, target, opt_state, state.step + 1), metrics, aux["priority"]
 

@@ -101,6 +101,8 @@ class MoEFFN(nn.Module):
             dropped = jnp.zeros(())
         if self.shared_expert:
             y = y + DenseMLP(self.hidden, name="shared")(flat, stage)
+        # per-token routing [..., E] for per-task diagnostics (kept only when applied with mutable=["intermediates"])
+        self.sow("intermediates", "routing", onehot.reshape(shape[:-1] + (self.num_experts,)))
         load = jnp.mean(onehot, axis=0)  # [E] fraction of tokens routed to each expert
         mean_probs = jnp.mean(probs, axis=0)  # [E]
         aux = {"load": load, "probs": mean_probs,

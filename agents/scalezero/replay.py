@@ -107,8 +107,9 @@ def task_sizes(rb: ReplayState, num_tasks: int) -> np.ndarray:
 
 
 def sample(rb: ReplayState, rng: np.random.Generator, slot_tasks: np.ndarray, per_slot: int, length: int,
-           prioritized: bool = False, alpha: float = 0.6, beta: float = 0.4):
-    """Sample ``per_slot`` windows of ``length`` rows for each task slot.
+           prioritized: bool = False, alpha: float = 0.6, beta: float = 0.4, oldest: float = 1.0):
+    """Sample ``per_slot`` windows of ``length`` rows for each task slot (uniform roots: among the ``oldest``
+    fraction of the stored rows; prioritised: among all).
 
     Returns ``(batch, (env_idx [B], col_idx [B]))``; the indices address the root rows for priority updates.
     """
@@ -130,7 +131,7 @@ def sample(rb: ReplayState, rng: np.random.Generator, slot_tasks: np.ndarray, pe
             w = (p.size * p[flat]) ** (-beta)
         else:
             e_i = task_envs[rng.integers(0, task_envs.size, per_slot)]
-            o_i = rng.integers(0, size, per_slot)
+            o_i = rng.integers(0, max(1, int(size * oldest)), per_slot)
             w = np.ones(per_slot)
         envs.append(e_i)
         offs.append(o_i)

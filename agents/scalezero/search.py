@@ -16,7 +16,7 @@ Values and rewards are mapped back through h^-1; UniZero predicts no termination
 
 Q normalisation (deliberate choice):
   * muzero: tree-wide min-max over the Q of every visited edge (MuZero's MinMaxStats, as the reference), unvisited
-    children score 0. mctx's default (parent-and-siblings) normalisation is NOT used.
+    children score the parent's mean Q (as the reference). mctx's default normalisation is NOT used.
   * gumbel_muzero: mctx's ``qtransform_completed_by_mix_value`` (completed Q, rescaled per node by min-max), the
     normalisation the Gumbel MuZero paper derives its policy-improvement guarantee for.
 Dirichlet noise (muzero) and Gumbel noise (gumbel) are applied at collection only; evaluation is greedy.
@@ -90,8 +90,13 @@ def qtransform_tree_min_max(tree: mctx.Tree, node_index: chex.Numeric, epsilon: 
     lo = jnp.min(jnp.where(seen, all_q, jnp.inf))
     hi = jnp.max(jnp.where(seen, all_q, -jnp.inf))
     lo, hi = jnp.where(jnp.isfinite(lo), lo, 0.0), jnp.where(jnp.isfinite(hi), hi, 0.0)
-    score = (qvalues - lo) / jnp.maximum(hi - lo, epsilon)
-    return jnp.where(visits > 0, jnp.clip(score, 0.0, 1.0), 0.0)
+    # unvisited children get the parent's mean Q (LightZero's compute_mean_q: mean over visited children, with
+    # the parent's own value counted in except at the root), not 0
+    n_seen, sum_q = jnp.sum(visits > 0), jnp.sum(jnp.where(visits > 0, qvalues, 0.0))
+    at_root = (node_index == mctx.Tree.ROOT_INDEX) & (n_seen > 0)
+    mean_q = jnp.where(at_root, sum_q / jnp.maximum(n_seen, 1), (tree.node_values[node_index] + sum_q) / (n_seen + 1))
+    q = jnp.where(visits > 0, qvalues, mean_q)
+    return jnp.clip((q - lo) / jnp.maximum(hi - lo, epsilon), 0.0, 1.0)
 
 
 def run_policy(c: ScaleZeroConfig, params, key, root: mctx.RootFnOutput, recurrent_fn, num_simulations: int,

@@ -1,20 +1,22 @@
 """ScaleZeroTrainer: the run-loop adapter (init / train_step / evaluate / close) over host ``BatchedEnv``s.
 
 Collection steps the envs through the host engine's ``HostLoop`` (``agents.common.engines``: game-over episode
-bookkeeping, ``train/episode_return``); the policy is a search over per-env context windows kept here.
+bookkeeping, ``train/episode_return``); the policy is a search over per-env context windows (``ActorState``).
 
-One ``train_step`` = ``collect_steps`` batched search decisions per env (stored per task in replay), then
-``updates_per_iter`` learner updates on balanced per-task micro-batches, then the DPS curriculum check.
-The resumable state is a pytree of numpy/jax arrays: learner state (params, target, AdamW), replay, curriculum,
-recent returns, counters and the PRNG key. The host simulators' internal state cannot be checkpointed: after a
-resume the envs start fresh episodes (the actor's context windows are rebuilt from them).
+One ``train_step`` = ``collect`` (``collect_steps`` batched search decisions per env, stored per task in replay),
+``learn`` (``updates_per_iter`` learner updates on balanced per-task micro-batches, plus the periodic buffer
+reanalysis) and ``curriculum`` (DPS: the solved check from evaluation means, then the stage-switch rule).
+The resumable state is the typed pytree ``ScaleZeroState``: learner state (params, target, AdamW), replay,
+curriculum, the actor (context windows, episode ids and, for JAX-native envs, the envs' own state), return
+statistics, counters and the PRNG key. On a JAX-native env a resumed run continues bit-for-bit. Host simulators'
+state cannot be checkpointed: after a resume they restart from a reset seeded with ``seed + env_steps`` and the
+actor's windows restart with them (new episode ids).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,13 +27,15 @@ from agents.common.engines import HostLoop
 from agents.scalezero import curriculum as cur
 from agents.scalezero import replay as rp
 from agents.scalezero.config import ScaleZeroConfig, optional_list, validate
-from agents.scalezero.learner import init_train_state, make_update_fn
+from agents.scalezero.learner import TrainState, init_train_state, make_update_fn
 from agents.scalezero.search import Planner, make_search_fn
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
 from omnitask.mesh import DataParallel
 from omnitask.nonfinite import FINITE_KEY
 from omnitask.schema import section_as
+
+NO_ENV_STATE = np.zeros((1,), np.uint8)  # actor.env placeholder of host simulators (checkpoints refuse empties)
 
 
 def as_config(section: Any) -> ScaleZeroConfig:
@@ -47,14 +51,59 @@ def _get(node, name, default=None):
     return getattr(node, name, default)
 
 
+class ActorState(NamedTuple):
+    """What collection needs to continue exactly (host numpy, ``E`` envs, ``S = context_steps``)."""
+
+    obs: np.ndarray  # [E, S, *obs] context window of observations (last slot = the current one)
+    act: np.ndarray  # [E, S] int32 or [E, S, A] float32 actions taken after each window obs (last slot: 0)
+    valid: np.ndarray  # [E, S] bool window slots inside the current episode
+    episode: np.ndarray  # [E] int32 per-env episode counter (replay's episode ids)
+    env: Any  # JAX-native envs: their snapshot (key, batched env state); host simulators: NO_ENV_STATE
+
+
+class ScaleZeroState(NamedTuple):
+    """The checkpointed run state. ``state["train"]`` also works (string keys read the fields)."""
+
+    train: TrainState
+    replay: rp.ReplayState
+    curriculum: cur.CurriculumState
+    actor: ActorState
+    eval_returns: np.ndarray  # [K] float32 latest solved-check evaluation mean per task (NaN before the first)
+    game_returns: np.ndarray  # [K, W] float32 returns of the last W finished games per task (NaN = none yet)
+    game_count: np.ndarray  # [K] int64 finished games per task
+    key: jax.Array
+    iteration: np.ndarray  # () int64 train steps done
+    env_steps: np.ndarray  # () int64
+    active_steps: np.ndarray  # () int64 env steps of unsolved tasks
+
+    def __getitem__(self, item):
+        return getattr(self, item) if isinstance(item, str) else tuple.__getitem__(self, item)
+
+
+def record_games(games: np.ndarray, count: np.ndarray, ts, env_task: np.ndarray) -> None:
+    """Write the returns of the games that ended at ``ts`` into per-task rings ``games [K, W]`` (in place; ``count
+    [K]`` finished games). A game ends at ``envs.episode_over`` only: Atari training mode sets ``terminated`` on
+    a lost life while the game goes on. Returns are unclipped (``info['episode_return']`` sums raw rewards)."""
+    for i in np.flatnonzero(envs.episode_over(ts)):
+        k = env_task[i]
+        games[k, count[k] % games.shape[1]] = float(ts.info["episode_return"][i])
+        count[k] += 1
+
+
 class ActorWindows:
-    """Per-env context windows of the last S steps (host numpy) for the search root."""
+    """Per-env context windows of the last S steps (host numpy, mutable) for the search root."""
 
     def __init__(self, num_envs, steps, obs_shape, obs_dtype, action_dim):
         self.obs = np.zeros((num_envs, steps) + tuple(obs_shape), obs_dtype)  # [E, S, *obs]
         self.act = (np.zeros((num_envs, steps, action_dim), np.float32) if action_dim
                     else np.zeros((num_envs, steps), np.int32))  # [E, S(, A)]
         self.valid = np.zeros((num_envs, steps), bool)  # [E, S]
+
+    @classmethod
+    def of(cls, actor: ActorState) -> "ActorWindows":
+        w = cls.__new__(cls)
+        w.obs, w.act, w.valid = np.array(actor.obs), np.array(actor.act), np.array(actor.valid)
+        return w
 
     def start(self, obs, which=None):
         which = np.ones(self.obs.shape[0], bool) if which is None else which
@@ -118,9 +167,8 @@ class ScaleZeroTrainer:
         self.dp = DataParallel.from_run(_get(cfg, "run", None))
         self._search = make_search_fn(self.planner, self.dp)
         self._update = make_update_fn(self.model, c, self.dp)
-        self._ts = None
-        self._windows = None
-        self._episode = np.zeros(self.num_envs, np.int32)
+        self._jax_env = callable(getattr(self.env, "snapshot", None))  # env state can live in the run state
+        self._live_actor = None  # the actor state this object's host simulators are in (host envs)
         self._eval_env = None
         self.num_params = None
 
@@ -152,34 +200,50 @@ class ScaleZeroTrainer:
         return env_task if env_task is not None else np.asarray(ts.task_id, np.int32)
 
     # ------------------------------------------------------------------ state
-    def init(self, key) -> dict:
+    def _new_windows(self, num_envs: int) -> ActorWindows:
+        spec = self.spec
+        return ActorWindows(num_envs, self.cfg.context_steps, spec.observation.shape,
+                            np.dtype(spec.observation.dtype), self.dims.action_dim)
+
+    def _env_snapshot(self):
+        return self.env.snapshot() if self._jax_env else NO_ENV_STATE
+
+    def init(self, key) -> ScaleZeroState:
         c = self.cfg
         k_params, k_run = jax.random.split(key)
         params = init_params(self.model, k_params)
         self.num_params = count_params(params)
         ts = self.loop.reset(self.seed)
-        self._ts = ts
         self._env_task = self._task_of(ts, self._env_task)
-        spec = self.spec
-        self._windows = ActorWindows(self.num_envs, c.context_steps, spec.observation.shape,
-                                     np.dtype(spec.observation.dtype), self.dims.action_dim)
-        self._windows.start(np.asarray(ts.observation))
+        w = self._new_windows(self.num_envs)
+        w.start(np.asarray(ts.observation))
+        actor = ActorState(w.obs, w.act, w.valid, np.zeros(self.num_envs, np.int32), self._env_snapshot())
+        self._live_actor = actor
         columns = rp.rows_per_env(c.replay_capacity, self.num_envs, self.num_tasks)
         policy_dim = c.num_sampled_actions if self.dims.continuous else self.dims.num_actions
-        replay = rp.init(self.num_envs, columns, spec.observation.shape, np.dtype(spec.observation.dtype),
+        replay = rp.init(self.num_envs, columns, self.spec.observation.shape, np.dtype(self.spec.observation.dtype),
                          policy_dim, self.dims.action_dim, c.num_sampled_actions, self._env_task)
-        return {"train": self.dp.put(init_train_state(params, c)), "replay": replay, "curriculum": cur.init(self.num_tasks),
-                "recent_returns": np.full((self.num_tasks, c.solved_window), np.nan, np.float32),
-                "recent_ptr": np.zeros((self.num_tasks,), np.int64), "key": k_run,
-                "iteration": np.zeros((), np.int64), "env_steps": np.zeros((), np.int64),
-                "active_steps": np.zeros((), np.int64)}
+        k = self.num_tasks
+        zero = lambda: np.zeros((), np.int64)
+        return ScaleZeroState(self.dp.put(init_train_state(params, c)), replay, cur.init(k), actor,
+                              np.full((k,), np.nan, np.float32),
+                              np.full((k, c.train_return_window), np.nan, np.float32), np.zeros((k,), np.int64),
+                              k_run, zero(), zero(), zero())
 
-    def _ensure_env(self):
-        if self._ts is None or self._windows is None:  # restored state without init() on this object
-            self._ts = self.loop.reset(self.seed)
-            self._windows = ActorWindows(self.num_envs, self.cfg.context_steps, self.spec.observation.shape,
-                                         np.dtype(self.spec.observation.dtype), self.dims.action_dim)
-            self._windows.start(np.asarray(self._ts.observation))
+    def _resume_actor(self, state: ScaleZeroState) -> ActorState:
+        """The actor to collect with. JAX-native envs continue from the snapshot in the state (exact). Host
+        simulators cannot: a state they were not stepped to (a restored checkpoint) restarts them from a reset
+        seeded with ``seed + env_steps``, with fresh windows and new episode ids."""
+        actor = state.actor
+        if self._jax_env:
+            self.env.restore(actor.env)
+            return actor
+        if actor is self._live_actor:
+            return actor
+        ts = self.loop.reset(self.seed + int(state.env_steps))
+        w = self._new_windows(self.num_envs)
+        w.start(np.asarray(ts.observation))
+        return ActorState(w.obs, w.act, w.valid, actor.episode + 1, NO_ENV_STATE)
 
     # ------------------------------------------------------------------ training
     def _unsolved(self, cs) -> np.ndarray:
@@ -187,59 +251,76 @@ class ScaleZeroTrainer:
             return np.arange(self.num_tasks)
         return np.flatnonzero(~cs.solved)
 
-    def return_estimates(self, state) -> np.ndarray:
-        """Per-task mean of the last ``solved_window`` finished collection episodes (NaN until the window is full)."""
-        rr = state["recent_returns"]
-        full = ~np.isnan(rr).any(axis=1)
-        return np.where(full, np.nanmean(np.where(np.isnan(rr), 0, rr), axis=1), np.nan)
+    def model_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Observations as the encoder takes them: binary uint8 planes (MinAtar, high = 1) become float32 0/1
+        (the encoders read uint8 as 0..255 pixels); everything else passes unchanged (replay keeps the spec dtype)."""
+        ob = self.spec.observation
+        if np.dtype(ob.dtype) == np.uint8 and ob.high is not None and ob.high <= 1:
+            return np.asarray(obs, np.float32)
+        return obs
 
-    def train_step(self, state):
+    def _search_windows(self, params, key, obs, act, valid, task, stage, explore, sims):
+        return jax.device_get(self._search(params, key, self.model_obs(obs), act, valid, task, stage,
+                                           jnp.float32(explore), num_simulations=sims))
+
+    def collect(self, state: ScaleZeroState):
+        """``collect_steps`` search decisions per env into replay. Returns (state, metrics, env steps)."""
         c = self.cfg
-        self._ensure_env()
-        t0 = time.perf_counter()
-        train, replay, cs = state["train"], state["replay"], state["curriculum"]
-        key = state["key"]
+        actor = self._resume_actor(state)
+        train, replay, cs, key = state.train, state.replay, state.curriculum, state.key
         stage = jnp.asarray(int(cs.stage), jnp.int32)
         env_task = replay.env_task
-        unsolved = self._unsolved(cs)
-        active_env = np.isin(env_task, unsolved)  # envs of unsolved tasks (solved ones: data never sampled)
-        rr, rptr = state["recent_returns"].copy(), state["recent_ptr"].copy()
-        w = self._windows
+        active_env = np.isin(env_task, self._unsolved(cs))  # envs of unsolved tasks (solved: data never sampled)
+        games, count = state.game_returns.copy(), state.game_count.copy()
+        w, episode = ActorWindows.of(actor), actor.episode.copy()
+        t0 = time.perf_counter()
         for _ in range(c.collect_steps):
             key, k_s = jax.random.split(key)
-            out = jax.device_get(self._search(train.params, k_s, w.obs, w.act, w.valid, env_task, stage,
-                                                    jnp.float32(1.0), num_simulations=c.num_simulations))
+            out = self._search_windows(train.params, k_s, w.obs, w.act, w.valid, env_task, stage, 1.0,
+                                       c.num_simulations)
             ts = self.loop.step(np.asarray(out.action))
             reward = np.asarray(ts.reward, np.float32)
             if c.reward_clip > 0:
                 reward = np.clip(reward, -c.reward_clip, c.reward_clip)
             term, trunc = np.asarray(ts.terminated), np.asarray(ts.truncated)
             replay = rp.add(replay, w.obs[:, -1], out.action, reward, term, trunc, out.policy_target,
-                            out.sampled, out.root_value, self._episode)
+                            out.sampled, out.root_value, episode)
+            record_games(games, count, ts, env_task)
             done = term | trunc
-            for i in np.flatnonzero(done & active_env):
-                k = env_task[i]
-                rr[k, rptr[k] % c.solved_window] = float(ts.info["episode_return"][i])
-                rptr[k] += 1
-            self._episode = self._episode + done.astype(np.int32)
+            episode = episode + done.astype(np.int32)
             w.advance(out.action, np.asarray(ts.observation), done)
-            self._ts = ts
-        collect_s = time.perf_counter() - t0
+        actor = ActorState(w.obs, w.act, w.valid, episode, self._env_snapshot())
+        self._live_actor = actor
         # a batched env cannot pause single envs: solved tasks' envs still step (counted, as they are real
         # interactions) but their data is never sampled; "active" counts the interactions of unsolved tasks
         env_steps = int(c.collect_steps * self.num_envs)
         active_steps = int(c.collect_steps * active_env.sum())
-        # ---- learner ----
+        state = state._replace(replay=replay, actor=actor, key=key, game_returns=games, game_count=count,
+                               env_steps=np.asarray(int(state.env_steps) + env_steps, np.int64),
+                               active_steps=np.asarray(int(state.active_steps) + active_steps, np.int64))
+        return state, {"time/collect_s": time.perf_counter() - t0}, env_steps
+
+    def learn(self, state: ScaleZeroState):
+        """``updates_per_iter`` learner updates (once every unsolved task has ``warmup_transitions``), and the
+        periodic buffer reanalysis. Returns (state, metrics)."""
+        c = self.cfg
         t1 = time.perf_counter()
-        iteration = int(state["iteration"])
+        train, replay, key = state.train, state.replay, state.key
+        stage = jnp.asarray(int(state.curriculum.stage), jnp.int32)
+        unsolved = self._unsolved(state.curriculum)
+        iteration = int(state.iteration)
         rng = np.random.default_rng([self.seed, iteration])
         stored = rp.task_sizes(replay, self.num_tasks)
-        metrics: dict[str, float] = self.loop.episode_metrics()
+        metrics: dict[str, float] = {}
         ready = unsolved.size > 0 and stored[unsolved].min() >= c.warmup_transitions
         if ready:
             g = self.num_tasks
             slots = unsolved[np.arange(g) % unsolved.size]  # balanced per-task micro-batches
             length = c.unroll_steps + c.td_steps
+            if c.reanalyse_every and iteration % c.reanalyse_every == 0:
+                key, k_r = jax.random.split(key)
+                metrics["time/reanalyse_s"] = self.reanalyse_buffer(train.target_params, replay, rng, slots, stage,
+                                                                    k_r)
             finite_flags = []  # one per update: a divergence in any update of the iteration counts
             for _ in range(c.updates_per_iter):
                 batch, index = rp.sample(replay, rng, slots, c.batch_size // g, length, c.prioritized,
@@ -247,53 +328,106 @@ class ScaleZeroTrainer:
                 if c.reanalyse_fraction > 0:
                     key, k_r = jax.random.split(key)
                     batch = self.reanalyse(train.params, batch, stage, k_r)
-                train, m, prio = self._update(train, batch, stage)
+                train, m, prio = self._update(train, batch._replace(obs=self.model_obs(batch.obs)), stage)
                 finite_flags.append(m[FINITE_KEY])
                 if c.prioritized:
                     rp.update_priorities(replay, index, np.asarray(prio))
             m = jax.device_get(m)
+            entropies = []
             for name, v in m.items():
                 if name == "per_slot_loss":
                     for slot_task, lv in zip(slots, v):
                         metrics[f"loss/task/{self.task_names[slot_task]}"] = float(lv)
+                elif name == "per_slot_routing_entropy":
+                    if c.ffn == "moe":
+                        for slot_task, ev in zip(slots, v):
+                            metrics[f"moe/routing_entropy/{self.task_names[slot_task]}"] = float(ev)
+                        entropies = [float(x) for x in v]
                 elif name == "expert_load":
                     for e, lv in enumerate(v):
                         metrics[f"moe/load_e{e}"] = float(lv)
                     metrics["moe/max_load"] = float(np.max(v))
                 else:
                     metrics[name] = float(v)
+            if entropies:  # mean over tasks; log(num_experts) = perfectly spread, 0 = one expert per task
+                metrics["moe/routing_entropy"] = float(np.mean(entropies))
             metrics[FINITE_KEY] = float(np.mean(jax.device_get(finite_flags)))
-        learn_s = time.perf_counter() - t1
-        updates = int(train.step)
-        # ---- curriculum ----
-        new_state = dict(state, train=train, replay=replay, key=key, recent_returns=rr, recent_ptr=rptr,
-                         iteration=np.asarray(iteration + 1, np.int64),
-                         env_steps=np.asarray(int(state["env_steps"]) + env_steps, np.int64),
-                         active_steps=np.asarray(int(state.get("active_steps", 0)) + active_steps, np.int64))
-        est = self.return_estimates(new_state)
-        if c.dps:
-            cs = cur.step(cs, updates, est, None if self.targets is None else np.asarray(self.targets),
-                          c.num_stages, c.min_stage0_iters, c.max_stage_iters)
-            new_state["curriculum"] = cs
-        metrics.update({"dps/stage": float(cs.stage), "dps/solved": float(cs.solved.sum()),
-                        "replay/bytes": float(rp.nbytes(replay)), "replay/size": float(replay.size),
-                        "learner/updates": float(updates), "time/collect_s": collect_s, "time/learn_s": learn_s,
-                        "env_steps/active": float(new_state["active_steps"])})
-        for k, name in enumerate(self.task_names):
-            if not np.isnan(est[k]):
-                metrics[f"train_return/{name}"] = float(est[k])
-        return new_state, metrics, env_steps
+        metrics["time/learn_s"] = time.perf_counter() - t1
+        return state._replace(train=train, replay=replay, key=key), metrics
 
-    def reanalyse(self, params, batch: rp.Batch, stage, key) -> rp.Batch:
-        """Recompute the policy targets of ``reanalyse_fraction`` of the batch's sequences with the current model.
+    def curriculum(self, state: ScaleZeroState, updates_before: int):
+        """DPS: every ``solve_eval_every`` learner updates, evaluate (greedy, ``solve_eval_episodes`` games per
+        task) and mark tasks whose evaluation mean reaches the target solved, as LightZero does; then apply the
+        stage-switch rule. Returns (state, metrics)."""
+        c = self.cfg
+        cs, key, eval_returns = state.curriculum, state.key, state.eval_returns
+        metrics: dict[str, float] = {}
+        updates = int(state.train.step)
+        if c.dps:
+            every = c.solve_eval_every
+            due = every > 0 and updates > 0 and updates // every > updates_before // every
+            if due and self.targets is not None and not cs.solved.all():
+                key, k_e = jax.random.split(key)
+                t0 = time.perf_counter()
+                result = self.evaluate(state, c.solve_eval_episodes, k_e)
+                eval_returns = np.array([result[f"return_mean/{n}"] for n in self.task_names], np.float32)
+                metrics["time/solve_eval_s"] = time.perf_counter() - t0
+            cs = cur.step(cs, updates, eval_returns, None if self.targets is None else np.asarray(self.targets),
+                          c.num_stages, c.min_stage0_iters, c.max_stage_iters)
+        metrics.update({"dps/stage": float(cs.stage), "dps/solved": float(cs.solved.sum())})
+        for k, name in enumerate(self.task_names):
+            if not np.isnan(eval_returns[k]):
+                metrics[f"dps/eval_return/{name}"] = float(eval_returns[k])
+        return state._replace(curriculum=cs, key=key, eval_returns=eval_returns), metrics
+
+    def train_step(self, state: ScaleZeroState):
+        updates_before = int(state.train.step)
+        state, metrics, env_steps = self.collect(state)
+        metrics.update(self.loop.episode_metrics())
+        state, m = self.learn(state)
+        metrics.update(m)
+        state, m = self.curriculum(state, updates_before)
+        metrics.update(m)
+        state = state._replace(iteration=np.asarray(int(state.iteration) + 1, np.int64))
+        metrics.update({"replay/bytes": float(rp.nbytes(state.replay)), "replay/size": float(state.replay.size),
+                        "learner/updates": float(state.train.step),
+                        "env_steps/active": float(state.active_steps)})
+        games = state.game_returns
+        for k, name in enumerate(self.task_names):
+            if not np.isnan(games[k]).all():  # mean of the task's last train_return_window finished games
+                metrics[f"train_return/{name}"] = float(np.nanmean(games[k]))
+        return state, metrics, env_steps
+
+    def reanalyse_buffer(self, params, replay: rp.ReplayState, rng, slots, stage, key) -> float:
+        """Rewrite the policy targets of ``reanalyse_batch`` stored windows (``unroll_steps`` roots each), drawn
+        from the oldest ``reanalyse_partition`` of each task's rows, by a fresh search of ``params`` (the target
+        network, as LightZero) with root noise when ``reanalyse_noise``. Mutates ``replay``; returns seconds."""
+        c = self.cfg
+        t0 = time.perf_counter()
+        per_slot = max(1, c.reanalyse_batch // len(slots))
+        batch, (env_idx, root_col) = rp.sample(replay, rng, slots, per_slot, c.unroll_steps,
+                                               oldest=c.reanalyse_partition)
+        new = self.reanalyse(params, batch, stage, key, explore=1.0 if c.reanalyse_noise else 0.0, fraction=1.0)
+        t = c.unroll_steps
+        cols = (root_col[:, None] + np.arange(t)[None]) % replay.obs.shape[1]  # [B, T] physical columns
+        keep = batch.seg[:, :t] == 0  # rows inside the root's episode, already written
+        e2 = np.broadcast_to(env_idx[:, None], cols.shape)
+        replay.policy[e2[keep], cols[keep]] = new.policy[:, :t][keep]
+        if self.dims.continuous:
+            replay.sampled[e2[keep], cols[keep]] = new.sampled[:, :t][keep]
+        return time.perf_counter() - t0
+
+    def reanalyse(self, params, batch: rp.Batch, stage, key, explore: float = 0.0,
+                  fraction: float | None = None) -> rp.Batch:
+        """Recompute the policy targets of ``fraction`` (default ``reanalyse_fraction``) of the batch's sequences.
 
         For each unroll step the search root is the step's own context window (the previous ``context_steps`` rows of
-        the same episode inside the sampled window), searched without exploration noise (MuZero Reanalyse style,
-        applied per batch rather than by rewriting the buffer). Continuous actions get freshly sampled candidates.
+        the same episode inside the sampled window), searched with exploration ``explore`` (0 = greedy, 1 = the
+        collection noise). Continuous actions get freshly sampled candidates.
         """
         c = self.cfg
-        b, t, s = batch.obs.shape[0], c.unroll_steps, c.context_steps
-        n = max(1, int(round(c.reanalyse_fraction * b)))
+        b, t, s = batch.obs.shape[0], min(c.unroll_steps, batch.obs.shape[1]), c.context_steps
+        n = max(1, int(round((c.reanalyse_fraction if fraction is None else fraction) * b)))
         rows = np.unique(np.linspace(0, b - 1, n).astype(np.int64))  # spread over the task slots
         steps = np.arange(t)
         ctx = steps[:, None] - (s - 1) + np.arange(s)[None]  # [T, S] row of each context slot
@@ -305,8 +439,8 @@ class ScaleZeroTrainer:
         per_slot = b // batch.task.shape[0]
         task = np.repeat(batch.task[rows // per_slot], t)  # [n*T]
         flat = lambda x: x.reshape((-1,) + x.shape[2:])
-        out = jax.device_get(self._search(params, key, flat(obs_hist), flat(act_hist), flat(valid), task, stage,
-                                          jnp.float32(0.0), num_simulations=c.num_simulations))
+        out = self._search_windows(params, key, flat(obs_hist), flat(act_hist), flat(valid), task, stage, explore,
+                                   c.num_simulations)
         keep = (seg[:, :t] == 0)[..., None]  # [n, T, 1] only steps inside the root's episode
         policy = batch.policy.copy()
         policy[rows, :t] = np.where(keep, out.policy_target.reshape(len(rows), t, -1), policy[rows, :t])
@@ -337,10 +471,9 @@ class ScaleZeroTrainer:
         ts = env.reset(seed=seed)
         env_task = self._task_of(ts, self._eval_task)
         spec = self.spec
-        w = ActorWindows(env.num_envs, c.context_steps, spec.observation.shape, np.dtype(spec.observation.dtype),
-                         self.dims.action_dim)
+        w = self._new_windows(env.num_envs)
         w.start(np.asarray(ts.observation))
-        params, stage = state["train"].params, jnp.asarray(int(state["curriculum"].stage), jnp.int32)
+        params, stage = state.train.params, jnp.asarray(int(state.curriculum.stage), jnp.int32)
         returns = [[] for _ in range(self.num_tasks)]
         successes = [[] for _ in range(self.num_tasks)]
         max_len = c.max_eval_steps or (spec.max_episode_steps or 1000)
@@ -348,11 +481,11 @@ class ScaleZeroTrainer:
         rounds = max(math.ceil(num_episodes / max(1, envs_of[envs_of > 0].min())), 1)
         for _ in range(rounds * max_len + 1):
             key, k_s = jax.random.split(key)
-            out = jax.device_get(self._search(params, k_s, w.obs, w.act, w.valid, env_task, stage,
-                                                    jnp.float32(0.0), num_simulations=c.eval_num_simulations))
+            out = self._search_windows(params, k_s, w.obs, w.act, w.valid, env_task, stage, 0.0,
+                                       c.eval_num_simulations)
             ts = env.step(np.asarray(out.action))
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
-            for i in np.flatnonzero(done):
+            for i in np.flatnonzero(envs.episode_over(ts)):  # whole games (eval mode never ends on a life)
                 k = env_task[i]
                 if len(returns[k]) < num_episodes:
                     returns[k].append(float(ts.info["episode_return"][i]))

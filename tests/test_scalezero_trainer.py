@@ -1,0 +1,61 @@
+"""ScaleZero trainer bookkeeping against real envs: game returns at game over (Atari episodic life), DPS "solved"
+from evaluation means (as LightZero), routing entropy logged per task."""
+import jax
+import numpy as np
+import pytest
+
+import envs
+from agents.scalezero import ScaleZeroTrainer
+from agents.scalezero.trainer import record_games
+from tiny_configs import CARTPOLE, SCALEZERO_TINY, experiment
+
+
+def test_game_returns_are_whole_games_not_lives():
+    """Atari training mode ends a learning episode on every lost life (terminated) while the game goes on; the
+    returns recorded for train_return/* are whole games, equal to the raw rewards summed from reset."""
+    pytest.importorskip("ale_py")
+    env = envs.make("atari/Breakout", num_envs=2, seed=0, protocol="world_model", mode="train", clip_rewards=False)
+    games, count = np.full((1, 4), np.nan, np.float32), np.zeros((1,), np.int64)
+    rng = np.random.default_rng(0)
+    env.reset(seed=1)
+    raw = np.zeros(2)
+    lives_lost, finished = 0, []
+    for _ in range(3000):
+        ts = env.step(rng.integers(0, env.spec.action.num_actions, 2))
+        raw += ts.reward
+        over = envs.episode_over(ts)
+        lives_lost += int((ts.terminated & ~over).sum())
+        record_games(games, count, ts, np.zeros(2, np.int32))
+        finished += raw[over].tolist()
+        raw[over] = 0
+        if len(finished) >= 2:
+            break
+    env.close()
+    assert lives_lost >= 4, "Breakout's lives should end learning episodes before the game ends"
+    assert int(count[0]) == len(finished) >= 2  # one record per game, none per lost life
+    np.testing.assert_allclose(games[0, :len(finished)], finished)
+
+
+def test_dps_marks_solved_from_evaluation_means():
+    """With targets any policy reaches on CartPole, the task is solved after the first solved-check evaluation,
+    whose mean is logged; the curriculum never reads collection returns."""
+    section = dict(SCALEZERO_TINY, dps=True, num_stages=2, lora_rank=2, lora_alpha=2.0, target_returns=[5.0],
+                   solve_eval_every=2, solve_eval_episodes=2, min_stage0_iters=1000, max_eval_steps=60)
+    cfg = experiment("scalezero", CARTPOLE, section, {"total_env_steps": 128, "eval_every": 0, "eval_episodes": 1,
+                                                      "checkpoint_every": 0, "out_dir": "unused", "name": "dps"})
+    tr = ScaleZeroTrainer(cfg, None)
+    state = tr.init(jax.random.PRNGKey(0))
+    # collection games alone (however high) do not solve a task
+    state = state._replace(game_returns=np.full_like(state.game_returns, 1e6))
+    seen = []
+    while int(state.train.step) < 2:
+        state, metrics, _ = tr.train_step(state)
+        seen.append(metrics)
+        assert not state.curriculum.solved.any() or int(state.train.step) >= 2
+    tr.close()
+    assert "dps/eval_return/default" in metrics and metrics["dps/eval_return/default"] >= 5.0, metrics
+    assert state.curriculum.solved.tolist() == [True] and metrics["dps/solved"] == 1.0
+    assert np.isfinite(state.eval_returns).all()
+    assert all("dps/eval_return/default" not in m for m in seen[:-1])
+    assert metrics["moe/routing_entropy/default"] >= 0.0  # logged per task (2 experts: at most log 2)
+    assert metrics["moe/routing_entropy/default"] <= np.log(2) + 1e-6
