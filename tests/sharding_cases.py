@@ -77,7 +77,9 @@ def test_pvn_pretraining_update_on_two_devices_equals_one_device():
     state = jax.jit(pre.init)(jax.random.PRNGKey(0))
     one = jax.jit(pre.update_many)(state, batches)
     two = dp.jit(pre.update_many, out_axes=None)(dp.put(state), batches)
-    _leaves_close(one, two)
+    # Pixel-scale inputs (0..255, pixel_scale 1) give Adam second moments ~1e3-1e4 summed in another order over two
+    # shards: float32 rounding reaches ~3e-4 relative on single elements.
+    _leaves_close(one, two, rtol=1e-3)
     assert float(one[1]["td_active"]) == 0.5  # the second update took a TD step: the check covers the gradient
 
 
