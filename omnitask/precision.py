@@ -14,12 +14,22 @@ import jax.numpy as jnp
 from omnitask.schema import ConfigError
 
 PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# agents whose learners honour run.precision; the others refuse anything but float32 rather than ignore it
+PRECISION_AGENTS = ("ppo", "dqn")
 
 
 def compute_dtype(precision: str) -> Any:
     if precision not in PRECISIONS:
         raise ConfigError(f"run.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return PRECISIONS[precision]
+
+
+def check_precision(agent: str, precision: str) -> None:
+    """Refuse an unknown ``run.precision``, and a non-float32 one for an agent that would silently ignore it."""
+    compute_dtype(precision)
+    if precision != "float32" and agent not in PRECISION_AGENTS:
+        raise ConfigError(f"run.precision={precision} is supported only by agents {', '.join(PRECISION_AGENTS)}; "
+                          f"agent {agent!r} trains in float32 (drop run.precision or set it to float32)")
 
 
 def _cast_floats(tree: Any, dtype: Any) -> Any:

@@ -52,6 +52,7 @@ class RunConfig:
     # (omnitask/distributed.py); {} = one process
     distributed: dict[str, Any] = dataclasses.field(default_factory=dict)
     precision: str = "float32"  # learner compute: float32 | bfloat16 (float32 master weights; omnitask/precision.py)
+    replay: str = "auto"  # replay buffer location: auto | device | host (per agent; omnitask/replay_location.py)
 
 
 @dataclasses.dataclass

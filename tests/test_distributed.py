@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE = str(ROOT / "tests" / "distributed_case.py")
@@ -29,6 +30,7 @@ def _check(procs) -> None:
         assert proc.returncode == 0, err[-4000:]
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("XLA_FLAGS", None)

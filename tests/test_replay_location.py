@@ -1,0 +1,27 @@
+"""``run.replay``: each agent accepts the replay locations it implements and refuses the others at config load."""
+from __future__ import annotations
+
+import pytest
+
+from omnitask.config import ConfigError, load_config
+from omnitask.replay_location import replay_location
+
+
+@pytest.mark.parametrize("config,agent,where", [("configs/dqn/cartpole.yaml", "dqn", "device"),
+                                                ("configs/pvn/minatar_breakout_cpu.yaml", "pvn", "device"),
+                                                ("configs/scalezero/cartpole.yaml", "scalezero", "host")])
+def test_each_agent_takes_its_implemented_location_and_refuses_the_other(config, agent, where):
+    cfg = load_config(config)
+    assert cfg.run.replay == "auto" and replay_location(agent, cfg.run.replay) == where
+    assert load_config(config, [f"run.replay={where}"]).run.replay == where
+    other = "host" if where == "device" else "device"
+    with pytest.raises(ConfigError, match=rf"run.replay={other}: agent '{agent}' implements a {where} replay only"):
+        load_config(config, [f"run.replay={other}"])
+
+
+def test_unknown_location_and_agents_without_replay_refused():
+    with pytest.raises(ConfigError, match="run.replay must be one of auto, device, host, got 'gpu'"):
+        load_config("configs/dqn/cartpole.yaml", ["run.replay=gpu"])
+    with pytest.raises(ConfigError, match="run.replay=device: agent 'ppo' has no replay buffer"):
+        load_config("configs/ppo/cartpole.yaml", ["run.replay=device"])
+    assert replay_location("ppo", "auto") is None
