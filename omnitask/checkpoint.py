@@ -44,14 +44,17 @@ def _cause(err: BaseException) -> str:
 
 
 class _DropOrbaxErrors(logging.Filter):
-    """Orbax logs a failed background write with tracebacks from each of its threads; ``Checkpoints`` re-raises the
-    failure as one ``CheckpointError`` line, so those records are dropped."""
+    """Orbax logs a failed background write with tracebacks from each of its threads, and asyncio reports the
+    other failed write tasks of the same save ('Task exception was never retrieved', naming orbax's coroutine);
+    ``Checkpoints`` re-raises the failure as one ``CheckpointError`` line, so those records are dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+        return not (record.levelno >= logging.ERROR
+                    and ("orbax" in record.pathname or "orbax/checkpoint" in record.getMessage()))
 
 
-logging.getLogger("absl").addFilter(_DropOrbaxErrors())
+for _logger in ("absl", "asyncio"):
+    logging.getLogger(_logger).addFilter(_DropOrbaxErrors())
 _unraisable = sys.unraisablehook
 
 

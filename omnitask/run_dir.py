@@ -25,7 +25,10 @@ def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parent.parent
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        # --no-optional-locks: a status must not refresh the index (index.lock), or a run killed (timeout, file-size
+        # limit) mid-write leaves a stale lock that blocks the user's next git command in this checkout.
+        dirty = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5)
         if out.returncode != 0:
             return None
