@@ -2,7 +2,10 @@
 
 0. ``family``: the robust default ``mbtl``, the paper rule, coarse-to-fine, Random (exact expectation) and the
    oracles on the synthetic transfer-matrix family (held-out seeds by default): mean generalised performance per
-   structure at k = 1, 3, 5, 10, 15 and how often each beats Random at every k = 3..15.
+   structure at k = 1, 3, 5, 10, 15 and how often each beats Random at every k = 3..15, per structure too.
+   ``--known-j`` adds a diagnostic row: the default's learned gap and the expected generalised gain with every
+   candidate's training performance known in advance (the matrix diagonal) instead of the GP's posterior, i.e. what
+   the selector could reach with a perfect model of J.
 
 1. ``select``: time per MBTL selection step for N=100 contexts, JAX/tinygp selector vs the reference's choice
    (scikit-learn GaussianProcessRegressor, ConstantKernel * RBF, alpha = noise^2, same bounds and number of
@@ -13,6 +16,7 @@
    measured on ``--chunks`` chunks of 10 sources, and the extrapolation to the full 100 x 100 x seeds matrix.
 
     python benchmarks/bench_mbtl.py family --seeds held_out    # the selector table on the synthetic family
+    python benchmarks/bench_mbtl.py family --seeds extra_tuning --known-j --robust-model fitted  # the old default
     python benchmarks/bench_mbtl.py select
     python benchmarks/bench_mbtl.py matrix --steps 100000 --chunks 1
 """
@@ -120,6 +124,33 @@ def bench_select(args) -> dict:
     return out
 
 
+def known_j_selection(m: np.ndarray, u: np.ndarray, k_max: int) -> np.ndarray:
+    """Diagnostic, not a strategy: the default's gap model (learned from the observed rows, as ``Selector``) and the
+    expected generalised gain, with every candidate's training performance J known in advance (the diagonal of m,
+    no GP). [K] generalised performance after k = 1..K tasks."""
+    import jax.numpy as jnp
+
+    from agents.mbtl import acquisition, gap
+    from agents.mbtl import strategies as S
+    from agents.mbtl.selector import MIN_NOISE, center_index
+    idx, sizes = gap.grid_index(u)
+    j = jnp.asarray(np.diag(m), jnp.float32)  # [N] the oracle part: J of every untrained candidate
+    order = [center_index(u)]
+    while len(order) < k_max:
+        tr = np.asarray(order)
+        rows = m[tr]  # [k, N] observed transfer rows
+        level = rows[np.arange(len(tr)), tr]
+        g = gap.empirical_gap(rows, tr, idx, sizes, level)
+        level, _ = gap.denoised_levels(rows, g[tr], level)
+        g = gap.empirical_gap(rows, tr, idx, sizes, level)  # [N, N]
+        noise = max(gap.estimate_noise(rows, idx), MIN_NOISE)
+        score = np.array(acquisition.expected_generalised_gain(j, jnp.zeros_like(j), jnp.asarray(g, jnp.float32),
+                                                                jnp.asarray(rows.max(0), jnp.float32), noise))
+        score[tr] = -np.inf
+        order.append(int(np.argmax(score)))
+    return S.generalized_performance(m, order)
+
+
 def bench_family(args) -> dict:
     """Every selector on the synthetic family (agents/mbtl/synthetic.py): the issue's table and win rates."""
     import jax
@@ -127,22 +158,28 @@ def bench_family(args) -> dict:
     from agents.mbtl import strategies as S
     from agents.mbtl import synthetic as Y
     from agents.mbtl.selector import SelectorConfig
-    seeds = Y.HELD_OUT_SEEDS if args.seeds == "held_out" else Y.TUNING_SEEDS
+    seeds = {"held_out": Y.HELD_OUT_SEEDS, "tuning": Y.TUNING_SEEDS, "extra_tuning": Y.EXTRA_TUNING_SEEDS}[args.seeds]
     seeds = seeds[:args.limit] if args.limit else seeds
+    cfg = SelectorConfig(robust_model=args.robust_model, acquisition=args.acquisition, gap_2d=args.gap_2d)
     show = np.array([1, 3, 5, 10, 15])
     rows: dict[str, dict[str, list]] = {}
     wins = {"MBTL": [], "MBTL (paper)": [], "Coarse-to-fine": []}
+    if args.known_j:
+        wins["MBTL (J known)"] = []
+    family_wins: dict[str, list] = {}
     per_k = {name: [] for name in wins}
     worst = {name: [] for name in wins}
     t0 = time.perf_counter()
     for seed in seeds:
         g = Y.generate(seed)
         key = jax.random.PRNGKey(seed)
-        curves = {"MBTL": S.model_based(g.m, g.u, 15, SelectorConfig(), key),
+        curves = {"MBTL": S.model_based(g.m, g.u, 15, cfg, key),
                   "MBTL (paper)": S.paper_rule(g.m, g.u, 15, SelectorConfig(), key),
                   "Coarse-to-fine": S.coarse_to_fine(g.m, g.u, 15),
                   "Random": S.random_expected(g.m, 15), "Sequential Oracle": S.sequential_oracle(g.m, 15),
                   "Exhaustive Oracle": S.exhaustive_oracle(g.m, 15)}
+        if args.known_j:
+            curves["MBTL (J known)"] = S.Curve("MBTL (J known)", known_j_selection(g.m, g.u, 15))
         oracle = float(curves["Exhaustive Oracle"].perf[0])
         rnd = curves["Random"].perf
         for name in wins:
@@ -150,6 +187,7 @@ def bench_family(args) -> dict:
             wins[name].append(w)
             worst[name].append(d)
             per_k[name].append(curves[name].perf[2:15] > rnd[2:15])
+            family_wins.setdefault(g.label, {}).setdefault(name, []).append(w)
         for name, c in curves.items():
             rows.setdefault(g.label, {}).setdefault(name, []).append(c.perf[show - 1])
             rows.setdefault("all", {}).setdefault(name, []).append(c.perf[show - 1])
@@ -159,7 +197,12 @@ def bench_family(args) -> dict:
     for label in sorted(rows, key=lambda x: (x == "all", x)):
         cells = [" ".join(f"{v:.3f}" for v in np.mean(rows[label][n], 0)) for n in names]
         print(f"{label:24s} {len(rows[label]['MBTL']):3d} | " + " | ".join(cells))
-    out = {"seeds": args.seeds, "num_matrices": len(seeds), "seconds": time.perf_counter() - t0}
+    print("\nbeats Random at every k = 3..15, per structure: " + " | ".join(wins))
+    for label in sorted(family_wins):
+        print(f"{label:24s} " + " | ".join(f"{int(np.sum(family_wins[label][n])):2d}/{len(family_wins[label][n]):2d}"
+                                            for n in wins))
+    out = {"seeds": args.seeds, "num_matrices": len(seeds), "seconds": time.perf_counter() - t0,
+           "selector": {"robust_model": cfg.robust_model, "acquisition": cfg.acquisition, "gap_2d": cfg.gap_2d}}
     for name in wins:
         rate_k = np.mean(per_k[name], 0)  # [13] fraction of matrices where name > Random at k = 3..15
         out[name] = {"beats_random_at_every_k_3_15": f"{int(np.sum(wins[name]))}/{len(seeds)}",
@@ -218,7 +261,13 @@ def main() -> None:
                    help="GPConfig.grid_size (0: random restarts; > 0: likelihood screen; default: GPConfig's)")
     s.add_argument("--grid-steps", type=int, default=100, help="GPConfig.grid_steps (D > 1: Adam steps after the screen)")
     fam = sub.add_parser("family")
-    fam.add_argument("--seeds", choices=("held_out", "tuning"), default="held_out")
+    fam.add_argument("--seeds", choices=("held_out", "tuning", "extra_tuning"), default="held_out")
+    fam.add_argument("--robust-model", choices=("averaged", "fitted"), default="averaged",
+                     help="the MBTL row's SelectorConfig.robust_model (averaged: the default selector)")
+    fam.add_argument("--acquisition", choices=("ucb", "ei", "expected_gain"), default="ucb",
+                     help="SelectorConfig.acquisition of the MBTL row (used only with --robust-model fitted)")
+    fam.add_argument("--gap-2d", choices=("linear", "monotone"), default="linear", help="SelectorConfig.gap_2d")
+    fam.add_argument("--known-j", action="store_true", help="add the diagnostic row with J known (see module doc)")
     fam.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
     mtx = sub.add_parser("matrix")
     mtx.add_argument("--steps", type=int, default=100_000)

@@ -21,6 +21,8 @@ STRATEGIES = ("mbtl", "mbtl_paper")
 ROBUST_LENGTH_SCALE = (0.05, 0.25)  # GP length-scale bounds of the robust default (normalised context units)
 ROBUST_AMPLITUDE = (0.01, 1.0)  # GP variance bounds of the robust default: prior std of J in [0.1, 1]
 MIN_NOISE = 0.01  # floor of the robust default's estimated observation noise
+AVERAGED_GRID = 12  # hyper-parameter values per axis (length scale, amplitude) of the averaged GP, log-spaced
+ROBUST_MODELS = ("averaged", "fitted")
 
 
 @dataclasses.dataclass
@@ -39,6 +41,10 @@ class SelectorConfig:
     reduction: str = "none"  # search-space reduction: 'none' or 'segment' (largest under-covered segment / cell)
     model: str = "gp"  # 'gp' (MBTL) or 'constant' (Greedy pseudo-strategy: J(x) = mean observed, no uncertainty)
     gap_2d: str = "linear"  # default selector, D > 1: 'linear' (asymmetric linear gap) or 'monotone' (isotonic in it)
+    robust_model: str = "averaged"  # strategy 'mbtl' only: 'averaged' (the default: GP hyper-parameters averaged by
+    #                                 marginal likelihood, expected generalised gain; acquisition/beta unused) or
+    #                                 'fitted' (one marginal-likelihood fit, acquisition/beta as configured: the
+    #                                 default before issue 15's third round)
     gp_target: str = "own"  # GP data at a trained x: 'own' = its training performance J(pi_x, x); 'best' = the best
     #                         performance at x right after training it (max with earlier transfers; reference code)
     gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
@@ -47,7 +53,8 @@ class SelectorConfig:
         checks = (("strategy", STRATEGIES), ("acquisition", acquisition.ACQUISITIONS), ("beta_schedule", acquisition.BETA_SCHEDULES),
                   ("slope_mode", ("fixed", "estimated")), ("distance", gap.DISTANCES),
                   ("reduction", ("none", "segment")), ("model", ("gp", "constant")),
-                  ("gp_target", ("own", "best")), ("gap_2d", ("linear", "monotone")))
+                  ("gp_target", ("own", "best")), ("gap_2d", ("linear", "monotone")),
+                  ("robust_model", ROBUST_MODELS))
         for field, allowed in checks:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"SelectorConfig.{field}={getattr(self, field)!r}; allowed: {', '.join(allowed)}")
@@ -96,6 +103,9 @@ def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, co
     return jnp.argmax(score).astype(jnp.int32), mu, sd, score
 
 
+_expected_gain = jax.jit(acquisition.expected_generalised_gain)  # one compilation per grid size N
+
+
 class Selector:
     """Holds the static parts (context grid, distances, config); ``select`` is pure given its arguments."""
 
@@ -117,7 +127,14 @@ class Selector:
                                                            amplitude_low=alo, amplitude_high=ahi))
 
     def _select_robust(self, trained, own_perf, best, key, observed_rows) -> tuple[int, StepInfo]:
-        """The robust default ``strategy: mbtl`` (the paper's greedy marginal improvement, with four models changed):
+        """The robust default ``strategy: mbtl``: the paper's greedy step with the models below changed.
+
+        ``robust_model: averaged`` (the default): J's GP posterior is averaged over a grid of length scales within
+        ROBUST_LENGTH_SCALE x amplitudes within ROBUST_AMPLITUDE (``gp.averaged_posterior``), and the acquisition is
+        the expected generalised gain (``acquisition.expected_generalised_gain``: each candidate cell is J ~ that
+        posterior, minus the learned gap, plus the estimated cell noise, clipped at 1; a target gains
+        E[max(best, cell)] - best). README: issue 15, third round.
+        ``robust_model: fitted`` (the default of the first two rounds; four models changed from the paper):
         - the gap is learned from the observed transfer rows in grid steps (``gap.empirical_gap``: signed,
           non-parametric and monotone in 1-D, asymmetric linear in D > 1 or, with ``gap_2d: monotone``, a
           monotone function of that linear distance) instead of an assumed slope;
@@ -147,6 +164,15 @@ class Selector:
         grid = self.u  # [N, D] normalised coordinates
         c = float(own_perf.mean())
         noise = max(gap.estimate_noise(rows, self.grid_idx), MIN_NOISE)
+        if self.cfg.robust_model == "averaged":
+            hyper = np.geomspace(*ROBUST_LENGTH_SCALE, AVERAGED_GRID), np.geomspace(*ROBUST_AMPLITUDE, AVERAGED_GRID)
+            mu, sd = gp.averaged_posterior(grid[tr], own_perf - c, noise, grid, *hyper)
+            mu = mu + c
+            score = np.array(_expected_gain(
+                jnp.asarray(mu, jnp.float32), jnp.asarray(sd, jnp.float32), jnp.asarray(g, jnp.float32),
+                jnp.asarray(best, jnp.float32), np.float32(noise)))
+            score[~available] = -np.inf
+            return int(np.argmax(score)), StepInfo(mu, sd, score, float("nan"), float("nan"))
         x_tr, y_tr, mask = gp.pad_training_set(grid[tr], own_perf - c)
         params, _ = self._robust_fit(key, x_tr, y_tr, mask, noise)
         b = acquisition.beta(self.cfg.beta_schedule, k, self.cfg.beta0, n)
