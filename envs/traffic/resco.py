@@ -237,13 +237,12 @@ class RescoSim:
         self._departs: dict[str, float] | None = None
         A, P, L = self.layout.num_signals, self.layout.max_phases, self.layout.max_lanes
         self._mask = self.layout.action_mask().astype(np.float32)  # [A, P]
-        # every lane any signal touches, incoming lanes first: counts are read into one array per step
-        in_lanes = sorted({ln for s in self.layout.signals for ln in s.in_lanes})
-        out_only = sorted({o for s in self.layout.signals for _, o in s.links} - set(in_lanes))
-        self._lanes = in_lanes + out_only
-        self._num_in = len(in_lanes)
+        # the incoming lanes of all signals: counts are read into one array per step. Outgoing lanes that feed no
+        # controlled signal are never read (neither the observation nor RESCO's pressure counts them).
+        self._lanes = sorted({ln for s in self.layout.signals for ln in s.in_lanes})
+        self._num_in = len(self._lanes)
         index = {ln: i for i, ln in enumerate(self._lanes)}
-        zero = len(self._lanes)  # the extra slot of ``_lane_counts``' vehicle array: always 0 (padding reads it)
+        zero = self._num_in  # the extra slot of ``_lane_counts``' vehicle array: always 0 (padding reads it)
         # Static index tables so that a step computes every signal with a few numpy ops (the numbers are those of
         # the per-signal loops they replace: sums of integer counts and of whole-second waiting times are exact).
         self._in_pos = np.full((A, L), zero)  # [A, L] lane index of each signal's incoming lanes, padded
@@ -265,9 +264,10 @@ class RescoSim:
             for p in range(P):
                 for i, o in pairs[p % s.num_phases]:
                     self._pressure[index[i], a * P + p] += 1.0
-                    if index[o] < self._num_in:
+                    if o in index:
                         self._pressure[index[o], a * P + p] -= 1.0
         self._num_phases = np.array([s.num_phases for s in self.layout.signals])  # [A]
+        self._tls_ids = [s.tls_id for s in self.layout.signals]
         self._yellow = [{(i, j): yellow_between(s.greens[i], s.greens[j]) for i in range(s.num_phases)
                          for j in range(s.num_phases) if i != j} for s in self.layout.signals]
         self._obs_base = np.zeros((A, self.layout.obs_dim), np.float32)  # [A, D]: the signal-id one-hot part
@@ -316,8 +316,8 @@ class RescoSim:
     def _lane_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """(vehicles [lanes + 1], halting vehicles [incoming lanes]); the extra last vehicle slot is a 0 that
         uncounted outgoing lanes and padding read."""
-        veh = np.fromiter(map(self._veh_number, self._lanes), float, len(self._lanes))
-        halt = np.fromiter(map(self._halt_number, self._lanes[:self._num_in]), float, self._num_in)
+        veh = np.fromiter(map(self._veh_number, self._lanes), float, self._num_in)
+        halt = np.fromiter(map(self._halt_number, self._lanes), float, self._num_in)
         return np.append(veh, 0.0), halt
 
     def _observe(self, veh: np.ndarray, halt: np.ndarray) -> np.ndarray:
@@ -328,7 +328,7 @@ class RescoSim:
         obs[np.arange(A), self.phase] = 1.0
         obs[:, P] = np.minimum(1.0, self.time_in_phase / MAX_PHASE_SECONDS)
         obs[:, P + 1:P + 1 + L] = np.minimum(veh[self._in_pos] / self._cap, 1.0)
-        obs[:, P + 1 + L:P + 1 + 2 * L] = np.minimum(np.append(halt, 0.0)[np.minimum(self._in_pos, self._num_in)]
+        obs[:, P + 1 + L:P + 1 + 2 * L] = np.minimum(np.append(halt, 0.0)[self._in_pos]
                                                      / self._cap, 1.0)
         return obs
 
@@ -343,13 +343,15 @@ class RescoSim:
             return
         new = np.asarray(actions, np.int64) % self._num_phases
         changed = np.flatnonzero(new != self.phase)
-        for a in changed:
-            self._set_state(lay.signals[a].tls_id, self._yellow[a][self.phase[a], new[a]])
-        if len(changed) and c.yellow_time > 0:
-            t.simulationStep(start + c.yellow_time)
-        for a in changed:
-            s = lay.signals[a]
-            self._set_state(s.tls_id, s.greens[new[a]])
+        if len(changed):
+            ids, yellow, greens = self._tls_ids, self._yellow, [s.greens for s in lay.signals]
+            pairs = list(zip(changed.tolist(), self.phase[changed].tolist(), new[changed].tolist()))
+            for a, old, nxt in pairs:
+                self._set_state(ids[a], yellow[a][old, nxt])
+            if c.yellow_time > 0:
+                t.simulationStep(start + c.yellow_time)
+            for a, _, nxt in pairs:
+                self._set_state(ids[a], greens[a][nxt])
         t.simulationStep(start + c.delta_time)
         self.time_in_phase += c.delta_time
         self.time_in_phase[changed] = c.delta_time - c.yellow_time
