@@ -90,6 +90,12 @@ def random_actions(rng, n: np.ndarray) -> np.ndarray:
     return (rng.random(len(n)) * n).astype(np.int32)
 
 
+def whole_episodes(env_id: str, at_least: int) -> int:
+    """The fewest env steps >= ``at_least`` that are whole episodes of ``env_id`` (and of each of 2 simulations)."""
+    length = envs.spec(env_id, **_options(env_id)).max_episode_steps or 1
+    return -(-at_least // (2 * length)) * 2 * length if length < at_least else 2 * length
+
+
 def bench_ours(env_id: str, sims: int, steps: int, inline: bool = False) -> tuple[float, float]:
     """(agent-steps per wall second, agent-steps per CPU second of parent + workers); ``steps`` env steps."""
     A = agents_per_sim(env_id)
@@ -407,8 +413,8 @@ def bench_signal(env_id: str, steps: int, repeats: int, sims_list: list[int], ch
                 out[name] = {"median": float(np.median(r)), "min": float(r.min()), "max": float(r.max())}
                 cols.append(f"{np.median(r):.2f}x ({r.min():.2f}-{r.max():.2f})")
             res["ratios"].append(out)
-            print(f"  {configs[ours][0].removeprefix('omnitask '):40s} {configs[ref][0] + ' [' + what + ']':52s} {cols[0]:>18s} "
-                  f"{cols[1]:>18s}")
+            print(f"  {configs[ours][0].removeprefix('omnitask '):46s} {configs[ref][0]:50s} {cols[0]:>18s} "
+                  f"{cols[1]:>18s}  [{what}]")
     if check_work and setup is not None:
         work_steps = min(steps, 600)
         ours_v = ours_mean_vehicles(env_id, work_steps)
@@ -471,7 +477,8 @@ def main() -> None:
                     help="traffic id(s) for the sumo-rl comparison, comma-separated (e.g. "
                          "traffic/signal-1x1,traffic/resco/arterial4x4)")
     ap.add_argument("--sims", default="1,2", help="simulations (worker processes) of our default mode to time")
-    ap.add_argument("--steps", type=int, help="env steps per timed run (default 1200; --quick 120)")
+    ap.add_argument("--steps", type=int, help="env steps per timed run (default: whole episodes, at least 1200 "
+                                              "steps; --quick 120)")
     ap.add_argument("--repeats", type=int, help="interleaved repeats (default 5; --quick 1)")
     ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke)")
     ap.add_argument("--check-work", action="store_true", help="also print mean vehicles on both sides")
@@ -488,9 +495,10 @@ def main() -> None:
     if not args.skip_signal:
         res["signal"] = {}
         for env_id in args.env.split(","):
-            out = bench_signal(env_id, steps, repeats, [int(x) for x in args.sims.split(",")], args.check_work)
+            env_steps = args.steps or (120 if args.quick else whole_episodes(env_id, 1200))
+            out = bench_signal(env_id, env_steps, repeats, [int(x) for x in args.sims.split(",")], args.check_work)
             if args.split:
-                out["cpu_split_us"] = cpu_split(env_id, steps)
+                out["cpu_split_us"] = cpu_split(env_id, env_steps)
             res["signal"][env_id] = out
     if not args.skip_ring:
         res.update(bench_ring(args.quick, args.jax_sizes))
