@@ -1,20 +1,27 @@
 """Traffic benchmarks, printed side by side with ratios.
 
-1. Signal control: a traffic id (default ``traffic/signal-1x1``; any id whose simulations carry ``net_file`` /
-   ``route_file`` / ``delta_time`` / ``yellow_time`` in their config, e.g. ``traffic/signal-2x2`` or, once merged,
-   ``traffic/resco/cologne1``) vs sumo-rl's ``SumoEnvironment`` with ``LIBSUMO_AS_TRACI=1`` on the *same* network
-   and route files, same delta_time/yellow/min_green, random actions, resets included in the timing. sumo-rl is
-   given the same per-episode SUMO seeds as our first simulation and, on a single intersection, the same action
-   stream, so both sides simulate the same traffic: ``--check-work`` prints the mean number of vehicles in the
-   network at the decision points on both sides (equal on signal-1x1). Repeats are interleaved (ours, sumo-rl,
-   ours, ...) so drifting load on a shared machine hits both sides alike; the ratio is taken per repeat and the
-   median and the range over repeats are printed. Agent-steps per wall second, and per CPU second (parent + SUMO
-   workers; robust to other load on the machine).
+1. Signal control: traffic ids (default ``traffic/signal-1x1``; any id whose simulations carry ``net_file`` /
+   ``route_file`` / ``delta_time`` / ``yellow_time`` in their config, e.g. ``traffic/signal-2x2`` or
+   ``traffic/resco/<name>``) vs sumo-rl's ``SumoEnvironment`` with ``LIBSUMO_AS_TRACI=1`` on the *same* network
+   and route files, same delta_time/yellow/min_green (RESCO ids: RESCO's timing on both sides, see
+   ``sumo_rl_setup``), random actions, resets included in the timing. Both sides get the same per-episode SUMO
+   seeds and the same action stream (one uniform phase per signal, signals in sorted id order), so they simulate the
+   same traffic: ``--check-work`` prints the mean number of vehicles in the network at the decision points on both
+   sides (equal). Configurations (all of them interleaved, the order reversed every other repeat, so drifting load
+   on a shared machine hits every side alike; ratios are taken per repeat, the median and range printed):
+     - omnitask default (1 simulation in a worker process) and ``inline=True`` vs sumo-rl's single env;
+     - with ``--sims 1,2``: omnitask's default with 2 simulations in 2 workers (stepping concurrently) vs sumo-rl
+       running the same 2 simulations one after another (its single env), vs sumo-rl x2 in gymnasium's
+       ``AsyncVectorEnv`` (single-agent ids; what a sumo-rl user runs for concurrency), and vs sumo-rl x2 in two
+       separate processes with no IPC at all (an upper bound for any vector wrapper around sumo-rl).
+   Agent-steps per wall second, and per CPU second (parent + SUMO workers / env processes; robust to other load on
+   the machine). Concurrency only pays in wall time when cores are free: say how many there are and how loaded.
+   Default steps: whole episodes (of each of 2 simulations), at least 1,200; 1,440 on the RESCO networks.
 2. Ring road: ``traffic/ring-sumo`` (SUMO IDM, one worker per env) vs ``traffic/ring-jax`` vmapped over 1024 and
    10240 contexts inside one jitted ``lax.scan``. Env-steps/s (one env step = a 1 s hold = 10 IDM steps).
 
-Usage:  .venv/bin/python benchmarks/bench_traffic.py [--env traffic/signal-1x1[,traffic/resco/arterial4x4]] [--quick] [--skip-ring]
-        [--sims 1,2] [--repeats 5] [--check-work] [--split] [--json out.json]
+Usage:  .venv/bin/python benchmarks/bench_traffic.py [--env traffic/signal-1x1[,traffic/resco/arterial4x4]] [--quick]
+        [--skip-ring] [--sims 1,2] [--repeats 5] [--check-work] [--split] [--json out.json]
 sumo-rl is optional (``pip install 'omnitask[bench]'``); without it part 1 reports only our env.
 """
 from __future__ import annotations
