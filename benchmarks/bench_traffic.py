@@ -1,20 +1,27 @@
 """Traffic benchmarks, printed side by side with ratios.
 
-1. Signal control: a traffic id (default ``traffic/signal-1x1``; any id whose simulations carry ``net_file`` /
-   ``route_file`` / ``delta_time`` / ``yellow_time`` in their config, e.g. ``traffic/signal-2x2`` or, once merged,
-   ``traffic/resco/cologne1``) vs sumo-rl's ``SumoEnvironment`` with ``LIBSUMO_AS_TRACI=1`` on the *same* network
-   and route files, same delta_time/yellow/min_green, random actions, resets included in the timing. sumo-rl is
-   given the same per-episode SUMO seeds as our first simulation and, on a single intersection, the same action
-   stream, so both sides simulate the same traffic: ``--check-work`` prints the mean number of vehicles in the
-   network at the decision points on both sides (equal on signal-1x1). Repeats are interleaved (ours, sumo-rl,
-   ours, ...) so drifting load on a shared machine hits both sides alike; the ratio is taken per repeat and the
-   median and the range over repeats are printed. Agent-steps per wall second, and per CPU second (parent + SUMO
-   workers; robust to other load on the machine).
+1. Signal control: traffic ids (default ``traffic/signal-1x1``; any id whose simulations carry ``net_file`` /
+   ``route_file`` / ``delta_time`` / ``yellow_time`` in their config, e.g. ``traffic/signal-2x2`` or
+   ``traffic/resco/<name>``) vs sumo-rl's ``SumoEnvironment`` with ``LIBSUMO_AS_TRACI=1`` on the *same* network
+   and route files, same delta_time/yellow/min_green (RESCO ids: RESCO's timing on both sides, see
+   ``sumo_rl_setup``), random actions, resets included in the timing. Both sides get the same per-episode SUMO
+   seeds and the same action stream (one uniform phase per signal, signals in sorted id order), so they simulate the
+   same traffic: ``--check-work`` prints the mean number of vehicles in the network at the decision points on both
+   sides (equal). Configurations (all of them interleaved, the order reversed every other repeat, so drifting load
+   on a shared machine hits every side alike; ratios are taken per repeat, the median and range printed):
+     - omnitask default (1 simulation in a worker process) and ``inline=True`` vs sumo-rl's single env;
+     - with ``--sims 1,2``: omnitask's default with 2 simulations in 2 workers (stepping concurrently) vs sumo-rl
+       running the same 2 simulations one after another (its single env), vs sumo-rl x2 in gymnasium's
+       ``AsyncVectorEnv`` (single-agent ids; what a sumo-rl user runs for concurrency), and vs sumo-rl x2 in two
+       separate processes with no IPC at all (an upper bound for any vector wrapper around sumo-rl).
+   Agent-steps per wall second, and per CPU second (parent + SUMO workers / env processes; robust to other load on
+   the machine). Concurrency only pays in wall time when cores are free: say how many there are and how loaded.
+   Default steps: whole episodes (of each of 2 simulations), at least 1,200; 1,440 on the RESCO networks.
 2. Ring road: ``traffic/ring-sumo`` (SUMO IDM, one worker per env) vs ``traffic/ring-jax`` vmapped over 1024 and
    10240 contexts inside one jitted ``lax.scan``. Env-steps/s (one env step = a 1 s hold = 10 IDM steps).
 
-Usage:  .venv/bin/python benchmarks/bench_traffic.py [--env traffic/signal-1x1] [--quick] [--skip-ring]
-        [--sims 1,2] [--repeats 5] [--check-work] [--split] [--json out.json]
+Usage:  .venv/bin/python benchmarks/bench_traffic.py [--env traffic/signal-1x1[,traffic/resco/arterial4x4]] [--quick]
+        [--skip-ring] [--sims 1,2] [--repeats 5] [--check-work] [--split] [--json out.json]
 sumo-rl is optional (``pip install 'omnitask[bench]'``); without it part 1 reports only our env.
 """
 from __future__ import annotations
@@ -75,17 +82,25 @@ def agents_per_sim(env_id: str) -> int:
         return int(m.group(1))
 
 
-def _mask(env, num_envs: int, num_actions: int) -> np.ndarray:
-    """[B, num_actions] valid actions (an env's ``action_mask`` if it has one, e.g. padded phase sets)."""
+def phase_counts(env) -> np.ndarray:
+    """[B] number of valid actions per agent (an env's ``action_mask`` if it has one, e.g. padded phase sets)."""
     mask = getattr(env, "action_mask", None)
-    return np.ones((num_envs, num_actions), bool) if mask is None else np.asarray(mask, bool)
+    if mask is None:
+        return np.full(env.num_envs, env.spec.action.num_actions, np.int64)
+    return np.asarray(mask, bool).sum(axis=1)
 
 
-def random_actions(rng, mask: np.ndarray) -> np.ndarray:
-    """One uniform valid action per agent; with a full mask this is ``rng.integers(0, n, B)`` (sumo-rl's stream)."""
-    if mask.all():
-        return rng.integers(0, mask.shape[1], mask.shape[0]).astype(np.int32)
-    return np.array([rng.choice(np.flatnonzero(m)) for m in mask], np.int32)
+def random_actions(rng, n: np.ndarray) -> np.ndarray:
+    """One uniform action in ``[0, n[b])`` per agent (the signal's own phase index). Both sides draw from this
+    function with the same seed, agents in sorted signal-id order, simulation after simulation, so they simulate
+    the same traffic."""
+    return (rng.random(len(n)) * n).astype(np.int32)
+
+
+def whole_episodes(env_id: str, at_least: int) -> int:
+    """The fewest env steps >= ``at_least`` that are whole episodes of ``env_id`` (and of each of 2 simulations)."""
+    length = envs.spec(env_id, **_options(env_id)).max_episode_steps or 1
+    return -(-at_least // (2 * length)) * 2 * length if length < at_least else 2 * length
 
 
 def bench_ours(env_id: str, sims: int, steps: int, inline: bool = False) -> tuple[float, float]:
@@ -93,23 +108,29 @@ def bench_ours(env_id: str, sims: int, steps: int, inline: bool = False) -> tupl
     A = agents_per_sim(env_id)
     rng = np.random.default_rng(SEED)
     with envs.make(env_id, num_envs=sims * A, seed=SEED, inline=inline, **_options(env_id)) as env:
-        mask = _mask(env, env.num_envs, env.spec.action.num_actions)
+        n = phase_counts(env)
         env.reset()
         pids = [] if inline else env.pool.pids  # inline: the simulation's CPU is this process's
         c0, t0 = time.process_time() + _cpu_seconds(pids), time.perf_counter()
         for _ in range(steps):
-            env.step(random_actions(rng, mask))
+            env.step(random_actions(rng, n))
         wall = time.perf_counter() - t0
         cpu = time.process_time() + _cpu_seconds(pids) - c0
         return steps * env.num_envs / wall, steps * env.num_envs / cpu
 
 
 def sumo_rl_setup(env_id: str) -> dict:
-    """sumo-rl arguments for the same network, demand and timing as ``env_id``'s simulations."""
+    """sumo-rl arguments for the same network, demand and timing as ``env_id``'s simulations.
+
+    For ``traffic/resco/<name>`` these are the files and window of sumo-rl's own RESCO helpers
+    (``sumo_rl.environment.resco_envs``), given RESCO's timing as ours is (10-s decisions, 3-s yellow; arterial4x4
+    5/2) with ``min_green=0`` (RESCO has no min-green beyond the decision), instead of the helpers' 5/2/5 defaults.
+    The helpers return PettingZoo wrappers around the same ``SumoEnvironment``; the bench drives it directly."""
     A = agents_per_sim(env_id)
     env = envs.make(env_id, num_envs=A, seed=SEED, **_options(env_id))
     try:
         cfg = env.pool.cfgs[0]
+        phases = phase_counts(env).tolist()
     finally:
         env.close()
     missing = [k for k in ("net_file", "route_file", "delta_time", "yellow_time") if not hasattr(cfg, k)]
@@ -121,33 +142,53 @@ def sumo_rl_setup(env_id: str) -> dict:
     return dict(net_file=cfg.net_file, route_file=cfg.route_file, begin_time=begin, num_seconds=end - begin,
                 delta_time=int(cfg.delta_time), yellow_time=int(cfg.yellow_time),
                 min_green=int(getattr(cfg, "min_green", 0)), time_to_teleport=int(getattr(cfg, "time_to_teleport", -1)),
-                single_agent=A == 1)
+                single_agent=A == 1, _phases=phases)
 
 
-def _sumo_rl_env(setup: dict):
+def _sumo_rl_env(setup: dict, single_agent: bool | None = None):
     from sumo_rl import SumoEnvironment
 
-    return SumoEnvironment(**setup, sumo_seed=episode_seed(SEED, 0, 0), sumo_warnings=False,
+    kw = {k: v for k, v in setup.items() if not k.startswith("_")}
+    if single_agent is not None:
+        kw["single_agent"] = single_agent
+    return SumoEnvironment(**kw, sumo_seed=episode_seed(SEED, 0, 0), sumo_warnings=False,
                            reward_fn="diff-waiting-time", use_gui=False)
 
 
-def bench_sumo_rl(setup: dict, steps: int, count_vehicles: bool = False) -> tuple[float, float, float]:
-    """(agent-steps per wall s, per CPU s, mean vehicles at decisions or nan). Same episode seeds as our first
-    simulation; on one intersection also the same action stream as ``bench_ours``."""
+def _sumo_rl_reset(env, seed: int, setup: dict):
+    """``env.reset(seed=seed)``; with ``min_green=0`` (RESCO timing) also lets a signal switch at the episode's first
+    decision as ours does: sumo-rl's own check (``time_since_last_phase_change < yellow_time + min_green``) would hold
+    every signal on phase 0 for that one decision, and the two sides would then simulate different traffic."""
+    out = env.reset(seed=seed)
+    if setup["min_green"] == 0:
+        for ts in env.traffic_signals.values():
+            ts.time_since_last_phase_change = setup["yellow_time"]
+    return out
+
+
+def _sumo_rl_phases(env, setup: dict) -> tuple[list[str], np.ndarray]:
+    """(signal ids in sorted order, [A] phases per signal), checked against ours (same action sets)."""
+    ids = sorted(env.ts_ids)
+    n = np.array([env.action_spaces(ts).n for ts in ids])
+    if n.tolist() != setup["_phases"]:
+        raise SystemExit(f"sumo-rl sees {n.tolist()} green phases per signal, ours {setup['_phases']}: the action "
+                         "sets differ, so the two sides would not simulate the same traffic")
+    return ids, n
+
+
+def bench_sumo_rl(setup: dict, steps: int, count_vehicles: bool = False, sim_index: int = 0
+                  ) -> tuple[float, float, float]:
+    """(agent-steps per wall s, per CPU s, mean vehicles at decisions or nan). The episode seeds of our simulation
+    ``sim_index`` and the same action stream as ``bench_ours`` (signals in sorted id order)."""
     env = _sumo_rl_env(setup)
     rng = np.random.default_rng(SEED)
     episode = 0
-    env.reset(seed=episode_seed(SEED, 0, episode))
-    ids = env.ts_ids
-    n_act = [env.action_spaces(ts).n for ts in ids]
-    full = len(set(n_act)) == 1
+    _sumo_rl_reset(env, episode_seed(SEED, sim_index, episode), setup)
+    ids, n = _sumo_rl_phases(env, setup)
     vehicles = []
     c0, t0 = time.process_time(), time.perf_counter()  # libsumo runs inside this process
     for _ in range(steps):
-        if full:
-            acts = rng.integers(0, n_act[0], len(ids))
-        else:
-            acts = [rng.integers(0, n) for n in n_act]
+        acts = random_actions(rng, n)
         if setup["single_agent"]:
             _, _, _, done, _ = env.step(int(acts[0]))
         else:
@@ -155,12 +196,90 @@ def bench_sumo_rl(setup: dict, steps: int, count_vehicles: bool = False) -> tupl
             done = dones["__all__"]
         if done:
             episode += 1
-            env.reset(seed=episode_seed(SEED, 0, episode))
+            _sumo_rl_reset(env, episode_seed(SEED, sim_index, episode), setup)
         if count_vehicles:  # after the reset, as our same-step autoreset does
             vehicles.append(env.sumo.vehicle.getIDCount())
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     env.close()
     return steps * len(ids) / wall, steps * len(ids) / cpu, float(np.mean(vehicles)) if vehicles else float("nan")
+
+
+def _sumo_rl_process(setup: dict, steps: int, sim_index: int, conn) -> None:
+    """One of the ``bench_sumo_rl_processes`` children: waits for 'go', runs, sends (wall start, wall end, cpu s)."""
+    sumo_home()
+    import sumo_rl  # noqa: F401 (import before anything else imports libsumo)
+
+    conn.send("ready")
+    conn.recv()
+    t0 = time.time()
+    rate_wall, rate_cpu, _ = bench_sumo_rl(setup, steps, sim_index=sim_index)
+    conn.send((t0, time.time(), steps * len(setup["_phases"]) / rate_cpu))
+
+
+def bench_sumo_rl_processes(setup: dict, sims: int, steps: int) -> tuple[float, float]:
+    """sumo-rl on ``sims`` simulations at once, each in its own process (no IPC while stepping): an upper bound of
+    what any vector wrapper around sumo-rl could reach. ``steps`` env steps in all (``steps // sims`` each)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    pipes, procs = [], []
+    for i in range(sims):
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=_sumo_rl_process, args=(setup, steps // sims, i, child), daemon=True)
+        p.start()
+        pipes.append(parent)
+        procs.append(p)
+    for c in pipes:
+        c.recv()
+    for c in pipes:
+        c.send("go")
+    res = [c.recv() for c in pipes]
+    for p in procs:
+        p.join()
+    wall = max(r[1] for r in res) - min(r[0] for r in res)
+    cpu = sum(r[2] for r in res)
+    agent_steps = (steps // sims) * sims * len(setup["_phases"])
+    return agent_steps / wall, agent_steps / cpu
+
+
+def _seeded_sumo_rl_env(setup: dict, sim_index: int):
+    """A sumo-rl ``single_agent`` env for AsyncVectorEnv whose every reset takes the seed of our simulation
+    ``sim_index``'s next episode (the vector env's autoreset calls ``reset()`` without one)."""
+    import gymnasium as gym
+
+    class SeededEpisodes(gym.Wrapper):
+        episode = 0
+
+        def reset(self, *, seed=None, options=None):
+            out = _sumo_rl_reset(self.env, episode_seed(SEED, sim_index, self.episode), setup)
+            self.episode += 1
+            return out
+
+    sumo_home()
+    return SeededEpisodes(_sumo_rl_env(setup, single_agent=True))
+
+
+def bench_sumo_rl_async(setup: dict, sims: int, steps: int) -> tuple[float, float]:
+    """sumo-rl ``single_agent`` envs in gymnasium's ``AsyncVectorEnv`` (one process per env, same-step autoreset):
+    what a sumo-rl user runs for concurrency. ``steps // sims`` vector steps; CPU of parent + env processes."""
+    import gymnasium as gym
+
+    vec = gym.vector.AsyncVectorEnv([functools.partial(_seeded_sumo_rl_env, setup, i) for i in range(sims)],
+                                    context="spawn", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    try:
+        vec.reset()
+        n = np.repeat(np.array(setup["_phases"]), sims)
+        rng = np.random.default_rng(SEED)
+        pids = [p.pid for p in vec.processes]
+        c0, t0 = time.process_time() + _cpu_seconds(pids), time.perf_counter()
+        for _ in range(steps // sims):
+            vec.step(random_actions(rng, n))
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() + _cpu_seconds(pids) - c0
+    finally:
+        vec.close()
+    agent_steps = (steps // sims) * sims
+    return agent_steps / wall, agent_steps / cpu
 
 
 def ours_mean_vehicles(env_id: str, steps: int) -> float:
@@ -171,10 +290,10 @@ def ours_mean_vehicles(env_id: str, steps: int) -> float:
     rng = np.random.default_rng(SEED)
     counts = []
     with envs.make(env_id, num_envs=A, seed=SEED, inline=True, **_options(env_id)) as env:
-        mask = _mask(env, A, env.spec.action.num_actions)
+        n = phase_counts(env)
         env.reset()
         for _ in range(steps):
-            env.step(random_actions(rng, mask))
+            env.step(random_actions(rng, n))
             counts.append(libsumo.vehicle.getIDCount())
     return float(np.mean(counts))
 
@@ -212,17 +331,15 @@ def cpu_split(env_id: str, steps: int) -> dict:
             spent.clear()
             c0 = time.process_time()
             if side == "ours_inline":
-                if A != 1:
-                    continue
                 rng = np.random.default_rng(SEED)
-                with envs.make(env_id, num_envs=1, seed=SEED, inline=True, **_options(env_id)) as env:
-                    mask = _mask(env, 1, env.spec.action.num_actions)
+                with envs.make(env_id, num_envs=A, seed=SEED, inline=True, **_options(env_id)) as env:
+                    n = phase_counts(env)
                     env.reset()
                     c0 = time.process_time()
                     for _ in range(steps):
-                        env.step(random_actions(rng, mask))
+                        env.step(random_actions(rng, n))
                     total = time.process_time() - c0
-                agent_steps = steps
+                agent_steps = steps * A
             else:
                 try:
                     total = steps * A / bench_sumo_rl(sumo_rl_setup(env_id), steps)[1]
@@ -246,6 +363,7 @@ def cpu_split(env_id: str, steps: int) -> dict:
 
 
 def bench_signal(env_id: str, steps: int, repeats: int, sims_list: list[int], check_work: bool) -> dict:
+    """Every configuration below, interleaved (order reversed every other repeat), then paired ratios per repeat."""
     try:
         setup = sumo_rl_setup(env_id)
         sumo_home()
@@ -256,39 +374,54 @@ def bench_signal(env_id: str, steps: int, repeats: int, sims_list: list[int], ch
     A = agents_per_sim(env_id)
     print(f"== signal control {env_id} ({A} agent(s) per simulation), {steps} env steps x {repeats} interleaved "
           f"repeats, random actions, load average {os.getloadavg()[0]:.1f} ==")
-    runs: dict[str, list] = {f"ours_{n}sim": [] for n in sims_list}
-    if A == 1:
-        runs["ours_inline"] = []
-    runs["sumo_rl"] = []
-    for _ in range(repeats):
-        for n in sims_list:
-            runs[f"ours_{n}sim"].append(bench_ours(env_id, n, max(1, steps // n)))
-        if A == 1:
-            runs["ours_inline"].append(bench_ours(env_id, 1, steps, inline=True))
+    configs: dict[str, tuple[str, callable]] = {
+        "ours_1sim": ("omnitask default: 1 sim in 1 worker process", lambda: bench_ours(env_id, 1, steps)),
+        "ours_inline": ("omnitask inline=True: 1 sim, no worker", lambda: bench_ours(env_id, 1, steps, inline=True)),
+    }
+    if setup is not None:
+        configs["sumo_rl"] = ("sumo-rl SumoEnvironment, 1 sim in-process", lambda: bench_sumo_rl(setup, steps)[:2])
+    for n in (n for n in sims_list if n > 1):
+        configs[f"ours_{n}sim"] = (f"omnitask default: {n} sims in {n} worker processes",
+                                   functools.partial(lambda n: bench_ours(env_id, n, steps // n), n))
+        if setup is not None and A == 1:
+            configs[f"sumo_rl_async_{n}"] = (f"sumo-rl x{n} in gymnasium AsyncVectorEnv",
+                                             functools.partial(lambda n: bench_sumo_rl_async(setup, n, steps), n))
         if setup is not None:
-            runs["sumo_rl"].append(bench_sumo_rl(setup, steps)[:2])
-    res: dict = {"env_id": env_id, "steps": steps, "repeats": repeats, "load_avg_1min": os.getloadavg()[0]}
-    ref = np.array(runs["sumo_rl"]) if runs["sumo_rl"] else None
-    print(f"  {'env':40s} {'agent-steps/s wall':>18s} {'vs sumo-rl (range)':>20s} {'per CPU-s':>10s} "
-          f"{'vs sumo-rl (range)':>20s}")
+            configs[f"sumo_rl_procs_{n}"] = (f"sumo-rl x{n} in {n} separate processes (no IPC)",
+                                             functools.partial(lambda n: bench_sumo_rl_processes(setup, n, steps), n))
+    runs: dict[str, list] = {k: [] for k in configs}
+    order = list(configs)
+    for r in range(repeats):
+        for key in (order if r % 2 == 0 else order[::-1]):
+            runs[key].append(configs[key][1]())
+    res: dict = {"env_id": env_id, "steps": steps, "repeats": repeats, "load_avg_1min": os.getloadavg()[0],
+                 "cpu_count": os.cpu_count()}
+    print(f"  {'configuration':52s} {'agent-steps/s wall':>18s} {'per CPU-s':>10s}   (median of {repeats})")
     for key, vals in runs.items():
-        if not vals:
-            continue
-        v = np.array(vals)  # [repeats, 2]
-        med = np.median(v, axis=0)
-        res[key] = {"wall": med[0], "cpu": med[1], "runs": v.tolist()}
-        cols = []
-        for j in range(2):
-            if ref is None:
-                cols.append("-")
-                continue
-            r = v[:, j] / ref[:, j]  # paired: repeat k of ours vs repeat k of sumo-rl
-            res[key]["ratio_" + ("wall" if j == 0 else "cpu")] = {"median": float(np.median(r)),
-                                                                   "min": float(r.min()), "max": float(r.max())}
-            cols.append(f"{np.median(r):.2f}x ({r.min():.2f}-{r.max():.2f})")
-        name = {"ours_inline": "omnitask inline (1 sim, no worker)", "sumo_rl": "sumo-rl (libsumo, in-process)"}.get(
-            key, f"omnitask default workers ({key[5:-3]} sim)")
-        print(f"  {name:40s} {med[0]:18.1f} {cols[0]:>20s} {med[1]:10.1f} {cols[1]:>20s}")
+        med = np.median(np.array(vals), axis=0)
+        res[key] = {"label": configs[key][0], "wall": med[0], "cpu": med[1], "runs": np.array(vals).tolist()}
+        print(f"  {configs[key][0]:52s} {med[0]:18.1f} {med[1]:10.1f}")
+    if setup is not None:
+        pairs = [("ours_1sim", "sumo_rl", "1 sim vs 1 sim"), ("ours_inline", "sumo_rl", "1 sim vs 1 sim")]
+        for n in (n for n in sims_list if n > 1):
+            pairs.append((f"ours_{n}sim", "sumo_rl", f"{n} sims vs sumo-rl's {n} sims one after another (1 env)"))
+            if A == 1:
+                pairs.append((f"ours_{n}sim", f"sumo_rl_async_{n}", f"{n} sims vs {n} sims"))
+            pairs.append((f"ours_{n}sim", f"sumo_rl_procs_{n}", f"{n} sims vs {n} sims"))
+        print(f"  paired ratios, median (min-max) over the {repeats} repeats; > 1 = omnitask faster; "
+              f"{os.cpu_count()} CPU cores")
+        print(f"  {'omnitask':46s} {'vs':50s} {'wall':>18s} {'per CPU-s':>18s}  [compared]")
+        res["ratios"] = []
+        for ours, ref, what in pairs:
+            cols = []
+            out = {"ours": ours, "ref": ref, "compared": what}
+            for j, name in enumerate(("wall", "cpu")):
+                r = np.array(runs[ours])[:, j] / np.array(runs[ref])[:, j]  # repeat k of ours vs repeat k of ref
+                out[name] = {"median": float(np.median(r)), "min": float(r.min()), "max": float(r.max())}
+                cols.append(f"{np.median(r):.2f}x ({r.min():.2f}-{r.max():.2f})")
+            res["ratios"].append(out)
+            print(f"  {configs[ours][0].removeprefix('omnitask '):46s} {configs[ref][0]:50s} {cols[0]:>18s} "
+                  f"{cols[1]:>18s}  [{what}]")
     if check_work and setup is not None:
         work_steps = min(steps, 600)
         ours_v = ours_mean_vehicles(env_id, work_steps)
@@ -347,9 +480,12 @@ def bench_ring_jax(num_envs: int, steps: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--env", default="traffic/signal-1x1", help="traffic id for the sumo-rl comparison")
+    ap.add_argument("--env", default="traffic/signal-1x1",
+                    help="traffic id(s) for the sumo-rl comparison, comma-separated (e.g. "
+                         "traffic/signal-1x1,traffic/resco/arterial4x4)")
     ap.add_argument("--sims", default="1,2", help="simulations (worker processes) of our default mode to time")
-    ap.add_argument("--steps", type=int, help="env steps per timed run (default 1200; --quick 120)")
+    ap.add_argument("--steps", type=int, help="env steps per timed run (default: whole episodes, at least 1200 "
+                                              "steps; --quick 120)")
     ap.add_argument("--repeats", type=int, help="interleaved repeats (default 5; --quick 1)")
     ap.add_argument("--quick", action="store_true", help="fewer steps (CI smoke)")
     ap.add_argument("--check-work", action="store_true", help="also print mean vehicles on both sides")
@@ -364,10 +500,13 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 5)
     res: dict = {}
     if not args.skip_signal:
-        res["signal"] = bench_signal(args.env, steps, repeats, [int(x) for x in args.sims.split(",")],
-                                     args.check_work)
-        if args.split:
-            res["signal"]["cpu_split_us"] = cpu_split(args.env, steps)
+        res["signal"] = {}
+        for env_id in args.env.split(","):
+            env_steps = args.steps or (120 if args.quick else whole_episodes(env_id, 1200))
+            out = bench_signal(env_id, env_steps, repeats, [int(x) for x in args.sims.split(",")], args.check_work)
+            if args.split:
+                out["cpu_split_us"] = cpu_split(env_id, env_steps)
+            res["signal"][env_id] = out
     if not args.skip_ring:
         res.update(bench_ring(args.quick, args.jax_sizes))
     if args.json:

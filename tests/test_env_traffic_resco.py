@@ -94,6 +94,46 @@ def test_padded_actions_alias_a_signals_own_phases():
         np.testing.assert_array_equal(ta.observation, tb.observation)
 
 
+def test_step_tables_match_libsumo_read_signal_by_signal():
+    """The step computes all signals with static index tables; here libsumo is asked directly, signal by signal and
+    green link by green link (RESCO's definitions), on cologne8 (padded 2- and 3-phase lights, links into other
+    controlled signals) in an inline simulation."""
+    import libsumo
+
+    from envs.traffic.resco import VEHICLE_SPACE_M, net_layout, phase_links
+
+    lay = net_layout(map_files("cologne8")[0])
+    A, P, L = lay.num_signals, lay.max_phases, lay.max_lanes
+    controlled_in = {ln for s in lay.signals for ln in s.in_lanes}
+    rng = np.random.default_rng(0)
+    seen = np.zeros(4)  # queue, waiting time, |pressure|, downstream vehicles: the checks compare something
+    with envs.make("traffic/resco/cologne8", num_envs=A, seed=2, inline=True) as env:
+        env.reset()
+        for _ in range(15):
+            ts = env.step(rng.integers(0, P, A).astype(np.int32))
+            seen[:3] += [ts.info["queue"].sum(), ts.info["waiting_time"].sum(), np.abs(ts.info["phase_pressure"]).sum()]
+            veh, halt = libsumo.lane.getLastStepVehicleNumber, libsumo.lane.getLastStepHaltingNumber
+            for a, s in enumerate(lay.signals):
+                n = len(s.in_lanes)
+                cap = np.maximum(np.array(s.lane_length) / VEHICLE_SPACE_M, 1.0)
+                obs = ts.observation[a]
+                assert obs[:P].sum() == 1 and s.greens[obs[:P].argmax()] == \
+                    libsumo.trafficlight.getRedYellowGreenState(s.tls_id)  # the phase one-hot is the light's green
+                np.testing.assert_allclose(obs[P + 1:P + 1 + n], np.minimum([veh(x) for x in s.in_lanes] / cap, 1),
+                                           rtol=1e-6)
+                np.testing.assert_allclose(obs[P + 1 + L:P + 1 + L + n],
+                                           np.minimum([halt(x) for x in s.in_lanes] / cap, 1), rtol=1e-6)
+                assert not obs[P + 1 + n:P + 1 + L].any() and not obs[P + 1 + L + n:P + 1 + 2 * L].any()
+                assert ts.info["queue"][a] == sum(halt(x) for x in s.in_lanes)
+                assert ts.info["waiting_time"][a] == np.float32(sum(libsumo.lane.getWaitingTime(x) for x in s.in_lanes))
+                pairs = phase_links(s)
+                want = [sum(veh(i) - (veh(o) if o in controlled_in else 0) for i, o in pairs[p % s.num_phases])
+                        for p in range(P)]
+                np.testing.assert_array_equal(ts.info["phase_pressure"][a], want)
+                seen[3] += sum(veh(o) for pr in pairs for _, o in pr if o in controlled_in)
+    assert np.all(seen > 0), seen
+
+
 def test_bad_names_and_options_are_refused_with_the_allowed_values():
     with pytest.raises(ValueError) as err:
         envs.make("traffic/resco/colgne1")

@@ -237,22 +237,46 @@ class RescoSim:
         self._departs: dict[str, float] | None = None
         A, P, L = self.layout.num_signals, self.layout.max_phases, self.layout.max_lanes
         self._mask = self.layout.action_mask().astype(np.float32)  # [A, P]
-        # every lane any signal touches, incoming lanes first: counts are read into one array per step
-        in_lanes = sorted({ln for s in self.layout.signals for ln in s.in_lanes})
-        out_only = sorted({o for s in self.layout.signals for _, o in s.links} - set(in_lanes))
-        self._lanes = in_lanes + out_only
-        self._num_in = len(in_lanes)
+        # the incoming lanes of all signals: counts are read into one array per step. Outgoing lanes that feed no
+        # controlled signal are never read (neither the observation nor RESCO's pressure counts them).
+        self._lanes = sorted({ln for s in self.layout.signals for ln in s.in_lanes})
+        self._num_in = len(self._lanes)
         index = {ln: i for i, ln in enumerate(self._lanes)}
-        self._in_idx = [np.array([index[ln] for ln in s.in_lanes]) for s in self.layout.signals]  # per signal [n]
-        # RESCO's pressure subtracts only downstream vehicles queued for another controlled signal; a lane leaving
-        # the controlled area drains freely (and its moving vehicles would only add noise). Per signal and phase:
-        # (incoming lane indices, outgoing lane indices or -1 where not counted) over its green links.
-        self._pressure_idx = [[(np.array([index[i] for i, _ in pairs], int),
-                                np.array([index[o] if index[o] < self._num_in else -1 for _, o in pairs], int))
-                               for pairs in phase_links(s)] for s in self.layout.signals]
-        self._cap = np.zeros((A, L))
+        zero = self._num_in  # the extra slot of ``_lane_counts``' vehicle array: always 0 (padding reads it)
+        # Static index tables so that a step computes every signal with a few numpy ops (the numbers are those of
+        # the per-signal loops they replace: sums of integer counts and of whole-second waiting times are exact).
+        self._in_pos = np.full((A, L), zero)  # [A, L] lane index of each signal's incoming lanes, padded
+        self._cap = np.ones((A, L))  # [A, L] capacity in vehicles (1 on padding, which reads 0 vehicles)
         for a, s in enumerate(self.layout.signals):
-            self._cap[a, :len(s.in_lanes)] = np.maximum(np.array(s.lane_length) / VEHICLE_SPACE_M, 1.0)
+            n = len(s.in_lanes)
+            self._in_pos[a, :n] = [index[ln] for ln in s.in_lanes]
+            self._cap[a, :n] = np.maximum(np.array(s.lane_length) / VEHICLE_SPACE_M, 1.0)
+        self._in_lane_ids = [ln for s in self.layout.signals for ln in s.in_lanes]  # signal after signal
+        self._in_flat = self._in_pos[self._in_pos < zero]  # [sum n] the same lanes' indices
+        self._in_owner = np.repeat(np.arange(A), [len(s.in_lanes) for s in self.layout.signals])  # [sum n]
+        # RESCO's pressure subtracts only downstream vehicles queued for another controlled signal; a lane leaving
+        # the controlled area drains freely (and its moving vehicles would only add noise). Phase p of signal a
+        # (padded phases alias p % n) = sum over lanes of veh[lane] * pressure[lane, a * P + p]: each distinct green
+        # (incoming, outgoing) lane pair adds +1 on its incoming lane and -1 on its outgoing lane where counted.
+        self._pressure = np.zeros((zero + 1, A * P))  # [lanes + 1, A * P]
+        for a, s in enumerate(self.layout.signals):
+            pairs = phase_links(s)
+            for p in range(P):
+                for i, o in pairs[p % s.num_phases]:
+                    self._pressure[index[i], a * P + p] += 1.0
+                    if o in index:
+                        self._pressure[index[o], a * P + p] -= 1.0
+        self._num_phases = np.array([s.num_phases for s in self.layout.signals])  # [A]
+        self._tls_ids = [s.tls_id for s in self.layout.signals]
+        self._yellow = [{(i, j): yellow_between(s.greens[i], s.greens[j]) for i in range(s.num_phases)
+                         for j in range(s.num_phases) if i != j} for s in self.layout.signals]
+        self._obs_base = np.zeros((A, self.layout.obs_dim), np.float32)  # [A, D]: the signal-id one-hot part
+        self._obs_base[np.arange(A), P + 1 + 2 * L + np.arange(A)] = 1.0
+        call = self.sumo.call
+        self._veh_number = call("lane", "getLastStepVehicleNumber")
+        self._halt_number = call("lane", "getLastStepHaltingNumber")
+        self._lane_wait = call("lane", "getWaitingTime")
+        self._set_state = call("trafficlight", "setRedYellowGreenState")
         self.phase = np.zeros(A, np.int64)
         self.time_in_phase = np.zeros(A)
         self._queue_sum = 0.0
@@ -291,25 +315,21 @@ class RescoSim:
 
     def _lane_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """(vehicles [lanes + 1], halting vehicles [incoming lanes]); the extra last vehicle slot is a 0 that
-        uncounted outgoing lanes (index -1) read."""
-        lane = self.traci.lane
-        veh = np.fromiter((lane.getLastStepVehicleNumber(ln) for ln in self._lanes), float, len(self._lanes))
-        halt = np.fromiter((lane.getLastStepHaltingNumber(ln) for ln in self._lanes[:self._num_in]), float,
-                           self._num_in)
+        uncounted outgoing lanes and padding read."""
+        veh = np.fromiter(map(self._veh_number, self._lanes), float, self._num_in)
+        halt = np.fromiter(map(self._halt_number, self._lanes), float, self._num_in)
         return np.append(veh, 0.0), halt
 
     def _observe(self, veh: np.ndarray, halt: np.ndarray) -> np.ndarray:
+        """[A, D]: phase one-hot, time in phase, per incoming lane density and queue (padded), signal id."""
         lay = self.layout
         A, P, L = lay.num_signals, lay.max_phases, lay.max_lanes
-        obs = np.zeros((A, lay.obs_dim), np.float32)
-        for a, s in enumerate(lay.signals):
-            n = len(s.in_lanes)
-            obs[a, self.phase[a]] = 1.0
-            obs[a, P] = min(1.0, self.time_in_phase[a] / MAX_PHASE_SECONDS)
-            idx = self._in_idx[a]
-            obs[a, P + 1:P + 1 + n] = np.minimum(veh[idx] / self._cap[a, :n], 1.0)
-            obs[a, P + 1 + L:P + 1 + L + n] = np.minimum(halt[idx] / self._cap[a, :n], 1.0)
-            obs[a, P + 1 + 2 * L + a] = 1.0
+        obs = self._obs_base.copy()
+        obs[np.arange(A), self.phase] = 1.0
+        obs[:, P] = np.minimum(1.0, self.time_in_phase / MAX_PHASE_SECONDS)
+        obs[:, P + 1:P + 1 + L] = np.minimum(veh[self._in_pos] / self._cap, 1.0)
+        obs[:, P + 1 + L:P + 1 + 2 * L] = np.minimum(np.append(halt, 0.0)[self._in_pos]
+                                                     / self._cap, 1.0)
         return obs
 
     def _advance(self, actions: np.ndarray) -> None:
@@ -321,18 +341,20 @@ class RescoSim:
             self.time_in_phase += c.delta_time
             self._read_program_phases()
             return
-        new = np.array([int(a) % s.num_phases for a, s in zip(actions, lay.signals)])
-        changed = new != self.phase
-        for a in np.flatnonzero(changed):
-            s = lay.signals[a]
-            t.trafficlight.setRedYellowGreenState(s.tls_id, yellow_between(s.greens[self.phase[a]], s.greens[new[a]]))
-        if changed.any() and c.yellow_time > 0:
-            t.simulationStep(start + c.yellow_time)
-        for a in np.flatnonzero(changed):
-            s = lay.signals[a]
-            t.trafficlight.setRedYellowGreenState(s.tls_id, s.greens[new[a]])
+        new = np.asarray(actions, np.int64) % self._num_phases
+        changed = np.flatnonzero(new != self.phase)
+        if len(changed):
+            ids, yellow, greens = self._tls_ids, self._yellow, [s.greens for s in lay.signals]
+            pairs = list(zip(changed.tolist(), self.phase[changed].tolist(), new[changed].tolist()))
+            for a, old, nxt in pairs:
+                self._set_state(ids[a], yellow[a][old, nxt])
+            if c.yellow_time > 0:
+                t.simulationStep(start + c.yellow_time)
+            for a, _, nxt in pairs:
+                self._set_state(ids[a], greens[a][nxt])
         t.simulationStep(start + c.delta_time)
-        self.time_in_phase = np.where(changed, c.delta_time - c.yellow_time, self.time_in_phase + c.delta_time)
+        self.time_in_phase += c.delta_time
+        self.time_in_phase[changed] = c.delta_time - c.yellow_time
         self.phase = new
 
     def _episode_metrics(self) -> dict[str, float]:
@@ -366,14 +388,12 @@ class RescoSim:
         veh, halt = self._lane_counts()
         obs = self._observe(veh, halt)
         t = self.traci
-        info: dict[str, Any] = {"queue": np.zeros(A, np.float32), "waiting_time": np.zeros(A, np.float32),
-                                "phase_pressure": np.zeros((A, P), np.float32), "action_mask": self._mask.copy()}
-        for a, s in enumerate(lay.signals):
-            info["waiting_time"][a] = sum(t.lane.getWaitingTime(ln) for ln in s.in_lanes)
-            info["queue"][a] = halt[self._in_idx[a]].sum()
-            for p in range(P):
-                i_idx, o_idx = self._pressure_idx[a][p % s.num_phases]
-                info["phase_pressure"][a, p] = veh[i_idx].sum() - veh[o_idx].sum()
+        lane_wait = np.fromiter(map(self._lane_wait, self._in_lane_ids), float, len(self._in_lane_ids))
+        waiting = np.bincount(self._in_owner, lane_wait, A)  # [A] s; whole seconds, so the sum is exact
+        queue = np.bincount(self._in_owner, halt[self._in_flat], A)  # [A]
+        info: dict[str, Any] = {"queue": queue.astype(np.float32), "waiting_time": waiting.astype(np.float32),
+                                "phase_pressure": (veh @ self._pressure).reshape(A, P).astype(np.float32),
+                                "action_mask": self._mask.copy()}
         reward = np.clip(-info["waiting_time"] / WAIT_NORM, -4.0, 4.0).astype(np.float32)
         self._queue_sum += float(info["queue"].sum())
         self._steps += 1
