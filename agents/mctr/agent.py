@@ -8,7 +8,9 @@ Per real decision (all envs at once):
      (reasoner + trainable head, ``ttrl.py``) samples -- see ``ttrl.make_act``; obedience is counted;
   4. every ``ttrl.every`` decisions: clone the emulators, run ``group_size`` branched rollouts of ``horizon``
      decisions, restore, and take one group-relative policy-gradient step on the head; branch outcomes also feed
-     the meta-reasoner's action-outcome statistics;
+     the meta-reasoner's action-outcome statistics; the acting routines' settings for the next interval are
+     assigned from the memory's verdicts (``routine.py``: replay the best branch / hold sampled actions, only where
+     the reasoner is undecided) and their A/B trials scored on the real returns;
   5. step the real envs; the scheduler decides whether meta-reasoning runs now; if so the meta-reasoner turns the
      trajectory slice since its last run into proposals, the memory merges/revises/prunes and saves itself.
 Branch continuations (decisions 2..H of a branch) use the embedded reasoner over the memory, never the VLM, so a
