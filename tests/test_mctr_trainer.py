@@ -23,7 +23,8 @@ def _tiny(tmp_path, name, steps, extra=()):
 
 
 def test_embedded_run_persists_knowledge_and_resume_reloads_it(tmp_path):
-    cfg = _tiny(tmp_path, "a", 24)
+    # a branch group every 2 decisions: enough informative groups in 12 decisions for the memory to get entries
+    cfg = _tiny(tmp_path, "a", 24, ["mctr.ttrl.every=2"])
     result = train(cfg, new_run_dir(cfg))
     run_dir = result.run_dir
     assert result.env_steps == 24 and np.isfinite(result.final_eval["return_mean"])

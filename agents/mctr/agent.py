@@ -8,7 +8,9 @@ Per real decision (all envs at once):
      (reasoner + trainable head, ``ttrl.py``) samples -- see ``ttrl.make_act``; obedience is counted;
   4. every ``ttrl.every`` decisions: clone the emulators, run ``group_size`` branched rollouts of ``horizon``
      decisions, restore, and take one group-relative policy-gradient step on the head; branch outcomes also feed
-     the meta-reasoner's action-outcome statistics;
+     the meta-reasoner's action-outcome statistics; the acting routines' settings for the next interval are
+     assigned from the memory's verdicts (``routine.py``: replay the best branch / hold sampled actions, only where
+     the reasoner is undecided) and their A/B trials scored on the real returns;
   5. step the real envs; the scheduler decides whether meta-reasoning runs now; if so the meta-reasoner turns the
      trajectory slice since its last run into proposals, the memory merges/revises/prunes and saves itself.
 Branch continuations (decisions 2..H of a branch) use the embedded reasoner over the memory, never the VLM, so a
@@ -28,6 +30,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from agents.mctr import routine
 from agents.mctr import scheduler as sched_lib
 from agents.mctr.backends.base import (ActionReasoner, BranchOutcome, MetaReasoner, Observation, TrajectorySlice,
                                        Transition)
@@ -103,6 +106,20 @@ class MCTRAgent:
         self.totals = collections.Counter()
         self.action_counts: collections.Counter = collections.Counter()  # executed real actions by name
         self.p: Percept | None = None
+        # acting routines (routine.py): A/B trials of this game per routine, the verdicts carried in at its start,
+        # and the current interval's settings
+        self.routine_trials: dict[str, list[tuple[int, float]]] = {n: [] for n in routine.ROUTINES}
+        self.routine_carried = {(n, s): routine.stored(self.memory, n, s) for n in routine.ROUTINES
+                                for s in routine.scopes(game, genre)[1:]}
+        self._plan: np.ndarray | None = None  # [B, H] int32 actions of each env's best branch of the last group
+        self._plan_start = 0  # real decision at which the plan starts
+        self._plan_interval_return = np.zeros(0, np.float32)  # [B] that branch's return over the interval
+        self._setting: dict[str, np.ndarray] = {}  # routine -> [B] int32 ON/OFF this interval (-1: not in the test)
+        self._eligible: dict[str, np.ndarray] = {}  # routine -> [B] int64 intervals that took part so far
+        self._interval_ret = np.zeros(0, np.float64)  # [B] real return of the current interval so far
+        self._open_trials: list[list] = []  # [routine, env, setting, first decision, end decision, return so far]
+        self._held = np.zeros(0, np.int32)  # [B] action being held (hold_action routine)
+        self._held_until = np.zeros(0, np.int64)  # [B] first decision at which it is no longer held
 
     # ------------------------------------------------------------------------------------------------ setup
     def init_policy(self, key: jax.Array) -> TTRLState:
@@ -172,6 +189,8 @@ class MCTRAgent:
         snap_env, snap_p = self.env.clone_state(), self.p.copy()
         b = feats0.shape[0]
         returns = np.zeros((b, g_size), np.float32)
+        taken = np.zeros((b, g_size, horizon), np.int32)  # every branch's actions, for the replay routine
+        ret_interval = np.zeros((b, g_size), np.float32)  # return over the first ``every`` decisions
         for g in range(g_size):
             self.env.restore_state(snap_env)
             p = snap_p.copy()
@@ -184,11 +203,14 @@ class MCTRAgent:
                     acts, _ = self._act(tstate.params, self._features(p, sits), rl,
                                         keys[h])
                     acts = np.asarray(acts)
+                taken[:, g, h] = acts
                 ts = self.env.step(acts)
                 self.branch_decisions += 1
                 # objects only matter once a player is known (situations); skip them otherwise (cheaper branches)
                 p, lost = self._perceive(ts, p, want_objects=h < horizon - 1 and self._needs_objects())
                 returns[:, g] += alive * (np.asarray(ts.reward, np.float32) - cfg.life_loss_penalty * lost)
+                if h == min(cfg.every, horizon) - 1:
+                    ret_interval[:, g] = returns[:, g]
                 alive &= ~(np.asarray(ts.terminated) | np.asarray(ts.truncated))
         self.env.restore_state(snap_env)
         self.p = snap_p
@@ -197,6 +219,9 @@ class MCTRAgent:
             tstate, m = self._update(tstate, GroupBatch(feats0, logits0, first.astype(np.int32), returns))
             metrics = {k: float(v) for k, v in m.items()}
         mean, std = returns.mean(1, keepdims=True), returns.std(1, keepdims=True)
+        best = returns.argmax(1)  # [B]
+        self._start_intervals(taken[np.arange(b), best], std[:, 0] > cfg.adv_eps)
+        self._plan_interval_return = ret_interval[np.arange(b), best]  # what replaying it earns (tests check this)
         adv = np.where(std > cfg.adv_eps, (returns - mean) / np.maximum(std, cfg.adv_eps), 0.0)  # [B, G]
         moves = move_table(self.memory, self.game, self.names)
         for i in range(b):
@@ -215,6 +240,67 @@ class MCTRAgent:
                                       "advantage": float(adv[i, g])})
         return tstate, metrics
 
+    # ------------------------------------------------------------------------------------------------ routine
+    def _start_intervals(self, plan: np.ndarray, informative: np.ndarray) -> None:
+        """At a branching point: assign each routine's setting for the interval that starts now and open its trial.
+
+        plan: [B, H] actions of each env's best branch; informative: [B] bool (the group's returns differed)."""
+        b = plan.shape[0]
+        if self._interval_ret.shape[0] != b:
+            self._interval_ret = np.zeros(b)
+            self._held, self._held_until = np.zeros(b, np.int32), np.zeros(b, np.int64)
+            self._setting = {n: np.full(b, -1, np.int32) for n in routine.ROUTINES}
+            self._eligible = {n: np.zeros(b, np.int64) for n in routine.ROUTINES}
+        self._interval_ret[:] = 0.0
+        self._plan, self._plan_start = plan, self.decisions
+        for setting in self._setting.values():
+            setting[:] = -1
+        if self.memory is None:  # no memory: no routine knowledge, and nothing to write a measurement to
+            return
+        every = self.cfg.ttrl.every
+        lag = max(0, self.cfg.ttrl.horizon - every)  # see routine.py: rewards land decisions after their actions
+        for name in routine.ROUTINES:
+            pref = routine.preferred(self.memory, name, self.game, self.genre, self.cfg.embedded.min_z)
+            envs_in = np.flatnonzero(informative) if name == "replay_best_branch" else np.arange(b)
+            for i in envs_in:
+                self._setting[name][i] = routine.assign(pref, int(self._eligible[name][i]))
+                self._eligible[name][i] += 1
+                self._open_trials.append([name, int(i), int(self._setting[name][i]), self.decisions + lag,
+                                          self.decisions + lag + every, 0.0])
+
+    def _score_trials(self, step_return: np.ndarray) -> None:
+        """Add the real return [B] of the decision just taken (index ``self.decisions - 1``) to the open trials
+        whose window contains it; move finished trials to ``routine_trials``."""
+        d = self.decisions - 1
+        still = []
+        for t in self._open_trials:
+            if t[3] <= d < t[4]:
+                t[5] += float(step_return[t[1]])
+            if d + 1 >= t[4]:
+                self.routine_trials[t[0]].append((t[2], t[5]))
+            else:
+                still.append(t)
+        self._open_trials = still
+
+    def _apply_routines(self, actions: np.ndarray, decided: np.ndarray) -> np.ndarray:
+        """[B] sampled/decided actions -> executed actions: where the reasoner is undecided, the best branch's
+        action (replay on) or the held action (hold on); a decided reasoner's answer is never replaced."""
+        if self._plan is None or self._interval_ret.shape[0] != actions.shape[0]:
+            return actions
+        out = actions.copy()
+        pos = self.decisions - self._plan_start
+        replay = (self._setting["replay_best_branch"] == routine.ON) & ~decided & (pos < self._plan.shape[1])
+        if pos < self._plan.shape[1]:
+            out = np.where(replay, self._plan[:, pos], out)
+        hold = (self._setting["hold_action"] == routine.ON) & ~decided & ~replay
+        keep = hold & (self.decisions < self._held_until)
+        out = np.where(keep, self._held, out)
+        fresh = hold & ~keep
+        self._held = np.where(fresh, out, self._held).astype(np.int32)
+        self._held_until = np.where(fresh, self.decisions + max(self.cfg.ttrl.commit, 1),
+                                    np.where(hold, self._held_until, 0))
+        return out.astype(actions.dtype)
+
     # ------------------------------------------------------------------------------------------------ meta
     def _in_scope_entries(self) -> int:
         if self.memory is None:
@@ -229,7 +315,7 @@ class MCTRAgent:
                                     surprise)
         if decision.run:
             traj = TrajectorySlice(self.game, self.genre, self.names, self.transitions, self.branches,
-                                   self.p.frames[0])
+                                   self.p.frames[0], self.routine_trials, self.routine_carried)
             out = self.meta.reflect(traj, self.memory, self.decisions)
             report = self.memory.apply(out.proposals, self.decisions)
             self.sched = sched_lib.after_reflection(self.cfg.scheduler, self.sched, self.decisions,
@@ -284,14 +370,20 @@ class MCTRAgent:
                     ttrl_metrics.append(m)
             actions, decided = self._act(tstate.params, feats, out.logits, k_act)
             actions, decided = np.asarray(actions), np.asarray(decided)
-            totals.update(steps=b, decided=int(decided.sum()),
-                          obeyed=int((decided & (actions == out.logits.argmax(1))).sum()))
+            executed = self._apply_routines(actions, decided)
+            totals.update(steps=b, decided=int(decided.sum()), routine_changed=int((executed != actions).sum()),
+                          obeyed=int((decided & (executed == out.logits.argmax(1))).sum()))
+            actions = executed
             self.action_counts.update(self.names[int(a)] for a in actions)
             ts = self.env.step(actions)
             self.decisions += 1
             new_p, lost = self._perceive(ts, self.p, want_objects=self.memory is not None or self.cfg.server.text_only)
             reward = np.asarray(ts.reward, np.float32)
             reward_sum += float(reward.sum())
+            if self._interval_ret.shape[0] == b:
+                step_return = reward - self.cfg.ttrl.life_loss_penalty * lost
+                self._interval_ret += step_return
+                self._score_trials(step_return)
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
             if self.learn:
                 for i in range(b):
@@ -320,6 +412,10 @@ class MCTRAgent:
                    # where the executed action is its answer (1.0 by construction; a regression check)
                    "decided_rate": totals["decided"] / max(totals["steps"], 1),
                    "obedience_rate": totals["obeyed"] / max(totals["decided"], 1),
+                   # acting routines (routine.py): share of real steps whose action a routine changed (replayed
+                   # branch or held action instead of the sample), and the A/B trials of this game so far
+                   "routine_changed_rate": totals["routine_changed"] / max(totals["steps"], 1),
+                   "routine_trials": float(sum(len(t) for t in self.routine_trials.values())),
                    "meta_failed": float(self.totals["meta_failed"])}
         # answers by the server's finish_reason ('stop', 'length', ...; 'failed' = no answer, NOOP executed)
         metrics.update({k: float(v) for k, v in totals.items() if k.startswith("finish_")})

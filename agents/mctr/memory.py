@@ -19,6 +19,9 @@ Update rules (``KnowledgeBase.apply``), one call per meta-reasoning run:
                proposal that names an unkeyed entry in ``replaces``, replaces that entry's text/value; its
                confidence is cut. Free-text revisions of keyed (statistics-engine, numeric) entries are refused and
                reported (``UpdateReport.refused``): one sentence must not overwrite measured numbers.
+  * set     -- a keyed proposal with ``mode='set'`` restates a whole cumulative measurement (e.g. the acting-routine
+               A/B test, ``routine.py``): it replaces the entry's value and evidence (never adds them again);
+               a sign flip counts as a revision, otherwise as a confirmation.
   * prune   -- entries not confirmed in this run decay (``confidence *= decay``); below ``prune_below`` they go.
 The file is JSONL (a header line, then one entry per line), rewritten atomically (temp file + fsync + rename) after
 every update, so a crash mid-write leaves the previous complete file. Loading validates every field's type and
@@ -110,8 +113,11 @@ class Proposal:
     value: float = 0.0  # numeric belief for keyed proposals (e.g. mean advantage)
     replaces: str = ""  # id of an entry this proposal explicitly revises ('' = none)
     template: str = ""  # keyed proposals: text template re-rendered after merges (see ``render``)
+    mode: str = "merge"  # keyed: 'merge' adds a new measurement; 'set' restates a whole (cumulative) measurement
 
     def __post_init__(self) -> None:
+        if self.mode not in ("merge", "set") or (self.mode == "set" and not self.key):
+            raise ValueError(f"bad proposal mode {self.mode!r}: allowed 'merge', or 'set' for a keyed proposal")
         if self.kind not in KINDS:
             raise ValueError(f"bad knowledge kind {self.kind!r}: allowed {', '.join(KINDS)}")
         validate_scope(self.scope)
@@ -298,6 +304,21 @@ class KnowledgeBase:
                 touched.add(eid)
                 if not p.key:
                     claims.setdefault((p.kind, p.scope, claim_signature(p.text)), []).append(eid)
+                continue
+            if p.mode == "set":  # the same measurement restated with more data: numbers replaced, not added
+                flipped = abs(p.value) >= cfg.min_effect and abs(e.value) >= cfg.min_effect and \
+                    np.sign(p.value) != np.sign(e.value)
+                e.text, e.value, e.evidence = p.text, float(p.value), p.evidence
+                e.template = p.template or e.template
+                if flipped:
+                    e.confidence *= cfg.revise_confidence_factor
+                    e.revisions += 1
+                    report.revised.append(e.id)
+                else:
+                    e.confidence = 1.0 - (1.0 - e.confidence) * (1.0 - cfg.init_confidence)
+                    report.merged.append(e.id)
+                e.updated = step
+                touched.add(e.id)
                 continue
             contradicted = bool(p.replaces) or (
                 bool(p.key) and abs(p.value) >= cfg.min_effect and abs(e.value) >= cfg.min_effect

@@ -72,6 +72,10 @@ class TrajectorySlice:
     transitions: list[Transition]
     branches: list[BranchOutcome]
     frames: np.ndarray | None = None  # [K, 210, 160, 3] uint8 a few recent frames (VLM meta-reasoning only)
+    # acting-routine A/B test of this game so far (cumulative, routine.py): (routine, interval return) per
+    # informative interval, and the routine verdicts the memory held per scope when this game started
+    routine_trials: list = dataclasses.field(default_factory=list)
+    routine_carried: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -16,7 +16,9 @@ Action reasoning: the retrieved knowledge entries are turned into action logits 
   * in the in-context-examples baseline, raw recent examples replace the entries (no abstraction, no persistence).
 Meta-reasoning: templated natural-language rules induced from action-outcome statistics of a trajectory slice --
 which object the actions move (the player) and how, which first actions did better than their branch group in
-which situation, and whether approaching the nearest moving object pays off. Each entry's text is an English
+which situation, whether approaching the nearest moving object pays off -- and the game-general verdict of the
+acting-routine A/B test (``routine.py``: does replaying the best branched rollout earn more than acting as usual).
+Only that verdict acts across games; the action-keyed statistics act only in the game they were measured in. Each entry's text is an English
 sentence; its key/value make it machine-usable.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from agents.mctr import routine
 from agents.mctr.backends.base import MetaOutput, Observation, ReasonerOutput, TrajectorySlice
 from agents.mctr.memory import Entry, KnowledgeBase, Proposal, render
 
@@ -127,18 +130,20 @@ class EmbeddedActionReasoner:
         logits = np.zeros(len(names), np.float32)
         sit = obs.situation
         toward = towardness(obs.moves, sit.offset)
-        comp_rules: dict[str, Entry] = {}  # component -> its rule entry (game scope beats genre scope)
-        for e in obs.knowledge:
-            if e.kind == "rule" and e.key.startswith("comp|") and \
-                    (e.key not in comp_rules or e.scope.startswith("game:")):
-                comp_rules[e.key] = e
+        # Numeric action statistics act only in the game they were measured in: keyed by action names whose
+        # meaning differs between games (Assault's UP fires, Phoenix's DOWN raises a shield), measured on a few
+        # branched tries, other games' statistics forced actions that were wrong here (agents/mctr/README.md,
+        # "Why the memory did not help"). What transfers is the acting-routine verdict (routine.py).
+        own = f"game:{obs.game}"
+        knowledge = [e for e in obs.knowledge if e.scope == own]
+        comp_rules = {e.key: e for e in knowledge if e.kind == "rule" and e.key.startswith("comp|")}
         for e in comp_rules.values():
             comp = e.key.split("|", 1)[1]
             if abs(e.value) * np.sqrt(e.evidence) >= cfg.min_z:
                 shrink = e.evidence / (e.evidence + cfg.prior_evidence)
                 logits += np.array([cfg.comp_scale * shrink * e.value if comp in components(n) else 0.0
                                     for n in names], np.float32)
-        for e in obs.knowledge:
+        for e in knowledge:
             if e.kind == "action_outcome" and e.key.startswith("ao|"):
                 _, cond, name = e.key.split("|")
                 if name in names and (cond == sit.key or cond == sit.phase) and \
@@ -253,12 +258,17 @@ class EmbeddedMetaReasoner:
         slope = float(((x - x.mean()) * (y - y.mean())).mean() / var)
         if abs(slope) < self.cfg.min_rule_effect:
             return []
+        # evidence = the slope's precision n * var(x) / residual variance, so |slope| * sqrt(evidence) is its
+        # t-statistic and the shared significance gate is a real test (it used to treat the raw slope as a z-score)
+        resid = y - y.mean() - slope * (x - x.mean())
+        precision = len(rows) * var / max(float((resid ** 2).sum()) / max(len(rows) - 2, 1), 1e-6)
+        n = max(1, int(round(precision)))
         out = []
         for scope, where in ((f"game:{traj.game}", traj.game), (f"genre:{traj.genre}", f"{traj.genre} games")):
             template = (f"In {where}, moving the player [[away from|toward or away from|toward]] the nearest moving "
                         f"object [[pays off|makes little difference|pays off]] (advantage slope {{value:+.2f}} over "
-                        f"{{evidence}} branched tries).")
-            out.append(Proposal("rule", render(template, slope, len(rows), 0.05), scope, len(rows), key="approach",
+                        f"{{evidence}} units of precision).")
+            out.append(Proposal("rule", render(template, slope, n, 0.05), scope, n, key="approach",
                                 value=slope, template=template))
         return out
 
@@ -288,7 +298,8 @@ class EmbeddedMetaReasoner:
     def reflect(self, traj: TrajectorySlice, memory: KnowledgeBase, step: int) -> MetaOutput:
         del memory, step  # the embedded meta-reasoner proposes from statistics; KnowledgeBase.apply merges/revises
         return MetaOutput(self._player(traj) + self._action_outcomes(traj) + self._approach(traj) +
-                          self._components(traj))
+                          self._components(traj) +
+                          routine.proposals(traj.routine_trials, traj.routine_carried, traj.game, traj.genre))
 
 
 def knowledge_for(memory: KnowledgeBase | None, game: str, genre: str, query: str, k: int) -> list[Entry]:
