@@ -6,8 +6,13 @@ Two families (Farebrother et al. 2023, section 4):
   (google-research ``pvn/indicator_functions.py``, ``StackedNatureDqnIndicator``): the ``net`` conv stack, then
   ``Dense(tasks_per_net)`` (``net.feature_dim`` is not used: there is no wide hidden layer). The reference ends
   in a ReLU; here it is off by default (``final_relu``) because an output that is 0 on almost every state
-  cannot fire on 1% of them at any threshold (dead tasks). The nets are stacked with ``vmap``, which XLA lowers to ONE grouped convolution per layer (the first
-  layer shares its input: one conv with ``nets * channels`` outputs). Task ``i`` fires when ``f_i(x) > q_i``; the
+  cannot fire on 1% of them at any threshold (dead tasks). The nets' parameters are stacked (leading axis = net,
+  the reference's ``nn.vmap`` with its own parameters per net: no shared torso). ``net_batching`` chooses how the
+  stack runs: ``grouped`` = ``vmap``, which XLA lowers to ONE grouped convolution per layer (the first layer shares
+  its input: one conv with ``nets * channels`` outputs); ``per_net`` = the nets one after another, unrolled in the
+  same jitted program (the same FLOPs: XLA:CPU runs grouped convolutions ~1.6x slower than the same convolutions
+  one by one, measured in ``benchmarks/bench_pvn.py speed``); ``auto`` = ``per_net`` on CPU, ``grouped`` elsewhere.
+  Task ``i`` fires when ``f_i(x) > q_i``; the
   per-task threshold ``q_i`` (the paper's learnable bias, with the sign flipped) is trained by the
   quantile-regression (pinball) loss at level ``1 - fire_fraction`` so each indicator fires on ``fire_fraction`` of
   the data, with the network's Adam settings (reference: lr ~1.1e-4, eps 1.5e-4). The quantile loss runs alone for
@@ -31,6 +36,7 @@ import numpy as np
 from agents.pvn.networks import Encoder, EncoderConfig, EncoderSpec
 
 FAMILIES = ("rnd", "hash")
+NET_BATCHING = ("auto", "grouped", "per_net")
 HASH_PRIME = 2 ** 13 - 1
 _HASH_BLOCK = 256  # pixels per exact float32 partial sum: 256 * 127 * 255 < 2^24
 
@@ -49,10 +55,15 @@ class IndicatorConfig:
     final_relu: bool = False  # rnd: ReLU on the outputs, as the reference. Off by default: a ReLU'd output that is 0
     # on (nearly) every state cannot be thresholded to fire on 1% (measured: dead tasks on real Pong frames)
     hash_bins: int = 100  # hash: M, the number of bins (fires on ~1/M of states)
+    net_batching: str = "auto"  # rnd: how the stacked random nets run: 'grouped' (vmap -> grouped convs), 'per_net'
+    # (unrolled, one conv per net: faster on XLA:CPU), 'auto' (per_net on CPU, grouped on accelerators). Same scores.
 
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"indicator family {self.family!r} unknown; allowed: {', '.join(FAMILIES)}")
+        if self.net_batching not in NET_BATCHING:
+            raise ValueError(f"indicators.net_batching {self.net_batching!r} unknown; allowed: "
+                             f"{', '.join(NET_BATCHING)}")
         if not 0.0 < self.fire_fraction < 1.0:
             raise ValueError(f"fire_fraction must be in (0, 1), got {self.fire_fraction}")
         if self.threshold_lr is not None and not self.threshold_lr > 0:
@@ -115,8 +126,15 @@ def _make_rnd(cfg: IndicatorConfig, obs_shape, num_tasks) -> Indicators:
         return IndicatorState(params, jnp.zeros((num_tasks,), jnp.float32))
 
     def scores(state, obs):  # obs [B, *obs] -> [B, T]
-        out = jax.vmap(lambda p: net.apply(p, obs))(state.frozen)  # [N, B, tasks_per_net]
-        out = jnp.transpose(out, (1, 0, 2)).reshape(obs.shape[0], num_nets * cfg.tasks_per_net)
+        batching = cfg.net_batching
+        if batching == "auto":  # decided when traced, for the backend the program is compiled for
+            batching = "per_net" if jax.default_backend() == "cpu" else "grouped"
+        if batching == "grouped":
+            out = jax.vmap(lambda p: net.apply(p, obs), out_axes=1)(state.frozen)  # [B, N, tasks_per_net]
+        else:
+            out = jnp.stack([net.apply(jax.tree.map(lambda x, i=i: x[i], state.frozen), obs)
+                             for i in range(num_nets)], axis=1)  # [B, N, tasks_per_net]
+        out = out.reshape(obs.shape[0], num_nets * cfg.tasks_per_net)
         return jax.lax.stop_gradient(out[:, :num_tasks])
 
     def fire(state, obs):
