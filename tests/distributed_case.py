@@ -36,8 +36,8 @@ def main(out_dir: str, num_processes: int, process_id: int, port: int, runs: lis
     for run in runs:
         agent, _, kind = run.partition(":")
         config, overrides, total = RUNS[agent]
-        steps, name = (total // 2, f"{agent}-part") if kind == "part" else (total, agent)
-        name = f"{agent}-part" if kind == "resume" else name
+        steps = total // 2 if kind == "part" else total
+        name = f"{agent}-part" if kind in ("part", "resume") else agent
         cfg = load_config(ROOT / config, overrides + [
             "env.num_envs=4", f"run.total_env_steps={steps}", "run.eval_every=0", "run.eval_episodes=4",
             f"run.checkpoint_every={steps}", f"run.out_dir={out / f'p{num_processes}'}", f"run.name={name}",
