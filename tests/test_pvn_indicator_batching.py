@@ -1,6 +1,7 @@
 """The rnd indicator nets' two batchings (``indicators.net_batching``) compute the same scores: ``grouped`` (vmap ->
-one grouped convolution per layer) and ``per_net`` (the nets one after another in one program, faster on XLA:CPU;
-``auto``, the default every other PVN test runs, picks it on CPU). The stacked parameters are the reference's: one conv stack + Dense per net, no sharing."""
+one grouped convolution per layer) and ``per_net`` (the nets one after another in one program, faster on XLA:CPU at
+small batches; ``auto``, the default every other PVN test runs, picks it on CPU for batches <= 64). The stacked
+parameters are the reference's: one conv stack + Dense per net, no sharing."""
 from __future__ import annotations
 
 import jax
