@@ -3,8 +3,10 @@
   python benchmarks/bench_pvn.py speed [--encoder nature|impala|minatar] [--batch 32] [--tasks 100]
       Pretraining updates/s with ``--tasks`` auxiliary tasks vs a single-head double-DQN update
       (``agents.dqn.learner.make_dqn_update``) with the same encoder and batch. Target: PVN <= 1.3x a DQN update.
-      Three PVN numbers: the TD step alone (indicator rewards given), with the hash family's indicator
-      computation, and with the rnd family's frozen random nets + quantile step.
+      PVN numbers: the TD step alone (indicator rewards given), with the hash family's indicator computation, with
+      the rnd family's frozen random nets + quantile step (the reference's 10 nets for 100 tasks; as grouped convs;
+      with the reference's SAME padding) and, not the reference, one random net for all tasks. Printed as a table of
+      the compiler's FLOP ratio (load-independent) and the measured-time ratio (interleaved rounds, median).
   python benchmarks/bench_pvn.py reproduce [--run-dir DIR] [--set key=value ...]
       The CPU-sized reproduction (configs/pvn/minatar_breakout_cpu.yaml): trains it (unless --run-dir points at a
       finished run) and prints final returns of PVN-linear, random-linear and end-to-end DQN at equal budgets.
@@ -112,27 +114,53 @@ def speed(encoder: str, batch: int, tasks: int, repeats: int, tasks_per_net: int
         return (p, ema_update(tp, p, 0.99), o), None
     p_td = net_td.init(jax.random.PRNGKey(3), obs[:1])
     cases["pvn_td_only"] = (jax.jit(td_update), (p_td, p_td, td_opt.init(p_td)), pvn_batch)
-    for family in ("hash", "rnd"):
+    # (case, family, tasks per random net, net batching, random nets' padding); rnd_* beyond "rnd" are variants
+    indicator_cases = [("hash", "hash", tasks_per_net, "auto", "VALID"),
+                       ("rnd", "rnd", tasks_per_net, "auto", "VALID"),  # per_net on CPU, grouped elsewhere
+                       ("rnd_grouped", "rnd", tasks_per_net, "grouped", "VALID"),  # vmap -> grouped convs
+                       ("rnd_same_padding", "rnd", tasks_per_net, "auto", "SAME"),  # the reference's flax default
+                       ("rnd_one_net", "rnd", tasks, "auto", "VALID")]  # NOT the reference: one net, all tasks
+    for name, family, per_net, batching, padding in indicator_cases:
         net = EncoderConfig(arch="nature" if encoder != "minatar" else "minatar", width=1,
-                            feature_dim=512 if encoder != "minatar" else 64, padding="VALID",
+                            feature_dim=512 if encoder != "minatar" else 64, padding=padding,
                             pixel_scale=enc.pixel_scale)
         cfg = PretrainConfig(num_tasks=tasks, encoder=enc, batch_size=batch, warmup_steps=0,
-                             indicators=IndicatorConfig(family=family, net=net, tasks_per_net=tasks_per_net))
+                             indicators=IndicatorConfig(family=family, net=net, tasks_per_net=per_net,
+                                                        net_batching=batching))
         pre = make_pretrainer(cfg, shape, num_actions)
-        cases[f"pvn_{family}"] = (jax.jit(pre.update), pre.init(jax.random.PRNGKey(2)), pvn_batch)
+        cases[f"pvn_{name}"] = (jax.jit(pre.update), pre.init(jax.random.PRNGKey(2)), pvn_batch)
     for name, (fn, st, b) in cases.items():  # compiler's FLOP count: a load-independent cost ratio
         out[f"{name}_gflops"] = _gflops(fn, st, b)
     out["encoder_width"] = width
-    for fam in ("td_only", "hash", "rnd"):
-        out[f"flops_ratio_{fam}"] = out[f"pvn_{fam}_gflops"] / out["dqn_gflops"]
+    names = [n[len("pvn_"):] for n in cases if n.startswith("pvn_")]
+    for name in names:
+        out[f"flops_ratio_{name}"] = out[f"pvn_{name}_gflops"] / out["dqn_gflops"]
     if flops_only:
         return out
     for name, rate in _interleaved(cases, repeats, rounds).items():
         out[f"{name}_updates_per_s"] = rate
-    out["ratio_td_only"] = out["dqn_updates_per_s"] / out["pvn_td_only_updates_per_s"]
-    out["ratio_hash"] = out["dqn_updates_per_s"] / out["pvn_hash_updates_per_s"]
-    out["ratio_rnd"] = out["dqn_updates_per_s"] / out["pvn_rnd_updates_per_s"]
+    for name in names:
+        out[f"ratio_{name}"] = out["dqn_updates_per_s"] / out[f"pvn_{name}_updates_per_s"]
     return out
+
+
+CASE_LABELS = {"td_only": "TD step alone (rewards given)", "hash": "hash indicators",
+               "rnd": "rnd, 10 nets/100 tasks (reference structure; default batching)",
+               "rnd_grouped": "rnd, same, nets as grouped convs (vmap)",
+               "rnd_same_padding": "rnd, same, SAME padding (the reference's conv default)",
+               "rnd_one_net": "rnd, ONE net for all tasks (not the reference)"}
+
+
+def cost_table(r: dict) -> str:
+    """PVN update cost / one DQN update: the compiler's FLOP ratio and the measured-time ratio, side by side."""
+    timed = "ratio_rnd" in r
+    lines = [f"PVN update ({r['tasks']} tasks, batch {r['batch']}, {r['encoder']} x{r['encoder_width']}) cost / one "
+             f"DQN update, target <= 1.3x", "| case | FLOPs ratio | time ratio |", "|---|---|---|"]
+    for name, label in CASE_LABELS.items():
+        if f"flops_ratio_{name}" in r:
+            t = f"{r[f'ratio_{name}']:.2f}x" if timed else "-"
+            lines.append(f"| {label} | {r[f'flops_ratio_{name}']:.2f}x | {t} |")
+    return "\n".join(lines)
 
 
 def reproduce(run_dir: str | None, overrides: list[str]) -> dict:
@@ -313,12 +341,7 @@ def main(argv=None):
         r = speed(args.encoder, args.batch, args.tasks, args.repeats, args.tasks_per_net, args.rounds, args.width,
                   args.flops_only)
         print(json.dumps(r, indent=1))
-        if not args.flops_only:
-            print(f"PVN ({args.tasks} tasks) cost / single-head DQN update cost: TD step {r['ratio_td_only']:.2f}x, "
-                  f"with hash indicators {r['ratio_hash']:.2f}x, with rnd indicators (random nets + quantile step) "
-                  f"{r['ratio_rnd']:.2f}x  [target <= 1.3x]")
-        print(f"FLOPs ratio (XLA cost analysis): TD step {r['flops_ratio_td_only']:.2f}x, hash {r['flops_ratio_hash']:.2f}x, "
-              f"rnd {r['flops_ratio_rnd']:.2f}x")
+        print(cost_table(r))
     elif args.cmd == "atari":
         atari(args.out, args.collect_steps, args.seeds, args.set, args.parallel)
     else:

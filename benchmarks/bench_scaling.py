@@ -119,7 +119,7 @@ def _pvn_case(dp, precision, size):
     else:
         cfg, shape = PretrainConfig(warmup_steps=0, encoder=EncoderConfig(arch="nature", width=1, feature_dim=512)), \
             (84, 84, 4)
-    pre = make_pretrainer(cfg, shape, 6)
+    pre = make_pretrainer(cfg, shape, 6, precision)
     k, b = 4, cfg.batch_size
     rng = np.random.default_rng(0)
     batches = dp.put({"observation": rng.integers(0, 255, (k, b, *shape), dtype=np.uint8),
@@ -190,7 +190,7 @@ def _scalezero_learner_case(dp, precision, size):
 
 CASES = {"ppo": _ppo_case, "dqn": _dqn_case, "dqn_host_replay": _dqn_host_replay_case, "pvn": _pvn_case, "scalezero_search": _scalezero_search_case,
          "scalezero_learner": _scalezero_learner_case}
-BF16 = {"ppo", "dqn"}  # learners that take run.precision
+BF16 = {"ppo", "dqn", "pvn"}  # learners that take run.precision (pvn: pretraining)
 
 
 def _ppo_env_steps_case(dp, precision, size):

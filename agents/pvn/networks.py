@@ -123,7 +123,10 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, obs):  # obs: [B, H, W, C] uint8/float
-        x = obs.astype(jnp.float32) / self.spec.pixel_scale
+        # float inputs keep their dtype (bf16 under run.precision=bfloat16: flax computes in the promoted dtype of
+        # input and params, so an f32 cast here would undo the bf16 compute); integer pixels become float32
+        dtype = obs.dtype if jnp.issubdtype(obs.dtype, jnp.floating) else jnp.float32
+        x = obs.astype(dtype) / jnp.asarray(self.spec.pixel_scale, dtype)
         s = self.spec
         if s.arch == "nature":
             return NatureCNN(s.width, s.feature_dim, s.padding, self.final_relu)(x)

@@ -5,6 +5,11 @@ unless ``indicators.threshold_lr`` is set; its own moment estimates, as the refe
 and, once ``step >= warmup_steps``, (b) takes one Adam step on the multi-task TD loss with uniform-policy
 expected-SARSA targets from an EMA target network. During warm-up only (a) runs (the reference's 62,500-update
 quantile warm-up before TD starts).
+
+``precision`` (``run.precision``): under bfloat16 the PVN network (online and target forward passes, and the
+backward pass) computes on bf16 copies of the float32 master weights (``omnitask.precision.with_precision``); Adam,
+the EMA target and the thresholds stay float32. The frozen random indicator nets stay float32, so the auxiliary
+rewards are the same function of the data in both precisions.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from agents.pvn.losses import ema_update, pvn_td_loss, uniform_policy_targets
 from agents.pvn.networks import EncoderConfig, PVNNetwork
 from omnitask.mesh import shard_batch
 from omnitask.nonfinite import FINITE_KEY, finite_flag
+from omnitask.precision import with_precision
 
 
 @dataclasses.dataclass
@@ -61,12 +67,18 @@ class Pretrainer(NamedTuple):
     threshold_step: Callable  # (threshold [T], threshold opt state, scores [B, T]) -> (threshold, opt state, loss)
 
 
-def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions: int) -> Pretrainer:
-    """Closures for PVN pretraining on observations of shape ``obs_shape`` with ``num_actions`` actions."""
+def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions: int,
+                    precision: str = "float32") -> Pretrainer:
+    """Closures for PVN pretraining on observations of shape ``obs_shape`` with ``num_actions`` actions, the network
+    computing in ``precision`` (float32 | bfloat16; parameters stay float32)."""
     if cfg.warmup_steps < 0 or cfg.batch_size < 1 or cfg.num_updates < 1:
         raise ValueError(f"pretrain: warmup_steps ({cfg.warmup_steps}) must be >= 0, batch_size "
                          f"({cfg.batch_size}) and num_updates ({cfg.num_updates}) >= 1")
     network = PVNNetwork(cfg.encoder.spec(), cfg.num_tasks, num_actions)
+    apply_mixed = with_precision(network.apply, precision)
+
+    def q_values(params, obs):  # obs [B, *obs] -> [B, T, A] float32; pixels as float so that they are cast too
+        return apply_mixed(params, obs.astype(jnp.float32))
     indicators = make_indicators(cfg.indicators, obs_shape, cfg.num_tasks)
     optimizer = optax.adam(cfg.learning_rate, eps=cfg.adam_eps)
     threshold_lr = cfg.indicators.threshold_lr or cfg.learning_rate  # reference: the network's Adam settings
@@ -88,8 +100,8 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
         return optax.apply_updates(threshold, upd), opt_state, loss
 
     def td_loss(params, target_params, batch, rewards):
-        q = network.apply(params, batch["observation"])  # [B, T, A]
-        next_q = network.apply(target_params, batch["next_observation"])  # [B, T, A]
+        q = q_values(params, batch["observation"])  # [B, T, A]
+        next_q = q_values(target_params, batch["next_observation"])  # [B, T, A]
         targets = uniform_policy_targets(rewards, batch["terminated"], next_q, cfg.gamma)
         return pvn_td_loss(q, batch["action"], targets), jnp.mean(q)
 

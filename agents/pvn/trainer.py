@@ -38,6 +38,7 @@ from agents.pvn.indicators import firing_rates
 from agents.pvn.pretrain import make_pretrainer
 from omnitask.fileio import atomic_write_json
 from omnitask.mesh import DataParallel
+from omnitask.precision import precision_of
 
 PHASE_COLLECT, PHASE_PRETRAIN, PHASE_ONLINE = 0, 1, 2
 
@@ -86,7 +87,7 @@ class PVNTrainer:
         self.obs_shape = tuple(self.spec.observation.shape)
         num_actions = self.spec.action.num_actions
         pre = self.pcfg.pretrain
-        self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions)
+        self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions, precision_of(getattr(cfg, "run", None)))
         enc_spec = pre.encoder.spec()
         self.names, self.learners = [], {}
         if self.host_env:
