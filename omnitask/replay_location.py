@@ -13,7 +13,7 @@ from __future__ import annotations
 from omnitask.schema import ConfigError
 
 LOCATIONS = ("auto", "device", "host")
-REPLAY_LOCATIONS = {"dqn": ("device",), "pvn": ("device",), "scalezero": ("host",)}  # implemented; first = auto
+REPLAY_LOCATIONS = {"dqn": ("device", "host"), "pvn": ("device", "host"), "scalezero": ("host",)}  # implemented; first = auto
 
 
 def replay_location(agent: str, requested: str) -> str | None:
