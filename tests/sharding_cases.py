@@ -83,6 +83,32 @@ def test_pvn_pretraining_update_on_two_devices_equals_one_device():
     assert float(one[1]["td_active"]) == 0.5  # the second update took a TD step: the check covers the gradient
 
 
+def test_pvn_online_update_on_two_devices_equals_one_device():
+    """PVN's online learners (the DQN baseline's loop with a frozen-encoder linear head, vmapped over 2 learner
+    seeds): one train call with updates, env batch and replay columns split over 2 devices, equals 1 device."""
+    from agents.pvn.evaluate import ONLINE_BATCH_AXES, LinearEvalConfig, make_online_learner
+    from agents.pvn.env_access import jax_env
+    from agents.pvn.networks import EncoderSpec
+    from agents.pvn.trainer import jit_online
+    ev = LinearEvalConfig(replay_capacity=256, min_replay=16, batch_size=8, n_step=2, update_period=4,
+                          iterations_per_call=8, sticky_prob=0.25, eval_max_steps=20)
+    spec, fns, _ = jax_env("minatar/Breakout", 4)
+    learner = make_online_learner(ev, EncoderSpec("minatar", 1, 16, "VALID", 1.0), spec, fns,
+                                  spec.resolve_context(None, 4), 4, fine_tune=False)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    init, train, _ = jit_online(learner, DataParallel(None))
+    state = init(keys)
+    one, m1 = train(jax.tree.map(jnp.copy, state))
+    dp = DataParallel(make_mesh({"data": 2}))
+    two, m2 = jit_online(learner, dp)[1](dp.put(state, ONLINE_BATCH_AXES))
+    assert int(one.agent.train_state.num_updates[0]) == 8 - 3  # learning starts at 16 env steps = vector step 4
+    _leaves_close(one, two)
+    _leaves_close(m1, m2)
+    replay = two.agent.replay.obs  # [S, R, E, F] stored features, env columns split
+    assert len(replay.sharding.device_set) == 2 and not replay.sharding.is_fully_replicated
+    assert jax.tree.leaves(two.agent.train_state.params)[0].sharding.is_fully_replicated
+
+
 def test_scalezero_search_and_update_on_two_devices_equal_one_device():
     """Search roots split over the mesh give the same decisions; an update on batch rows split over the mesh gives
     the same loss and gradient moments (the first Adam step is ~lr*sign(g), so params are compared to 2*lr)."""

@@ -1,7 +1,7 @@
 """``run.mesh`` data parallelism on 2 forced host devices: the cases in tests/sharding_cases.py run in a subprocess
 (``XLA_FLAGS=--xla_force_host_platform_device_count=2`` must be set before JAX starts, and must not change the
-device count of this test process). The default suite runs the cheap cases (PVN pretraining update, DQN rollout +
-updates, a checkpoint written on 2 devices resumed on 1); OMNITASK_FULL=1 runs all (PPO, ScaleZero search and
+device count of this test process). The default suite runs the cheap cases (PVN pretraining update, PVN online
+update, DQN rollout + updates, a checkpoint written on 2 devices resumed on 1); OMNITASK_FULL=1 runs all (PPO, ScaleZero search and
 update, a short run on 2 devices vs 1, resume 1 -> 2)."""
 from __future__ import annotations
 
