@@ -8,9 +8,10 @@ runs ``gradient_steps`` double-DQN updates (a ``lax.cond``, so it jits into a sc
 ``jit_host_functions``, which splits storing and learning into two programs (faster on XLA:CPU).
 
 Two hooks for agents built on DQN (PVN's online learners):
-* ``store_features=True``: the Q-network is a ``QNetwork`` whose torso is frozen (gradient-stopped, params never
-  updated); the replay keeps the torso's features instead of observations and the update runs the linear head
-  only -- the same maths as on observations, without re-encoding every sampled transition.
+* ``store_features=True``: the Q-network is a ``QNetwork`` whose torso is frozen; the replay keeps the torso's
+  features instead of observations and the update trains the linear head alone (optimiser state over the head;
+  the torso's params never change) -- the maths of a gradient-stopped torso, without re-encoding every sampled
+  transition or carrying optimiser state for the torso.
 * ``replay="host"`` (``run.replay: host``): the replay is numpy in host memory, minibatches are gathered there
   (the same indices as the device replay draws from the same key) and copied to the device per update; only host
   loops (``jit_host_functions``) can drive it.
@@ -81,16 +82,44 @@ def _mean_over_steps(all_metrics: list) -> dict:
     return jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *all_metrics)
 
 
-def frozen_torso_functions(network: Any, num_actions: int) -> tuple[Callable, Callable]:
-    """``(features(params, obs [N, ...]) -> [N, F], head(params, features) -> q [N, A])`` of a ``QNetwork``
-    (``agents.common.networks``: attribute ``torso``, then the linear head ``Dense_0``)."""
+class FrozenTorso(NamedTuple):
+    """A ``QNetwork`` (``agents.common.networks``: attribute ``torso``, then the linear head ``Dense_0``) split
+    into its frozen torso and its trainable head."""
+
+    features: Callable  # (params, obs [N, ...]) -> features [N, F]
+    head_q: Callable  # (head params, features [N, F]) -> q [N, A]
+    head_of: Callable  # params -> head params {'params': Dense_0's}
+    with_head: Callable  # (params, head params) -> params with that head (the torso's arrays passed through)
+
+
+def frozen_torso(network: Any, num_actions: int) -> FrozenTorso:
     def features(params, obs):
         return network.apply(params, obs, method=lambda module, o: module.torso(o))
 
-    def head(params, x):
-        return nn.Dense(num_actions).apply({"params": params["params"]["Dense_0"]}, x)
+    def head_q(head_params, x):
+        return nn.Dense(num_actions).apply(head_params, x)
 
-    return features, head
+    def head_of(params):
+        return {"params": params["params"]["Dense_0"]}
+
+    def with_head(params, head_params):
+        return dict(params, params=dict(params["params"], Dense_0=head_params["params"]))
+
+    return FrozenTorso(features, head_q, head_of, with_head)
+
+
+def head_only_update(frozen: FrozenTorso, head_update: Callable) -> Callable:
+    """``update(train_state, batch)`` over full Q-network params that trains the head alone: the optimiser state
+    covers the head only, and the torso's arrays (online and target) pass through untouched."""
+    def update(state: DQNTrainState, batch: NStepBatch):
+        head_state = DQNTrainState(frozen.head_of(state.params), frozen.head_of(state.target_params),
+                                   state.opt_state, state.num_updates)
+        head_state, metrics = head_update(head_state, batch)
+        return DQNTrainState(frozen.with_head(state.params, head_state.params),
+                             frozen.with_head(state.target_params, head_state.target_params), head_state.opt_state,
+                             head_state.num_updates), metrics
+
+    return update
 
 
 def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = None,
@@ -105,12 +134,13 @@ def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = 
     optimizer = make_optimizer(cfg)
     q_fn = with_precision(network.apply, precision)
     obs_shape, obs_dtype = tuple(spec.observation.shape), spec.observation.dtype
-    if store_features:  # the replay holds frozen-torso features; the update evaluates the head on them
-        features, head = frozen_torso_functions(network, spec.action.num_actions)
-        embed, stored_q = with_precision(features, precision), with_precision(head, precision)
+    if store_features:  # the replay holds frozen-torso features; the update trains the head on them
+        frozen = frozen_torso(network, spec.action.num_actions)
+        embed, trained_of = with_precision(frozen.features, precision), frozen.head_of
+        update = head_only_update(frozen, make_dqn_update(with_precision(frozen.head_q, precision), optimizer, cfg))
     else:
-        embed, stored_q = (lambda params, obs: obs), q_fn
-    update = make_dqn_update(stored_q, optimizer, cfg)
+        embed, trained_of = (lambda params, obs: obs), (lambda params: params)
+        update = make_dqn_update(q_fn, optimizer, cfg)
     num_rows = cfg.buffer_size // num_envs
     host = replay == "host"
 
@@ -118,7 +148,7 @@ def make_dqn_agent(cfg: DQNConfig, spec: EnvSpec, num_envs: int, network: Any = 
         k_net, k_state = jax.random.split(key)
         params = network.init(k_net, jnp.zeros((1, *obs_shape), obs_dtype))
         target = jax.tree.map(jnp.copy, params)  # a distinct buffer: host loops donate the whole state
-        train_state = DQNTrainState(params, target, optimizer.init(params), jnp.zeros((), jnp.int32))
+        train_state = DQNTrainState(params, target, optimizer.init(trained_of(params)), jnp.zeros((), jnp.int32))
         stored = jax.eval_shape(embed, params, jax.ShapeDtypeStruct((1, *obs_shape), obs_dtype))
         make_replay = host_replay_init if host and not isinstance(k_state, jax.core.Tracer) else replay_init
         replay_state = make_replay(num_rows, num_envs, stored.shape[1:], stored.dtype)
