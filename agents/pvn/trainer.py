@@ -3,7 +3,7 @@
 State (a pytree of arrays, everything needed to resume exactly)::
 
     {'phase': [] int32 (0 collect, 1 pretrain, 2 online), 'pretrain': PretrainState,
-     'learners': {'pvn_linear': LearnerState, 'random_linear': ..., 'dqn': ...}}   # leaves [S, ...]
+     'learners': {'pvn_linear': DQNRunner, 'random_linear': ..., 'dqn': ...}}   # leaves [S, ...]
 
 Each learner is the DQN baseline's JAX-native loop state (``agents.dqn.jax_loop.DQNRunner``) with PVN's Q-network
 (``agents.pvn.evaluate``), ``eval_seeds`` (S) independent copies vmapped together; metrics and evaluations average
