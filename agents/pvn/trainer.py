@@ -93,6 +93,14 @@ class PVNTrainer:
                 raise
             self.spec, self.fns, self.env_params, self.host_env = envs.spec(env_id, **options), None, None, True
         self.env_id, self.context, self.options = env_id, context, options
+        run_cfg = getattr(cfg, "run", None)
+        self.dp = DataParallel.from_run(run_cfg)  # run.mesh: batches split, state replicated
+        self.precision = precision_of(run_cfg)  # the online learners' compute dtype (the DQN agent's)
+        self.replay = replay_location("pvn", str(getattr(run_cfg, "replay", "auto") or "auto"))
+        if self.replay == "host" and not self.host_env:
+            raise ValueError(f"run.replay=host: PVN's online phase on the JAX-native env {env_id} runs inside jit "
+                             "with the replay on the device; the host replay serves host-simulator envs (Atari); "
+                             "use run.replay=auto")
         self._eval_env = None
         self.online_options = dict(options)  # the online learners' envs (the reference preset turns stickiness off)
         if self.host_env and self.pcfg.eval.preset == "reference":
@@ -103,19 +111,11 @@ class PVNTrainer:
         pre = self.pcfg.pretrain
         self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions)
         enc_spec = pre.encoder.spec()
-        run_cfg = getattr(cfg, "run", None)
-        self.dp = DataParallel.from_run(run_cfg)  # run.mesh: batches split, state replicated
-        self.precision = precision_of(run_cfg)  # the online learners' compute dtype (the DQN agent's)
-        self.replay = replay_location("pvn", str(getattr(run_cfg, "replay", "auto") or "auto"))
         self.names, self.learners = ["pvn_linear"] + list(self.pcfg.baselines), {}
         if self.host_env:
             self._setup_host(enc_spec)
             self._setup_jits()
             return
-        if self.replay == "host":
-            raise ValueError(f"run.replay=host: PVN's online phase on the JAX-native env {env_id} runs inside jit "
-                             "with the replay on the device; the host replay serves host-simulator envs (Atari); "
-                             "use run.replay=auto")
         contexts = self.spec.resolve_context(context, self.num_envs)  # [E, C]
         for name in self.names:
             same = "pvn_linear" if name == "random_linear" else None  # same closures: identical compiled code
