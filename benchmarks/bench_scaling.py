@@ -52,20 +52,25 @@ def _ppo_case(dp, precision, size):
     return dp.jit(learner.update, out_axes=None), state, (batch,), 1, "updates/s"
 
 
-def _dqn_case(dp, precision, size):
-    import jax
-
-    from agents.dqn.agent import make_dqn_agent
+def _dqn_setup(dp, size):
+    """Spec, config and env count of the DQN cases."""
     from agents.dqn.config import DQNConfig
-    from agents.dqn.trainer import STATE_BATCH_AXES
     from envs.spec import ArraySpec, DiscreteActionSpec, EnvSpec
     if size == "smoke":
         from envs.functional import jax_functions
         spec, _ = jax_functions("classic/CartPole-v1")
-        cfg, num_envs = DQNConfig(batch_size=32, buffer_size=4096, hidden_sizes=[64, 64]), 8
-    else:  # Atari: Nature CNN on [84, 84, 4] uint8 frames, batch 32 per device
-        spec = EnvSpec("atari/bench", ArraySpec((84, 84, 4), "uint8"), DiscreteActionSpec(6))
-        cfg, num_envs = DQNConfig(batch_size=32 * dp.size, buffer_size=64 * 1024, torso="cnn"), 64
+        return spec, DQNConfig(batch_size=32, buffer_size=4096, hidden_sizes=[64, 64]), 8
+    # Atari: Nature CNN on [84, 84, 4] uint8 frames, batch 32 per device
+    spec = EnvSpec("atari/bench", ArraySpec((84, 84, 4), "uint8"), DiscreteActionSpec(6))
+    return spec, DQNConfig(batch_size=32 * dp.size, buffer_size=64 * 1024, torso="cnn"), 64
+
+
+def _dqn_case(dp, precision, size):
+    import jax
+
+    from agents.dqn.agent import make_dqn_agent
+    from agents.dqn.trainer import STATE_BATCH_AXES
+    spec, cfg, num_envs = _dqn_setup(dp, size)
     agent = make_dqn_agent(cfg, spec, num_envs, precision=precision)
     state = dp.put(agent.init(jax.random.PRNGKey(0)), STATE_BATCH_AXES)
     state = state._replace(replay=state.replay._replace(size=state.replay.size + 64))  # sample from 64 rows
@@ -74,35 +79,24 @@ def _dqn_case(dp, precision, size):
 
 
 def _dqn_host_replay_case(dp, precision, size):
-    """The host-replay alternative to ``_dqn_case``: the same ring buffer as numpy arrays, minibatches gathered on the
-    host (numpy) and copied to the device for every update -- what a host replay costs per update."""
+    """``_dqn_case`` under ``run.replay: host``, on the trainer's own code path (``make_dqn_agent(replay="host")``,
+    its ``learn_on`` as the host loop calls it): a numpy ring buffer, minibatch indices drawn as the device replay
+    draws them, gathered on the host and copied to the device for every update."""
     import jax
     import numpy as np
 
-    from agents.common.replay import NStepBatch
     from agents.dqn.agent import make_dqn_agent
-    from agents.dqn.config import DQNConfig
-    from envs.functional import jax_functions
-    spec, _ = jax_functions("classic/CartPole-v1")
-    cfg, num_envs = DQNConfig(batch_size=32, buffer_size=4096, hidden_sizes=[64, 64]), 8
-    agent = make_dqn_agent(cfg, spec, num_envs, precision=precision)
-    state = agent.init(jax.random.PRNGKey(0))
-    replay = jax.tree.map(np.asarray, state.replay)  # [R, B, ...] host arrays
-    update = dp.jit(agent.update, out_axes=None)
-    rng = np.random.default_rng(0)
-    rows = 64  # filled rows, as in _dqn_case
+    spec, cfg, num_envs = _dqn_setup(dp, size)
+    agent = make_dqn_agent(cfg, spec, num_envs, precision=precision, replay="host")
+    state = agent.init(jax.random.PRNGKey(0))  # the replay in host memory, the learner on the mesh
+    state = state._replace(train_state=dp.put(state.train_state),
+                           replay=state.replay._replace(size=np.asarray(64, np.int32)))  # sample from 64 rows
 
-    def learn(train_state, _):
-        t = rng.integers(0, rows - cfg.n_step + 1, cfg.batch_size)
-        b = rng.integers(0, num_envs, cfg.batch_size)
-        window = (t[:, None] + np.arange(cfg.n_step)) % replay.reward.shape[0]  # [N, n]
-        ret = (replay.reward[window, b[:, None]] * cfg.gamma ** np.arange(cfg.n_step)).sum(1)  # host n-step return
-        batch = NStepBatch(replay.obs[t, b], replay.action[t, b], ret.astype(np.float32),
-                           np.full(cfg.batch_size, cfg.gamma ** cfg.n_step, np.float32),
-                           replay.next_obs[window[:, -1], b])
-        return update(train_state, dp.put(batch, 0))
+    def learn(state, key):
+        with dp.active():  # as HostEngine.train_step: the update's shard_batch sees the mesh
+            return agent.learn_on(state, key)
 
-    return learn, dp.put(state.train_state), (None,), 1, "updates/s"
+    return learn, state, (jax.random.PRNGKey(1),), cfg.gradient_steps, "updates/s"
 
 
 def _pvn_case(dp, precision, size):

@@ -16,9 +16,6 @@ from omnitask.schema import ConfigError
 PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # agents whose learners honour run.precision; the others refuse anything but float32 rather than ignore it
 PRECISION_AGENTS = ("ppo", "dqn", "pvn")
-# agents that honour run.precision in only part of their training: refused, naming the part, rather than half ignored
-PRECISION_PARTIAL = {"pvn": "PVN pretraining computes in it, but the online linear-Q learners (pvn_linear and the "
-                            "baselines) do not yet"}
 
 
 def compute_dtype(precision: str) -> Any:
@@ -33,9 +30,6 @@ def check_precision(agent: str, precision: str) -> None:
     if precision != "float32" and agent not in PRECISION_AGENTS:
         raise ConfigError(f"run.precision={precision} is supported only by agents {', '.join(PRECISION_AGENTS)}; "
                           f"agent {agent!r} trains in float32 (drop run.precision or set it to float32)")
-    if precision != "float32" and agent in PRECISION_PARTIAL:
-        raise ConfigError(f"run.precision={precision} for agent {agent!r}: {PRECISION_PARTIAL[agent]} "
-                          "(drop run.precision or set it to float32)")
 
 
 def _cast_floats(tree: Any, dtype: Any) -> Any:

@@ -3,17 +3,19 @@ the jitted state, sampled inside the update: no host<->device copy per update) o
 minibatches gathered on the host and copied per update).
 
 Each agent implements the locations listed in ``REPLAY_LOCATIONS`` (the first is what ``auto`` picks); asking for one
-it does not implement is refused when the config is loaded, never silently ignored. DQN (and PVN's online learners,
-built on DQN's replay) keep theirs on the device -- the same arrays serve CPU runs; ScaleZero's prioritised
-per-task replay is host numpy (agents/scalezero/replay.py). ``benchmarks/bench_scaling.py`` measures DQN updates/s
-with its device replay against the same buffer kept on the host (``dqn_host_replay`` row).
+it does not implement is refused when the config is loaded, never silently ignored. DQN keeps its replay on the
+device by default and in host numpy under ``host`` (``agents.dqn.agent``: same indices from the same key, run on the
+host loop); PVN's online learners are DQN agents, so they take both too (``host`` on host-simulator envs only: the
+JAX-native online phase runs in jit and refuses it). ScaleZero's prioritised per-task replay is host numpy
+(agents/scalezero/replay.py). ``benchmarks/bench_scaling.py`` measures DQN updates/s with the device replay against
+the host replay (``dqn_host_replay`` row).
 """
 from __future__ import annotations
 
 from omnitask.schema import ConfigError
 
 LOCATIONS = ("auto", "device", "host")
-REPLAY_LOCATIONS = {"dqn": ("device",), "pvn": ("device",), "scalezero": ("host",)}  # implemented; first = auto
+REPLAY_LOCATIONS = {"dqn": ("device", "host"), "pvn": ("device", "host"), "scalezero": ("host",)}  # implemented; first = auto
 
 
 def replay_location(agent: str, requested: str) -> str | None:

@@ -83,6 +83,65 @@ def test_pvn_pretraining_update_on_two_devices_equals_one_device():
     assert float(one[1]["td_active"]) == 0.5  # the second update took a TD step: the check covers the gradient
 
 
+def _pvn_online_learner():
+    from agents.pvn.evaluate import LinearEvalConfig, make_online_learner
+    from agents.pvn.env_access import jax_env
+    from agents.pvn.networks import EncoderSpec
+    ev = LinearEvalConfig(replay_capacity=256, min_replay=16, batch_size=8, n_step=2, update_period=2,
+                          iterations_per_call=8, sticky_prob=0.25, eval_max_steps=20)
+    spec, fns, _ = jax_env("minatar/Breakout", 4)
+    return make_online_learner(ev, EncoderSpec("minatar", 1, 16, "VALID", 1.0), spec, fns,
+                               spec.resolve_context(None, 4), 4, fine_tune=False)
+
+
+def test_pvn_online_update_on_two_devices_equals_one_device():
+    """PVN's online learners (the DQN agent with a frozen encoder: feature replay, head-only update), vmapped over 2
+    learner seeds: the updates of one learning step (2 minibatches sampled from replay columns split over 2
+    devices, params replicated) equal the 1-device updates."""
+    from agents.pvn.evaluate import ONLINE_BATCH_AXES
+    agent = _pvn_online_learner().agent
+    states = jax.jit(jax.vmap(agent.init))(jax.random.split(jax.random.PRNGKey(0), 2))  # [S=2, ...]
+    rng = np.random.default_rng(0)
+    rp = states.replay  # obs/next_obs [S, R, E, F] frozen-encoder features
+    states = states._replace(replay=rp._replace(
+        obs=rng.random(rp.obs.shape, np.float32), next_obs=rng.random(rp.obs.shape, np.float32),
+        action=rng.integers(0, 3, rp.action.shape).astype(np.int32),
+        reward=rng.normal(size=rp.reward.shape).astype(np.float32), terminated=rng.random(rp.reward.shape) < 0.1,
+        size=np.full(2, rp.reward.shape[1], np.int32)))
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    one, m1 = jax.jit(jax.vmap(agent.learn_on))(states, keys)
+    dp = DataParallel(make_mesh({"data": 2}))
+    axes = ONLINE_BATCH_AXES.agent
+    two, m2 = dp.jit(jax.vmap(agent.learn_on), out_axes=(axes, None))(dp.put(states, axes), keys)
+    assert int(one.train_state.num_updates[0]) == 2
+    head = lambda s: s.train_state.params["params"]["Dense_0"]["kernel"]  # noqa: E731
+    assert not np.allclose(head(one), head(states))  # the head learned; the encoder is frozen
+    _leaves_close(one.train_state.params["params"]["torso"], states.train_state.params["params"]["torso"], 0, 0)
+    _leaves_close(one, two)
+    _leaves_close(m1, m2)
+    assert len(two.replay.obs.sharding.device_set) == 2 and not two.replay.obs.sharding.is_fully_replicated
+    assert jax.tree.leaves(two.train_state.params)[0].sharding.is_fully_replicated
+
+
+def test_pvn_online_train_call_on_two_devices_equals_one_device():
+    """The trainer's whole online train call (env steps, feature replay writes, updates; env batch split) and its
+    evaluation on 2 devices equal 1 device."""
+    from agents.pvn.evaluate import ONLINE_BATCH_AXES
+    from agents.pvn.trainer import jit_online
+    learner = _pvn_online_learner()
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    init, train, evaluate = jit_online(learner, DataParallel(None))
+    state = init(keys)
+    one, m1 = train(jax.tree.map(jnp.copy, state))
+    dp = DataParallel(make_mesh({"data": 2}))
+    _, train2, _ = jit_online(learner, dp)
+    two, m2 = train2(dp.put(state, ONLINE_BATCH_AXES))
+    assert int(one.agent.train_state.num_updates[0]) == 2 * (8 - 3)  # learning starts at 16 env steps = step 4
+    _leaves_close(one, two)
+    _leaves_close(m1, m2)
+    np.testing.assert_allclose(evaluate(one, keys, 2), evaluate(two, keys, 2), rtol=1e-5)
+
+
 def test_scalezero_search_and_update_on_two_devices_equal_one_device():
     """Search roots split over the mesh give the same decisions; an update on batch rows split over the mesh gives
     the same loss and gradient moments (the first Adam step is ~lr*sign(g), so params are compared to 2*lr)."""

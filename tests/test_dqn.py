@@ -132,6 +132,39 @@ def test_host_path_smoke_through_jax_batched_env():
     trainer.close()
 
 
+def test_host_replay_samples_the_device_replays_transitions_and_trains_alike():
+    """``run.replay: host`` (numpy replay, minibatches gathered on the host): from one seed it stores the same
+    transitions, draws the same indices and ends with the same parameters as the device replay (allclose: the
+    host computes the n-step sums in numpy, the device in XLA)."""
+    from agents.common.replay import host_replay_sample, replay_sample
+    cfg = DQNConfig(host_loop=True, learning_starts=32, batch_size=16, buffer_size=256, steps_per_train_step=40,
+                    target_update_period=5, gradient_steps=2)
+    ends = {}
+    for where in ("device", "host"):
+        exp = experiment(cfg, total=160, num_envs=2)
+        exp.run.replay = where
+        trainer = DQNTrainer(exp, None)
+        assert trainer.agent_fns.replay_location == where
+        state = trainer.init(jax.random.PRNGKey(0))
+        for _ in range(2):
+            state, metrics, _ = trainer.train_step(state)
+        assert np.isfinite(metrics["loss/td"]) and int(state.train_state.num_updates) == 2 * (80 - 15)
+        ends[where] = jax.device_get(state)
+        trainer.close()
+    assert isinstance(ends["host"].replay.obs, np.ndarray)
+    for a, b in zip(jax.tree.leaves(ends["device"].replay), jax.tree.leaves(ends["host"].replay)):
+        np.testing.assert_array_equal(a, b)  # identical transitions stored
+    key = jax.random.PRNGKey(7)
+    on_device = replay_sample(jax.tree.map(jnp.asarray, ends["device"].replay), key, 64, cfg.n_step, cfg.gamma)
+    on_host = host_replay_sample(ends["host"].replay, key, 64, cfg.n_step, cfg.gamma)
+    np.testing.assert_array_equal(on_device.obs, on_host.obs)  # the same indices: the same starts and bootstraps
+    np.testing.assert_array_equal(on_device.next_obs, on_host.next_obs)
+    np.testing.assert_allclose(on_device.reward, on_host.reward, rtol=1e-6)
+    np.testing.assert_allclose(on_device.discount, on_host.discount, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(ends["device"].train_state), jax.tree.leaves(ends["host"].train_state)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_dqn_learns_cartpole():
     """Greedy return >= 195 (the CartPole-v0 solved level) after 32k env steps (OMNITASK_FULL=1: 3 seeds)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -33,6 +34,31 @@ def test_bf16_apply_computes_in_bf16_and_returns_float32_with_float32_gradients(
     assert with_precision(apply, "float32") is apply
     with pytest.raises(ConfigError, match="run.precision must be one of float32, bfloat16"):
         with_precision(apply, "float16")
+
+
+def _matmul_operand_dtypes(jaxpr) -> set:
+    """Operand dtypes of every dot/conv in a (closed) jaxpr, sub-jaxprs included."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+            found.update(str(v.aval.dtype) for v in eqn.invars)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found |= _matmul_operand_dtypes(sub)
+    return found
+
+
+@pytest.mark.parametrize("obs", [np.zeros((2, 84, 84, 4), np.uint8), np.zeros((2, 4), np.float32)],
+                         ids=["pixels", "vector"])
+def test_bfloat16_torsos_compute_in_bfloat16(obs):
+    """The torsos' input cast must not promote a bf16 network back to float32 (uint8 pixels included)."""
+    from agents.common.networks import make_torso
+    from omnitask.precision import compute_dtype
+
+    for precision in ("bfloat16", "float32"):
+        net = make_torso(obs.shape[1:], "auto", (8,), "relu", dtype=compute_dtype(precision))
+        params = net.init(jax.random.PRNGKey(0), obs)
+        jaxpr = jax.make_jaxpr(with_precision(net.apply, precision))(params, obs).jaxpr
+        assert _matmul_operand_dtypes(jaxpr) == {precision}, (precision, _matmul_operand_dtypes(jaxpr))
 
 
 @pytest.mark.parametrize("config", ["configs/scalezero/cartpole.yaml"])

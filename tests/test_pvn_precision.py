@@ -55,7 +55,9 @@ def test_bfloat16_pretraining_loss_falls_like_float32():
     assert 0.8 <= ratio <= 1.25, (ratio, f32[-20:].mean(), bf16[-20:].mean())
 
 
-def test_bfloat16_pvn_run_is_refused_naming_the_online_phase():
-    with pytest.raises(ConfigError, match="PVN pretraining computes in it, but the online linear-Q learners"):
-        load_config("configs/pvn/minatar_breakout_cpu.yaml", ["run.precision=bfloat16"])
-    load_config("configs/pvn/minatar_breakout_cpu.yaml", ["run.precision=float32"])
+def test_bfloat16_pvn_run_is_accepted_and_reaches_both_phases():
+    """Pretraining and the online learners (DQN's pieces, agents/pvn/trainer.py) both take run.precision."""
+    cfg = load_config("configs/pvn/minatar_breakout_cpu.yaml", ["run.precision=bfloat16"])
+    assert cfg.run.precision == "bfloat16"
+    with pytest.raises(ConfigError, match="run.precision must be one of float32, bfloat16"):
+        load_config("configs/pvn/minatar_breakout_cpu.yaml", ["run.precision=float16"])

@@ -1,8 +1,8 @@
 """``run.mesh`` data parallelism on 2 forced host devices: the cases in tests/sharding_cases.py run in a subprocess
 (``XLA_FLAGS=--xla_force_host_platform_device_count=2`` must be set before JAX starts, and must not change the
-device count of this test process). The default suite runs the cheap cases (PVN pretraining update, DQN rollout +
-updates, a checkpoint written on 2 devices resumed on 1); OMNITASK_FULL=1 runs all (PPO, ScaleZero search and
-update, a short run on 2 devices vs 1, resume 1 -> 2)."""
+device count of this test process). The default suite runs the cheap cases (PVN pretraining update, PVN online
+update, DQN rollout + updates, a checkpoint written on 2 devices resumed on 1); OMNITASK_FULL=1 runs all (PPO, ScaleZero search and
+update, PVN's whole online train call, a short run on 2 devices vs 1, resume 1 -> 2)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHEAP = "pvn or (updates_on and dqn) or 2to1"
+CHEAP = "pvn_pretraining or pvn_online_update or (updates_on and dqn) or 2to1"
 
 
 def test_sharded_cases_on_two_forced_host_devices():

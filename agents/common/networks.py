@@ -5,7 +5,7 @@ observations, so any torso (e.g. a frozen pretrained encoder) can be plugged int
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -18,16 +18,25 @@ def orthogonal(scale: float = np.sqrt(2.0)):
     return nn.initializers.orthogonal(scale)
 
 
+def input_dtype(obs: jax.Array, dtype: Any) -> Any:
+    """A torso's compute dtype: ``dtype`` when set (``run.precision``), else float inputs keep theirs, else float32.
+    Casting to float32 unconditionally would silently promote a bfloat16 network back to float32 compute."""
+    if dtype is not None:
+        return dtype
+    return obs.dtype if jnp.issubdtype(obs.dtype, jnp.floating) else jnp.float32
+
+
 class MLPTorso(nn.Module):
     """Fully connected torso for vector observations: ``[B, *obs_shape] -> [B, hidden_sizes[-1]]``."""
 
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"  # "tanh" or "relu"
+    dtype: Any = None  # compute dtype (None: see input_dtype)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         act = {"tanh": nn.tanh, "relu": nn.relu}[self.activation]
-        x = obs.reshape((obs.shape[0], -1)).astype(jnp.float32)  # [B, D]
+        x = obs.reshape((obs.shape[0], -1)).astype(input_dtype(obs, self.dtype))  # [B, D]
         for size in self.hidden_sizes:
             x = act(nn.Dense(size, kernel_init=orthogonal(), bias_init=nn.initializers.zeros)(x))
         return x  # [B, hidden_sizes[-1]]
@@ -54,12 +63,13 @@ class NatureCNN(nn.Module):
 
     layout: str = "HWC"  # "HWC" or "CHW", see image_layout()
     features: int = 512
+    dtype: Any = None  # compute dtype (None: see input_dtype)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = obs.astype(jnp.float32)
+        x = obs.astype(input_dtype(obs, self.dtype))
         if obs.dtype == jnp.uint8:
-            x = x / 255.0
+            x = x / jnp.asarray(255.0, x.dtype)
         if self.layout == "CHW":
             x = jnp.transpose(x, (0, 2, 3, 1))  # [B, H, W, C]
         x = nn.relu(nn.Conv(32, (8, 8), (4, 4), padding="VALID", kernel_init=orthogonal())(x))
@@ -69,16 +79,18 @@ class NatureCNN(nn.Module):
         return nn.relu(nn.Dense(self.features, kernel_init=orthogonal())(x))  # [B, features]
 
 
-def make_torso(obs_shape: Sequence[int], kind: str, hidden_sizes: Sequence[int], activation: str) -> nn.Module:
-    """Torso for an observation shape. ``kind``: 'auto' (CNN for rank-3 images, else MLP), 'mlp' or 'cnn'."""
+def make_torso(obs_shape: Sequence[int], kind: str, hidden_sizes: Sequence[int], activation: str,
+               dtype: Any = None) -> nn.Module:
+    """Torso for an observation shape. ``kind``: 'auto' (CNN for rank-3 images, else MLP), 'mlp' or 'cnn';
+    ``dtype``: the compute dtype (``omnitask.precision.compute_dtype``; None: float32 for pixels)."""
     allowed = ("auto", "mlp", "cnn")
     if kind not in allowed:
         raise ValueError(f"torso must be one of {allowed}, got {kind!r}")
     if kind == "auto":
         kind = "cnn" if len(tuple(obs_shape)) == 3 else "mlp"
     if kind == "cnn":
-        return NatureCNN(layout=image_layout(obs_shape))
-    return MLPTorso(tuple(hidden_sizes), activation)
+        return NatureCNN(layout=image_layout(obs_shape), dtype=dtype)
+    return MLPTorso(tuple(hidden_sizes), activation, dtype=dtype)
 
 
 class QNetwork(nn.Module):

@@ -23,13 +23,14 @@ class DQNRunner(NamedTuple):
 
 
 def make_jax_dqn(cfg: DQNConfig, spec: EnvSpec, fns: JaxEnvFunctions, num_envs: int, network: Any = None,
-                 precision: str = "float32"):
+                 precision: str = "float32", store_features: bool = False):
     """Closures ``(agent, init(key, contexts [B, C]) -> DQNRunner, run(runner, n) -> (runner, metrics [n]))``.
 
     ``run`` does ``n`` (static) vector steps; per-step metrics come back stacked, with episode returns of the
-    episodes finished at each step (``episode_return`` weighted by ``episode_done``).
+    episodes finished at each step (``episode_return`` weighted by ``episode_done``). ``store_features``: see
+    ``make_dqn_agent``.
     """
-    agent = make_dqn_agent(cfg, spec, num_envs, network, precision)
+    agent = make_dqn_agent(cfg, spec, num_envs, network, precision, store_features)
 
     def init(key, contexts):
         k_agent, k_env = jax.random.split(key)

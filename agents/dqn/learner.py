@@ -50,11 +50,12 @@ def huber(x: jax.Array, delta: float) -> jax.Array:
     return 0.5 * quad**2 + delta * (abs_x - quad)
 
 
-def make_q_network(cfg: DQNConfig, spec: EnvSpec) -> QNetwork:
-    """Default Q-network for a discrete-action spec: MLP or Nature CNN torso + linear head."""
+def make_q_network(cfg: DQNConfig, spec: EnvSpec, dtype: Any = None) -> QNetwork:
+    """Default Q-network for a discrete-action spec: MLP or Nature CNN torso + linear head; ``dtype``: the torso's
+    compute dtype (``run.precision``)."""
     if not isinstance(spec.action, DiscreteActionSpec):
         raise ValueError(f"{spec.env_id}: DQN needs discrete actions, got {spec.action!r}")
-    torso = make_torso(spec.observation.shape, cfg.torso, tuple(cfg.hidden_sizes), cfg.activation)
+    torso = make_torso(spec.observation.shape, cfg.torso, tuple(cfg.hidden_sizes), cfg.activation, dtype)
     return QNetwork(torso, spec.action.num_actions)
 
 

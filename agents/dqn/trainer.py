@@ -5,6 +5,9 @@
 * Host env ids (Atari, SUMO), or ``dqn.host_loop``: the state is a ``DQNState`` (learner, replay, key, counters);
   each vector step is a jitted ``act``, a host ``env.step`` and a jitted ``observe`` that donates the state (the
   replay is updated in place, never copied). ``dqn_host_agent`` is also PVN's online learner on host envs.
+* ``run.replay: host`` (``omnitask.replay_location``): the replay is numpy in host memory, minibatches are gathered
+  on the host and copied per update; it runs on the host loop (also for JAX-native envs, stepped through their
+  host API). ``auto``/``device``: the replay is part of the jitted state.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from agents.dqn.jax_loop import DQNRunner, make_jax_dqn, summarize
 from envs.jax_env import JaxBatchedEnv
 from omnitask.mesh import DataParallel
 from omnitask.precision import precision_of
+from omnitask.replay_location import replay_location
 
 
 # Where the env batch sits in a DQN state (split over run.mesh): the replay's columns; the learner is replicated.
@@ -68,7 +72,8 @@ def DQNTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
     env, make_eval_env = experiment_envs(cfg)
     dp = DataParallel.from_run(cfg.run)
     precision = precision_of(cfg.run)
-    if isinstance(env, JaxBatchedEnv) and not dcfg.host_loop:
+    replay = replay_location("dqn", str(getattr(cfg.run, "replay", "auto") or "auto"))
+    if isinstance(env, JaxBatchedEnv) and not dcfg.host_loop and replay == "device":
         agent, init, run = make_jax_dqn(dcfg, env.spec, env.fns, env.num_envs, precision=precision)
         n = dcfg.steps_per_train_step
 
@@ -81,6 +86,6 @@ def DQNTrainer(cfg: Any, run_dir: Any = None) -> JaxEngine | HostEngine:  # noqa
 
         return JaxEngine(env, JaxAgent(init, chunk, n * env.num_envs, act, lambda s: s.agent.train_state.params,
                                        DQNRunner(STATE_BATCH_AXES, 0, 0, 0)), mesh=dp, cfg=dcfg, agent_fns=agent)
-    agent = make_dqn_agent(dcfg, env.spec, env.num_envs, precision=precision)
+    agent = make_dqn_agent(dcfg, env.spec, env.num_envs, precision=precision, replay=replay)
     return HostEngine(env, dqn_host_agent(agent, dcfg), int(cfg.seed), make_eval_env,
                       int(env.spec.max_episode_steps or 27_000), mesh=dp, cfg=dcfg, agent_fns=agent)

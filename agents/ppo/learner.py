@@ -20,7 +20,7 @@ from agents.ppo.losses import clipped_surrogate_loss, gae_advantages, value_loss
 from envs.spec import BoxActionSpec, DiscreteActionSpec, EnvSpec
 from omnitask.mesh import shard_batch
 from omnitask.nonfinite import FINITE_KEY, finite_flag
-from omnitask.precision import with_precision
+from omnitask.precision import compute_dtype, with_precision
 
 
 class PPOTrainState(NamedTuple):
@@ -55,8 +55,9 @@ class PPOLearner(NamedTuple):
     continuous: bool
 
 
-def make_network(cfg: PPOConfig, spec: EnvSpec) -> ActorCritic:
-    """The actor-critic for an env spec (discrete -> categorical logits, box -> Gaussian)."""
+def make_network(cfg: PPOConfig, spec: EnvSpec, dtype: Any = None) -> ActorCritic:
+    """The actor-critic for an env spec (discrete -> categorical logits, box -> Gaussian); ``dtype``: the torso's
+    compute dtype (``run.precision``)."""
     if isinstance(spec.action, DiscreteActionSpec):
         continuous, action_dim = False, spec.action.num_actions
     elif isinstance(spec.action, BoxActionSpec):
@@ -66,7 +67,7 @@ def make_network(cfg: PPOConfig, spec: EnvSpec) -> ActorCritic:
     else:
         raise ValueError(f"{spec.env_id}: unsupported action spec {spec.action!r}")
     torso_factory = functools.partial(make_torso, spec.observation.shape, cfg.torso, tuple(cfg.hidden_sizes),
-                                      cfg.activation)
+                                      cfg.activation, dtype=dtype)
     return ActorCritic(torso_factory, action_dim, continuous, cfg.shared_torso, cfg.init_log_std)
 
 
@@ -91,7 +92,7 @@ def make_learner(cfg: PPOConfig, spec: EnvSpec, num_envs: int, num_updates: int,
     """PPO for ``num_envs`` envs of ``spec``; the lr schedule spans ``num_updates`` updates; the network computes in
     ``precision`` (``run.precision``; params stay float32)."""
     validate(cfg, num_envs)
-    network = make_network(cfg, spec)
+    network = make_network(cfg, spec, compute_dtype(precision))
     apply = with_precision(network.apply, precision)
     continuous = network.continuous
     optimizer = make_optimizer(cfg, num_updates)

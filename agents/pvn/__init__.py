@@ -6,7 +6,7 @@ export for other agents), the dataset writer/readers, and the pure pretraining/e
 """
 from agents.pvn.config import DataConfig, PVNConfig
 from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter
-from agents.pvn.evaluate import LinearEvalConfig, make_learner
+from agents.pvn.evaluate import LinearEvalConfig, make_online_learner
 from agents.pvn.indicators import IndicatorConfig, make_indicators
 from agents.pvn.networks import Encoder, EncoderConfig, EncoderSpec, PVNNetwork
 from agents.pvn.export import load_encoder, save_encoder
@@ -14,5 +14,5 @@ from agents.pvn.pretrain import PretrainConfig, make_pretrainer
 from agents.pvn.trainer import PVNTrainer
 
 __all__ = ["DataConfig", "PVNConfig", "PVNTrainer", "load_encoder", "save_encoder", "DQNReplayDataset", "Encoder", "EncoderConfig", "EncoderSpec", "IndicatorConfig", "LinearEvalConfig", "PVNNetwork",
-           "PretrainConfig", "TransitionDataset", "TransitionWriter", "make_indicators", "make_learner",
+           "PretrainConfig", "TransitionDataset", "TransitionWriter", "make_indicators", "make_online_learner",
            "make_pretrainer"]

@@ -15,7 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.pvn.dataset import TransitionWriter
-from agents.pvn.evaluate import to_pixels
+
+
+def to_pixels(obs):
+    """Observations as uint8 pixels (bool/float 0/1 planes become 0/1)."""
+    return obs if obs.dtype == jnp.uint8 else obs.astype(jnp.uint8)
 
 
 def uniform_policy(num_actions: int) -> Callable[[jax.Array, jax.Array], jax.Array]:

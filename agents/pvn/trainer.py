@@ -3,11 +3,15 @@
 State (a pytree of arrays, everything needed to resume exactly)::
 
     {'phase': [] int32 (0 collect, 1 pretrain, 2 online), 'pretrain': PretrainState,
-     'learners': {'pvn_linear': LearnerState, 'random_linear': ..., 'dqn': ...}}   # leaves [S, ...]
+     'learners': {'pvn_linear': DQNRunner, 'random_linear': ..., 'dqn': ...}}   # leaves [S, ...]
 
-Each learner is ``eval_seeds`` (S) independent copies vmapped together; metrics and evaluations average over them.
-On host-simulator envs (Atari) each learner is instead one ``agents.dqn.agent.DQNState`` (no seed axis) trained by
-the DQN baseline's host loop with the frozen PVN encoder as its torso (``agents.pvn.host``); ``eval_seeds`` must be 1.
+Each learner is the DQN baseline's JAX-native loop state (``agents.dqn.jax_loop.DQNRunner``) with PVN's Q-network
+(``agents.pvn.evaluate``), ``eval_seeds`` (S) independent copies vmapped together; metrics and evaluations average
+over them. On ``run.mesh`` each copy's env batch (env states, replay columns, minibatches) is split over the
+``data`` axis, the params replicated. On host-simulator envs (Atari) each learner is instead one
+``agents.dqn.agent.DQNState`` (no seed axis) trained by the DQN baseline's host loop with the frozen PVN encoder as
+its torso (``agents.pvn.host``); ``eval_seeds`` must be 1. Both paths take ``run.precision`` (the learners' Q-network
+compute dtype); ``run.replay: host`` (a numpy replay) runs on the host loop only.
 
 Pretraining batches are drawn on the host by a generator seeded with ``(seed, update step)``, so a resumed run
 reads exactly the batches of an uninterrupted one. PVN-linear and random-linear share the learner seed (same head
@@ -15,7 +19,6 @@ init, env seeds and exploration noise); they differ only in the frozen encoder.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -31,7 +34,7 @@ from agents.pvn.collect import collect_jax, uniform_policy
 from agents.pvn.config import PVNConfig
 from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter, replay_window
 from agents.pvn.env_access import jax_env, observation_dtype_ok
-from agents.pvn.evaluate import make_learner
+from agents.pvn.evaluate import ONLINE_BATCH_AXES, make_online_learner, with_encoder
 from agents.pvn.export import save_encoder
 from agents.pvn.host import HostLearner, check_replay_memory, collect_host
 from agents.pvn.indicators import firing_rates
@@ -39,6 +42,7 @@ from agents.pvn.pretrain import make_pretrainer
 from omnitask.fileio import atomic_write_json
 from omnitask.mesh import DataParallel
 from omnitask.precision import precision_of
+from omnitask.replay_location import replay_location
 
 PHASE_COLLECT, PHASE_PRETRAIN, PHASE_ONLINE = 0, 1, 2
 
@@ -63,6 +67,16 @@ def whole_dataset_observations(ds, num: int, rng: np.random.Generator, batch: in
             yield np.asarray(obs[i:i + batch])
 
 
+def jit_online(learner, dp: DataParallel) -> tuple:
+    """``(init(keys [S]), train(state), evaluate(state, keys [S], num_episodes))`` of ``learner`` (an
+    ``OnlineLearner``) vmapped over S learner seeds and jitted on ``dp``'s mesh (env batch split, params
+    replicated; no mesh: plain ``jax.jit``)."""
+    init = dp.jit(jax.vmap(learner.init), out_axes=ONLINE_BATCH_AXES)
+    train = dp.jit(jax.vmap(learner.chunk), out_axes=(ONLINE_BATCH_AXES, None))
+    evaluate = jax.jit(jax.vmap(learner.evaluate, in_axes=(0, 0, None)), static_argnums=2)
+    return init, train, evaluate
+
+
 class PVNTrainer:
     """Trainer contract of ``omnitask.runner`` for PVN (see ``agents.pvn.config.PVNConfig`` for the phases)."""
 
@@ -79,6 +93,14 @@ class PVNTrainer:
                 raise
             self.spec, self.fns, self.env_params, self.host_env = envs.spec(env_id, **options), None, None, True
         self.env_id, self.context, self.options = env_id, context, options
+        run_cfg = getattr(cfg, "run", None)
+        self.dp = DataParallel.from_run(run_cfg)  # run.mesh: batches split, state replicated
+        self.precision = precision_of(run_cfg)  # the online learners' compute dtype (the DQN agent's)
+        self.replay = replay_location("pvn", str(getattr(run_cfg, "replay", "auto") or "auto"))
+        if self.replay == "host" and not self.host_env:
+            raise ValueError(f"run.replay=host: PVN's online phase on the JAX-native env {env_id} runs inside jit "
+                             "with the replay on the device; the host replay serves host-simulator envs (Atari); "
+                             "use run.replay=auto")
         self._eval_env = None
         self.online_options = dict(options)  # the online learners' envs (the reference preset turns stickiness off)
         if self.host_env and self.pcfg.eval.preset == "reference":
@@ -87,21 +109,19 @@ class PVNTrainer:
         self.obs_shape = tuple(self.spec.observation.shape)
         num_actions = self.spec.action.num_actions
         pre = self.pcfg.pretrain
-        self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions, precision_of(getattr(cfg, "run", None)))
+        self.pretrainer = make_pretrainer(pre, self.obs_shape, num_actions, self.precision)
         enc_spec = pre.encoder.spec()
-        self.names, self.learners = [], {}
+        self.names, self.learners = ["pvn_linear"] + list(self.pcfg.baselines), {}
         if self.host_env:
             self._setup_host(enc_spec)
             self._setup_jits()
             return
-        frozen = make_learner(self.pcfg.eval, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
-        self.names = ["pvn_linear"] + list(self.pcfg.baselines)
-        self.learners = {"pvn_linear": frozen}
-        if "random_linear" in self.names:
-            self.learners["random_linear"] = frozen  # same closures: identical compiled code
-        if "dqn" in self.names:
-            e2e = dataclasses.replace(self.pcfg.eval, fine_tune=True)
-            self.learners["dqn"] = make_learner(e2e, enc_spec, self.spec, self.fns, self.env_params, self.num_envs)
+        contexts = self.spec.resolve_context(context, self.num_envs)  # [E, C]
+        for name in self.names:
+            same = "pvn_linear" if name == "random_linear" else None  # same closures: identical compiled code
+            fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
+            self.learners[name] = self.learners[same] if same else make_online_learner(
+                self.pcfg.eval, enc_spec, self.spec, self.fns, contexts, self.num_envs, fine_tune, self.precision)
         self._setup_jits()
 
     def _setup_host(self, enc_spec) -> None:
@@ -109,27 +129,27 @@ class PVNTrainer:
         if int(self.pcfg.eval_seeds) != 1:
             raise ValueError(f"pvn.eval_seeds={self.pcfg.eval_seeds}: host envs ({self.env_id}) run one learner "
                              "per encoder; set pvn.eval_seeds=1")
-        self.names = ["pvn_linear"] + list(self.pcfg.baselines)
-        check_replay_memory(self.pcfg.eval, self.spec, len(self.names))
+        check_replay_memory(self.pcfg.eval, self.spec, len(self.names), host=self.replay == "host")
         for i, name in enumerate(self.names):
             def make_env(i=i):
                 return envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 1000 * (i + 1),
                                  context=self.context, **self.online_options)
             fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
             self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune,
-                                              seed=int(self.cfg.seed) + 1000 * (i + 1))
+                                              seed=int(self.cfg.seed) + 1000 * (i + 1), precision=self.precision,
+                                              replay=self.replay, mesh=self.dp)
 
     def _setup_jits(self) -> None:
         self._dataset = None
         self.firing_rates: np.ndarray | None = None
         self.seeds = int(self.pcfg.eval_seeds)
-        dp = DataParallel.from_run(getattr(self.cfg, "run", None))  # run.mesh: batches split, state replicated
+        dp = self.dp
         self._pretrain_init = dp.jit(self.pretrainer.init, out_axes=None)
         self._pretrain_many = dp.jit(self.pretrainer.update_many, out_axes=None)
         self._init, self._train, self._eval = {}, {}, {}
         if self.host_env:
             for name, learner in self.learners.items():
-                self._init[name] = jax.jit(learner.agent.init)
+                self._init[name] = learner.init
             return
         for name, learner in self.learners.items():  # learners sharing closures share jitted (compiled) code
             same = next((n for n in self._init if self.learners[n] is learner), None)
@@ -137,9 +157,7 @@ class PVNTrainer:
                 self._init[name], self._train[name], self._eval[name] = (
                     self._init[same], self._train[same], self._eval[same])
                 continue
-            self._init[name] = jax.jit(jax.vmap(lambda k, l=learner: l.init(k, None)))
-            self._train[name] = jax.jit(jax.vmap(learner.train))
-            self._eval[name] = jax.jit(jax.vmap(learner.evaluate, in_axes=(0, 0, None)), static_argnums=2)
+            self._init[name], self._train[name], self._eval[name] = jit_online(learner, dp)
 
     # ------------------------------------------------------------------ contract
     def init(self, key) -> dict:
@@ -265,11 +283,12 @@ class PVNTrainer:
             torso = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.seeds, *x.shape)),
                                  {"params": new_pre.params["params"]["torso"]})  # one copy per learner seed
             learners = dict(state["learners"])
-            if "pvn_linear" in learners and self.host_env:
-                learners["pvn_linear"] = HostLearner.with_encoder(learners["pvn_linear"],
-                                                                  {"params": new_pre.params["params"]["torso"]})
-            elif "pvn_linear" in learners:
-                learners["pvn_linear"] = learners["pvn_linear"]._replace(encoder_params=torso)
+            if self.host_env:
+                learners["pvn_linear"] = with_encoder(learners["pvn_linear"],
+                                                      {"params": new_pre.params["params"]["torso"]})
+            else:
+                learners["pvn_linear"] = learners["pvn_linear"]._replace(
+                    agent=with_encoder(learners["pvn_linear"].agent, torso))
             state = dict(state, learners=learners, phase=jnp.asarray(PHASE_ONLINE, jnp.int32))
         return state, metrics, 0
 
