@@ -7,10 +7,17 @@ from omnitask.config import ConfigError, load_config
 from omnitask.replay_location import replay_location
 
 
+def test_scalezero_implements_both_and_auto_is_host():
+    cfg = load_config("configs/scalezero/cartpole.yaml")
+    assert replay_location("scalezero", cfg.run.replay) == "host"
+    for where in ("host", "device"):
+        assert load_config("configs/scalezero/cartpole.yaml", [f"run.replay={where}"]).run.replay == where
+
+
 @pytest.mark.parametrize("config,agent,where", [("configs/dqn/cartpole.yaml", "dqn", "device"),
-                                                ("configs/pvn/minatar_breakout_cpu.yaml", "pvn", "device"),
-                                                ("configs/scalezero/cartpole.yaml", "scalezero", "host")])
+                                                ("configs/pvn/minatar_breakout_cpu.yaml", "pvn", "device")])
 def test_each_agent_takes_its_implemented_location_and_refuses_the_other(config, agent, where):
+
     cfg = load_config(config)
     assert cfg.run.replay == "auto" and replay_location(agent, cfg.run.replay) == where
     assert load_config(config, [f"run.replay={where}"]).run.replay == where
