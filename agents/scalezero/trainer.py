@@ -35,6 +35,7 @@ from agents.scalezero.world_model import ModelDims, WorldModel, count_params, in
 from envs.spec import BoxActionSpec, DiscreteActionSpec
 from omnitask.mesh import DataParallel
 from omnitask.nonfinite import FINITE_KEY
+from omnitask.precision import compute_dtype, precision_of
 from omnitask.replay_location import replay_location
 from omnitask.schema import section_as
 
@@ -171,7 +172,8 @@ class ScaleZeroTrainer:
         self.humans = optional_list(c.human_returns, self.num_tasks, "human_returns") or self.targets
         self.dims = ModelDims(tuple(spec.observation.shape), self.num_tasks, num_actions, action_dim,
                               max_steps=max(c.unroll_steps + c.td_steps, c.context_steps))
-        self.model = WorldModel(c, self.dims)
+        self.precision = precision_of(_get(cfg, "run", None))  # run.precision: bf16 compute, float32 master weights
+        self.model = WorldModel(c, self.dims, compute_dtype(self.precision))
         self.planner = Planner(self.model, c, self.dims)
         self.dp = DataParallel.from_run(_get(cfg, "run", None))
         self._search = make_search_fn(self.planner, self.dp)
