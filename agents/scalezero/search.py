@@ -220,7 +220,8 @@ def make_search_fn(planner: Planner, mesh: DataParallel | None = None):
 
 
 def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, valid, task, stage, train, *,
-                    num_simulations: int, num_actions: int, action_dim: int = 0, num_sampled: int = 0) -> SearchOut:
+                    num_simulations: int, num_actions: int, action_dim: int = 0, num_sampled: int = 0,
+                    multiple: int = 1) -> SearchOut:
     """Collection step that searches only the envs of unsolved tasks; host numpy in and out.
 
     ``active [E]`` bool marks envs whose task still collects. Only those rows go through ``search_fn`` (one compiled
@@ -229,7 +230,8 @@ def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, val
     Generator) at no model cost: their env steps are real interactions and still count as env steps (not as the
     active steps of unsolved tasks), their policy target is uniform and their values zero (DPS never samples a
     solved task's data). Arguments as ``Planner.run``; ``num_actions`` (discrete) or ``action_dim`` and
-    ``num_sampled`` (continuous) size the rows that are not searched.
+    ``num_sampled`` (continuous) size the rows that are not searched. ``multiple``: the searched rows are padded
+    (repeats of the first active row, results dropped) to a multiple of it, e.g. the ``run.mesh`` data size.
     """
     e = active.shape[0]
     idx = np.flatnonzero(active)
@@ -244,8 +246,10 @@ def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, val
                     np.zeros(e, np.float32), np.zeros(e, np.float32))
     if idx.size == 0:
         return out
-    sub = jax.device_get(search_fn(params, key, obs_hist[idx], act_hist[idx], valid[idx], task[idx], stage, train,
+    rows = np.concatenate([idx, np.full((-idx.size) % multiple, idx[0])])  # padded to a multiple of `multiple`
+    sub = jax.device_get(search_fn(params, key, obs_hist[rows], act_hist[rows], valid[rows], task[rows], stage, train,
                                    num_simulations=num_simulations))
     for full, part in zip(out, sub):
-        full[idx] = np.asarray(part)
+        full[idx] = np.asarray(part)[:idx.size]
     return out
+

@@ -30,7 +30,7 @@ from agents.scalezero import device_replay as drp
 from agents.scalezero import replay as rp
 from agents.scalezero.config import ScaleZeroConfig, optional_list, validate
 from agents.scalezero.learner import TrainState, init_train_state, make_update_fn, update
-from agents.scalezero.search import Planner, make_search_fn
+from agents.scalezero.search import Planner, make_search_fn, search_unsolved
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
 from omnitask.mesh import DataParallel
@@ -84,11 +84,13 @@ class ScaleZeroState(NamedTuple):
         return getattr(self, item) if isinstance(item, str) else tuple.__getitem__(self, item)
 
 
-def record_games(games: np.ndarray, count: np.ndarray, ts, env_task: np.ndarray) -> None:
+def record_games(games: np.ndarray, count: np.ndarray, ts, env_task: np.ndarray, which=None) -> None:
     """Write the returns of the games that ended at ``ts`` into per-task rings ``games [K, W]`` (in place; ``count
     [K]`` finished games). A game ends at ``envs.episode_over`` only: Atari training mode sets ``terminated`` on
-    a lost life while the game goes on. Returns are unclipped (``info['episode_return']`` sums raw rewards)."""
-    for i in np.flatnonzero(envs.episode_over(ts)):
+    a lost life while the game goes on. Returns are unclipped (``info['episode_return']`` sums raw rewards).
+    ``which [E]`` bool: only these envs' games (solved tasks' envs play a random policy; not the agent's games)."""
+    over = envs.episode_over(ts)
+    for i in np.flatnonzero(over if which is None else over & which):
         k = env_task[i]
         games[k, count[k] % games.shape[1]] = float(ts.info["episode_return"][i])
         count[k] += 1
@@ -292,7 +294,12 @@ class ScaleZeroTrainer:
 
         return self.dp.jit(learn_step, out_axes=None, donate_argnums=(0, 1))
 
+    def _search_model_obs(self, params, key, obs, *args, **kwargs):
+        """``self._search`` on observations converted by ``model_obs`` (host numpy in, device out)."""
+        return self._search(params, key, self.model_obs(obs), *args, **kwargs)
+
     def _search_windows(self, params, key, obs, act, valid, task, stage, explore, sims):
+
         return jax.device_get(self._search(params, key, self.model_obs(obs), act, valid, task, stage,
                                            jnp.float32(explore), num_simulations=sims))
 
@@ -304,14 +311,21 @@ class ScaleZeroTrainer:
         stage = jnp.asarray(int(cs.stage), jnp.int32)
         env_task = replay.env_task
         active_env = np.isin(env_task, self._unsolved(cs))  # envs of unsolved tasks (solved: data never sampled)
+        rng = np.random.default_rng([self.seed, int(state.iteration), 1])  # solved tasks' envs: random actions
         games, count = state.game_returns.copy(), state.game_count.copy()
         w, episode = ActorWindows.of(actor), actor.episode.copy()
         columns = []  # device replay: the collected columns, written in one call after the loop
         t0 = time.perf_counter()
         for _ in range(c.collect_steps):
             key, k_s = jax.random.split(key)
-            out = self._search_windows(train.params, k_s, w.obs, w.act, w.valid, env_task, stage, 1.0,
-                                       c.num_simulations)
+            if active_env.all():
+                out = self._search_windows(train.params, k_s, w.obs, w.act, w.valid, env_task, stage, 1.0,
+                                           c.num_simulations)
+            else:  # DPS: solved tasks' envs skip the search and step with a uniformly random action
+                out = search_unsolved(self._search_model_obs, active_env, rng, train.params, k_s, w.obs, w.act,
+                                      w.valid, env_task, stage, jnp.float32(1.0), num_simulations=c.num_simulations,
+                                      num_actions=self.dims.num_actions, action_dim=self.dims.action_dim,
+                                      num_sampled=c.num_sampled_actions, multiple=self.dp.size)
             ts = self.loop.step(np.asarray(out.action))
             reward = np.asarray(ts.reward, np.float32)
             if c.reward_clip > 0:
@@ -323,7 +337,7 @@ class ScaleZeroTrainer:
                 columns.append(column)
             else:
                 replay = rp.add(replay, *column)
-            record_games(games, count, ts, env_task)
+            record_games(games, count, ts, env_task, active_env)
             done = term | trunc
             episode = episode + done.astype(np.int32)
             w.advance(out.action, np.asarray(ts.observation), done)
@@ -332,8 +346,9 @@ class ScaleZeroTrainer:
                                              for i in range(len(columns[0]))))
         actor = ActorState(w.obs, w.act, w.valid, episode, self._env_snapshot())
         self._live_actor = actor
-        # a batched env cannot pause single envs: solved tasks' envs still step (counted, as they are real
-        # interactions) but their data is never sampled; "active" counts the interactions of unsolved tasks
+        # a batched env cannot pause single envs: solved tasks' envs still step, without search (a uniformly random
+        # action), and count in env_steps (the run.total_env_steps budget: they are real interactions); their data
+        # is never sampled and their games are not train returns; "active" counts the interactions of unsolved tasks
         env_steps = int(c.collect_steps * self.num_envs)
         active_steps = int(c.collect_steps * active_env.sum())
         state = state._replace(replay=replay, actor=actor, key=key, game_returns=games, game_count=count,
