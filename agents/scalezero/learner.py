@@ -24,7 +24,8 @@ from agents.scalezero.losses import (masked_mean, n_step_targets, policy_loss_an
 from agents.scalezero.lora import LORA_PARAM_NAMES
 from agents.scalezero.transforms import logits_to_value
 from agents.scalezero.world_model import WorldModel, apply_fn
-from omnitask.mesh import DataParallel, shard_batch
+from omnitask.mesh import PARAMS, DataParallel, shard_batch
+
 from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
@@ -193,6 +194,6 @@ def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZero
 
 def make_update_fn(model: WorldModel, cfg: ScaleZeroConfig, mesh: DataParallel | None = None):
     """Jitted ``update(state, batch, stage)``; the state buffers are donated. ``mesh`` (``run.mesh``): batch rows
-    split over its data axis, state replicated."""
-    return (mesh or DataParallel(None)).jit(functools.partial(update, model=model, cfg=cfg), out_axes=None,
-                                            donate_argnums=(0,))
+    split over its data axis; the state laid out by ``PARAMS`` (replicated, or FSDP over a ``model`` axis)."""
+    return (mesh or DataParallel(None)).jit(functools.partial(update, model=model, cfg=cfg),
+                                            out_axes=(PARAMS, None, None), donate_argnums=(0,))

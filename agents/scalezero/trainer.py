@@ -33,7 +33,8 @@ from agents.scalezero.learner import TrainState, init_train_state, make_update_f
 from agents.scalezero.search import Planner, make_search_fn, search_unsolved
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
-from omnitask.mesh import DataParallel
+from omnitask.mesh import PARAMS, DataParallel
+
 from omnitask.nonfinite import FINITE_KEY
 from omnitask.precision import compute_dtype, precision_of
 from omnitask.replay_location import replay_location
@@ -241,7 +242,7 @@ class ScaleZeroTrainer:
             replay = drp.to_device(replay, self.dp.put)
         k = self.num_tasks
         zero = lambda: np.zeros((), np.int64)
-        return ScaleZeroState(self.dp.put(init_train_state(params, c)), replay, cur.init(k), actor,
+        return ScaleZeroState(self.dp.put(init_train_state(params, c), PARAMS), replay, cur.init(k), actor,
                               np.full((k,), np.nan, np.float32),
                               np.full((k, c.train_return_window), np.nan, np.float32), np.zeros((k,), np.int64),
                               k_run, zero(), zero(), zero())
@@ -292,7 +293,7 @@ class ScaleZeroTrainer:
                 replay = drp.update_priorities(replay, index, prio)
             return train, replay, metrics
 
-        return self.dp.jit(learn_step, out_axes=None, donate_argnums=(0, 1))
+        return self.dp.jit(learn_step, out_axes=(PARAMS, None, None), donate_argnums=(0, 1))
 
     def _search_model_obs(self, params, key, obs, *args, **kwargs):
         """``self._search`` on observations converted by ``model_obs`` (host numpy in, device out)."""
