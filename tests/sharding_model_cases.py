@@ -11,13 +11,13 @@ import pytest
 
 from omnitask.checkpoint import Checkpoints
 from omnitask.mesh import MODEL, PARAMS, DataParallel, make_mesh
+from sharding_cases import scalezero_batch
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 4, reason="needs XLA_FLAGS=--xla_force_host_platform_"
                                 "device_count=4 (run through tests/test_sharding.py)")
 
 
 def _parts():
-    from agents.scalezero import replay as rp
     from agents.scalezero.config import ScaleZeroConfig
     from agents.scalezero.world_model import ModelDims, WorldModel, init_params
     cfg = ScaleZeroConfig(latent_dim=32, num_layers=1, num_heads=2, num_experts=2, mlp_encoder_hidden=32,
@@ -27,13 +27,7 @@ def _parts():
     model = WorldModel(cfg, dims)
     rng = np.random.default_rng(0)
     b, length = 4, cfg.unroll_steps + cfg.td_steps
-    batch = rp.Batch(obs=rng.normal(size=(b, length, 4)).astype(np.float32),
-                     action=rng.integers(0, 3, (b, length)).astype(np.int32),
-                     reward=rng.normal(size=(b, length)).astype(np.float32), terminated=np.zeros((b, length), bool),
-                     truncated=np.zeros((b, length), bool),
-                     policy=np.tile(np.array([0.7, 0.2, 0.1], np.float32), (b, length, 1)),
-                     sampled=np.zeros((b, length, 0, 0), np.float32), seg=np.zeros((b, length), np.int32),
-                     task=np.array([0, 1], np.int32), weight=np.ones((b,), np.float32))
+    batch = scalezero_batch(rng, b, length)
     return cfg, model, init_params(model, jax.random.PRNGKey(0)), batch
 
 

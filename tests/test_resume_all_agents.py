@@ -46,7 +46,10 @@ def _leaves(state):
 FULL_ONLY = pytest.mark.skipif(not FULL, reason="CI time: compiles a large model/runs nested trainings; OMNITASK_FULL=1")
 
 
-@pytest.mark.parametrize("agent", [pytest.param(a, marks=FULL_ONLY) if a.split("_")[0] in ("mbtl", "scalezero") else a
+FULL_ONLY_AGENTS = ("mbtl", "scalezero")  # a case named agent_variant is the agent's
+
+
+@pytest.mark.parametrize("agent", [pytest.param(a, marks=FULL_ONLY) if a.split("_")[0] in FULL_ONLY_AGENTS else a
                                    for a in CASES])
 
 def test_resumed_run_is_bit_identical_to_the_uninterrupted_run(tmp_path, agent):

@@ -1,8 +1,8 @@
 """``run.precision: bfloat16`` for ScaleZero: the search and the learner compute in bf16 on bf16 copies of the float32
 master weights (no matmul/convolution of the traced search, loss and gradient runs in float32: all take bf16 operands,
 except that ``jax.nn.dot_product_attention``'s backward multiplies its float32 softmax probabilities, which the
-library keeps in float32, with bf16 values; the gradients and the updated parameters stay float32). That it learns is tested in tests/test_scalezero_learning.py (the multi-task
-CartPole suite runs in bf16 in CI)."""
+library keeps in float32, with bf16 values; the gradients and the updated parameters stay float32). That it learns is tested in
+tests/test_scalezero_learning.py (the multi-task CartPole suite runs in bf16 in CI)."""
 from __future__ import annotations
 
 import jax

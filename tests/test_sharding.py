@@ -27,7 +27,7 @@ def test_sharded_cases_on_two_forced_host_devices():
 
 
 def test_fsdp_model_axis_cases_on_four_forced_host_devices():
-    """ScaleZero's {data: 2, model: 2} update vs 1 device, and checkpoints across layouts (tests/sharding_model_cases.py)."""
+    """ScaleZero's {data: 2, model: 2} update vs 1 device, checkpoints across layouts (sharding_model_cases.py)."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests" / "sharding_model_cases.py"), "-q",
                            "-p", "no:cacheprovider"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
