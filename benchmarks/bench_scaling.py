@@ -130,18 +130,19 @@ def _pvn_case(dp, precision, size):
     return dp.jit(pre.update_many, out_axes=None), state, (batches,), k, "updates/s"
 
 
-def _scalezero_parts(dp, size):
+def _scalezero_parts(dp, size, precision="float32"):
     import jax
 
     from agents.scalezero.config import ScaleZeroConfig
     from agents.scalezero.world_model import ModelDims, WorldModel, init_params
     from omnitask.config import load_config
+    from omnitask.precision import compute_dtype
     name = "cartpole" if size == "smoke" else "atari8"
     cfg = load_config(ROOT / "configs" / "scalezero" / f"{name}.yaml").scalezero
     cfg = ScaleZeroConfig(**{f: getattr(cfg, f) for f in ScaleZeroConfig.__dataclass_fields__})
     obs, tasks, actions, roots = ((4,), 1, 2, 8) if size == "smoke" else ((64, 64, 3), 8, 18, 64)
     dims = ModelDims(obs, tasks, actions, 0, max_steps=max(cfg.unroll_steps + cfg.td_steps, cfg.context_steps))
-    model = WorldModel(cfg, dims)
+    model = WorldModel(cfg, dims, compute_dtype(precision))  # run.precision: bf16 compute, f32 master weights
     return cfg, dims, model, dp.put(init_params(model, jax.random.PRNGKey(0))), roots
 
 
@@ -151,7 +152,7 @@ def _scalezero_search_case(dp, precision, size):
     import numpy as np
 
     from agents.scalezero.search import Planner, make_search_fn
-    cfg, dims, model, params, b = _scalezero_parts(dp, size)
+    cfg, dims, model, params, b = _scalezero_parts(dp, size, precision)
     search = make_search_fn(Planner(model, cfg, dims), dp)
     rng = np.random.default_rng(0)
     s = cfg.context_steps
@@ -172,7 +173,7 @@ def _scalezero_learner_case(dp, precision, size):
 
     from agents.scalezero import replay as rp
     from agents.scalezero.learner import init_train_state, make_update_fn
-    cfg, dims, model, params, _ = _scalezero_parts(dp, size)
+    cfg, dims, model, params, _ = _scalezero_parts(dp, size, precision)
     b, length = cfg.batch_size, cfg.unroll_steps + cfg.td_steps
     rng = np.random.default_rng(0)
     dtype = np.uint8 if len(dims.obs_shape) == 3 else np.float32
@@ -225,7 +226,7 @@ CASES = {"ppo": _ppo_case, "dqn": _dqn_case, "dqn_host_replay": _dqn_host_replay
          "scalezero_learner": _scalezero_learner_case, "scalezero_host_replay": _scalezero_replay_case("host"),
          "scalezero_device_replay": _scalezero_replay_case("device")}
 
-BF16 = {"ppo", "dqn"}  # learners that take run.precision
+BF16 = {"ppo", "dqn", "scalezero"}  # learners that take run.precision
 
 
 def _ppo_env_steps_case(dp, precision, size):
