@@ -5,7 +5,8 @@ minibatches gathered on the host and copied per update).
 Each agent implements the locations listed in ``REPLAY_LOCATIONS`` (the first is what ``auto`` picks); asking for one
 it does not implement is refused when the config is loaded, never silently ignored. DQN (and PVN's online learners,
 built on DQN's replay) keep theirs on the device -- the same arrays serve CPU runs; ScaleZero's prioritised
-per-task replay is host numpy (agents/scalezero/replay.py). ``benchmarks/bench_scaling.py`` measures DQN updates/s
+per-task replay is host numpy by default (agents/scalezero/replay.py) or on the device
+(agents/scalezero/device_replay.py). ``benchmarks/bench_scaling.py`` measures DQN updates/s
 with its device replay against the same buffer kept on the host (``dqn_host_replay`` row).
 """
 from __future__ import annotations
