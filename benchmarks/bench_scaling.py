@@ -124,18 +124,19 @@ def _pvn_case(dp, precision, size):
     return dp.jit(pre.update_many, out_axes=None), state, (batches,), k, "updates/s"
 
 
-def _scalezero_parts(dp, size):
+def _scalezero_parts(dp, size, precision="float32"):
     import jax
 
     from agents.scalezero.config import ScaleZeroConfig
     from agents.scalezero.world_model import ModelDims, WorldModel, init_params
     from omnitask.config import load_config
+    from omnitask.precision import compute_dtype
     name = "cartpole" if size == "smoke" else "atari8"
     cfg = load_config(ROOT / "configs" / "scalezero" / f"{name}.yaml").scalezero
     cfg = ScaleZeroConfig(**{f: getattr(cfg, f) for f in ScaleZeroConfig.__dataclass_fields__})
     obs, tasks, actions, roots = ((4,), 1, 2, 8) if size == "smoke" else ((64, 64, 3), 8, 18, 64)
     dims = ModelDims(obs, tasks, actions, 0, max_steps=max(cfg.unroll_steps + cfg.td_steps, cfg.context_steps))
-    model = WorldModel(cfg, dims)
+    model = WorldModel(cfg, dims, compute_dtype(precision))  # run.precision: bf16 compute, f32 master weights
     return cfg, dims, model, dp.put(init_params(model, jax.random.PRNGKey(0))), roots
 
 
@@ -145,7 +146,7 @@ def _scalezero_search_case(dp, precision, size):
     import numpy as np
 
     from agents.scalezero.search import Planner, make_search_fn
-    cfg, dims, model, params, b = _scalezero_parts(dp, size)
+    cfg, dims, model, params, b = _scalezero_parts(dp, size, precision)
     search = make_search_fn(Planner(model, cfg, dims), dp)
     rng = np.random.default_rng(0)
     s = cfg.context_steps
@@ -166,7 +167,7 @@ def _scalezero_learner_case(dp, precision, size):
 
     from agents.scalezero import replay as rp
     from agents.scalezero.learner import init_train_state, make_update_fn
-    cfg, dims, model, params, _ = _scalezero_parts(dp, size)
+    cfg, dims, model, params, _ = _scalezero_parts(dp, size, precision)
     b, length = cfg.batch_size, cfg.unroll_steps + cfg.td_steps
     rng = np.random.default_rng(0)
     dtype = np.uint8 if len(dims.obs_shape) == 3 else np.float32
@@ -182,9 +183,44 @@ def _scalezero_learner_case(dp, precision, size):
     return (lambda s, bt: update(s, bt, jnp.int32(0))), state, (batch,), b, "samples/s"
 
 
+def _scalezero_replay_case(where):
+    """ScaleZero's whole learn step (``ScaleZeroTrainer.learn``: ``updates_per_iter`` = 4 updates of 48 sequences,
+    configs/scalezero/cartpole.yaml) with ``run.replay: host`` (numpy sample + copy per update) or ``device``
+    (sampled inside the jitted update), on a replay filled with 512 random decisions: updates/s."""
+    def case(dp, precision, size):
+        import jax
+        import numpy as np
+
+        from agents.scalezero import ScaleZeroTrainer
+        from agents.scalezero import device_replay as drp
+        from agents.scalezero import replay as rp
+        from omnitask.config import load_config
+        cfg = load_config(ROOT / "configs" / "scalezero" / "cartpole.yaml",
+                          [f"run.replay={where}", f"run.mesh={{data: {dp.size}}}", f"run.precision={precision}"])
+        trainer = ScaleZeroTrainer(cfg, None)
+        state = trainer.init(jax.random.PRNGKey(0))
+        host = jax.device_get(state.replay)
+        host = rp.init(host.obs.shape[0], host.obs.shape[1], host.obs.shape[2:], host.obs.dtype,
+                       host.policy.shape[-1], env_task=host.env_task)
+        rng = np.random.default_rng(0)
+        e, a = host.obs.shape[0], host.policy.shape[-1]
+        for _ in range(512 // e):
+            host = rp.add(host, rng.normal(size=host.obs.shape[:1] + host.obs.shape[2:]).astype(np.float32),
+                          rng.integers(0, a, e).astype(np.int32), rng.normal(size=e).astype(np.float32),
+                          rng.random(e) < 0.05, np.zeros(e, bool), np.full((e, a), 1.0 / a, np.float32), None,
+                          np.zeros(e, np.float32), np.zeros(e, np.int32))
+        replay = drp.to_device(host, trainer.dp.put) if where == "device" else host
+        state = state._replace(replay=replay)
+        learn = lambda s: (trainer.learn(s)[0],)  # noqa: E731
+        return learn, state, (), trainer.cfg.updates_per_iter, "updates/s"
+    return case
+
+
 CASES = {"ppo": _ppo_case, "dqn": _dqn_case, "dqn_host_replay": _dqn_host_replay_case, "pvn": _pvn_case, "scalezero_search": _scalezero_search_case,
-         "scalezero_learner": _scalezero_learner_case}
-BF16 = {"ppo", "dqn", "pvn"}  # learners that take run.precision (pvn: pretraining)
+         "scalezero_learner": _scalezero_learner_case, "scalezero_host_replay": _scalezero_replay_case("host"),
+         "scalezero_device_replay": _scalezero_replay_case("device")}
+
+BF16 = {"ppo", "dqn", "pvn", "scalezero"}  # learners that take run.precision (pvn: pretraining)
 
 
 def _ppo_env_steps_case(dp, precision, size):

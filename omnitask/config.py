@@ -113,10 +113,13 @@ def validate_shared(cfg: Any, source: str = "<config>") -> None:
     if cfg.run.on_nonfinite not in POLICIES:
         raise ConfigError(f"{source}: run.on_nonfinite must be one of {', '.join(POLICIES)}, "
                           f"got {cfg.run.on_nonfinite!r}")
+    from omnitask.mesh import check_model_axis
     from omnitask.precision import check_precision
     from omnitask.replay_location import replay_location
     try:
+        check_model_axis(cfg.agent, cfg.run.mesh)
         check_precision(cfg.agent, cfg.run.precision)
+
         replay_location(cfg.agent, cfg.run.replay)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None

@@ -14,6 +14,12 @@ Two pieces serve every agent:
   when no mesh is active, so agents call it unconditionally.
 
 With ``run.mesh: {}`` (the default) nothing changes: ``DataParallel(None).jit`` is plain ``jax.jit``.
+
+FSDP-style ``model`` axis (``run.mesh: {data: D, model: M}``, ScaleZero only; other agents refuse ``model`` > 1):
+the devices form a ``D x M`` grid; batches are split over ``data`` (replicated over ``model``) and every parameter
+(and its optimiser moments, which share its shape) of at least ``MODEL_MIN_SIZE`` elements is split over ``model``
+along its largest dimension divisible by ``M`` (``param_spec``); smaller leaves are replicated. The compiler gathers
+the shards where a matmul needs them. Name a parameter subtree ``PARAMS`` in ``out_axes``/``put`` axes.
 """
 from __future__ import annotations
 
@@ -27,7 +33,11 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from omnitask.schema import ConfigError
 
-DATA = "data"  # the one mesh axis: batches are split over it, parameters replicated
+DATA = "data"  # batches are split over it
+MODEL = "model"  # FSDP: large parameters (and their optimiser state) are split over it
+PARAMS = "params"  # ``out_axes``/``put`` value for a parameter subtree: laid out by ``param_spec``
+MODEL_MIN_SIZE = 1024  # leaves with fewer elements stay replicated (sharding them costs more than it saves)
+MODEL_AGENTS = ("scalezero",)  # agents whose parameters are laid out over a model axis
 
 
 def make_mesh(axes: Mapping[str, int] | None) -> Mesh | None:
@@ -35,20 +45,44 @@ def make_mesh(axes: Mapping[str, int] | None) -> Mesh | None:
     axes = dict(axes or {})
     if not axes:
         return None
-    unknown = sorted(set(axes) - {DATA})
+    unknown = sorted(set(axes) - {DATA, MODEL})
     if unknown:
-        raise ConfigError(f"run.mesh: unknown axis {unknown[0]!r}; allowed: {DATA} (e.g. {{{DATA}: -1}} = all "
-                          "devices)")
+        raise ConfigError(f"run.mesh: unknown axis {unknown[0]!r}; allowed: {DATA}, {MODEL} (e.g. {{{DATA}: -1}} = "
+                          "all devices)")
     devices = jax.devices()
-    n = int(axes[DATA])
-    n = len(devices) if n == -1 else n
-    if not 1 <= n <= len(devices):
-        raise ConfigError(f"run.mesh.{DATA}={axes[DATA]}: must be -1 (all devices) or 1..{len(devices)} "
-                          f"(devices visible: {len(devices)})")
-    if jax.process_count() > 1 and n != len(devices):
-        raise ConfigError(f"run.mesh.{DATA}={axes[DATA]}: a multi-process run needs every process's devices on the "
-                          f"mesh; use -1 ({len(devices)} devices)")
-    return Mesh(np.array(devices[:n]), (DATA,), axis_types=(AxisType.Auto,))
+    m = int(axes.get(MODEL, 1))
+    if m < 1 or len(devices) % m:
+        raise ConfigError(f"run.mesh.{MODEL}={m}: must be >= 1 and divide the {len(devices)} visible devices")
+    n = int(axes.get(DATA, 1))
+    n = len(devices) // m if n == -1 else n
+    if not 1 <= n * m <= len(devices):
+        raise ConfigError(f"run.mesh.{DATA}={axes.get(DATA)}: must be -1 (all devices) or 1..{len(devices) // m} "
+                          f"(devices visible: {len(devices)}, {MODEL}={m})")
+    if jax.process_count() > 1 and n * m != len(devices):
+        raise ConfigError(f"run.mesh.{DATA}={axes.get(DATA)}: a multi-process run needs every process's devices on "
+                          f"the mesh; use -1 ({len(devices)} devices)")
+    if MODEL not in axes:
+        return Mesh(np.array(devices[:n]), (DATA,), axis_types=(AxisType.Auto,))
+    return Mesh(np.array(devices[:n * m]).reshape(n, m), (DATA, MODEL), axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def check_model_axis(agent: str, axes: Mapping[str, int] | None) -> None:
+    """Refuse ``run.mesh.model`` > 1 for an agent that would only replicate its parameters over it."""
+    m = int(dict(axes or {}).get(MODEL, 1))
+    if m > 1 and agent not in MODEL_AGENTS:
+        raise ConfigError(f"run.mesh.{MODEL}={m}: only agent(s) {', '.join(MODEL_AGENTS)} shard parameters over a "
+                          f"{MODEL} axis; agent {agent!r} supports {{{DATA}: N}} only (drop {MODEL} or set it to 1)")
+
+
+def param_spec(shape: tuple[int, ...], model_size: int) -> PartitionSpec:
+    """FSDP layout of one parameter leaf: its largest dimension divisible by ``model_size`` split over ``model``
+    (the first such if tied); replicated when it has fewer than ``MODEL_MIN_SIZE`` elements or no such dimension."""
+    if model_size <= 1 or int(np.prod(shape, dtype=np.int64)) < MODEL_MIN_SIZE:
+        return PartitionSpec()
+    dims = [int(i) for i in np.argsort([-d for d in shape], kind="stable") if shape[i] % model_size == 0]
+    if not dims:
+        return PartitionSpec()
+    return PartitionSpec(*[MODEL if i == dims[0] else None for i in range(len(shape))])
 
 
 def batch_spec(axis: int | None) -> PartitionSpec:
@@ -96,7 +130,12 @@ class DataParallel:
 
     @property
     def size(self) -> int:
+        """Devices on the ``data`` axis (the batch split)."""
         return 1 if self.mesh is None else int(self.mesh.shape[DATA])
+
+    @property
+    def model_size(self) -> int:
+        return 1 if self.mesh is None or MODEL not in self.mesh.axis_names else int(self.mesh.shape[MODEL])
 
     def active(self):
         """Context in which ``shard_batch`` constraints see the mesh while a function is traced (the abstract mesh:
@@ -105,12 +144,15 @@ class DataParallel:
             return contextlib.nullcontext()
         return jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh)
 
-    def sharding(self, axis: int | None) -> NamedSharding:
+    def sharding(self, axis: int | str | None, shape: tuple[int, ...] = ()) -> NamedSharding:
+        """Batch ``axis`` split over ``data`` (``None``: replicated); ``PARAMS``: ``param_spec(shape)``."""
+        if axis == PARAMS:
+            return NamedSharding(self.mesh, param_spec(tuple(shape), self.model_size))
         return NamedSharding(self.mesh, batch_spec(axis))
 
     def shardings(self, tree: Any, axes: Any) -> Any:
         """A ``NamedSharding`` per leaf of ``tree`` (arrays or shapes), batch axes from the prefix tree ``axes``."""
-        return _map_prefix(lambda ax, leaf: self.sharding(ax), axes, tree)
+        return _map_prefix(lambda ax, leaf: self.sharding(ax, getattr(leaf, "shape", ())), axes, tree)
 
     def put(self, tree: Any, axes: Any = None) -> Any:
         """``tree`` on the mesh (batch axes from ``axes``, default replicated); unchanged without a mesh."""
@@ -140,4 +182,6 @@ class DataParallel:
 
 def _with_shardings(shapes: Any, dp: DataParallel, axes: Any) -> Any:
     """``jax.ShapeDtypeStruct``s carrying the shardings ``dp.jit`` gives its outputs (checkpoint templates)."""
-    return _map_prefix(lambda ax, s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=dp.sharding(ax)), axes, shapes)
+    return _map_prefix(lambda ax, s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=dp.sharding(ax, s.shape)), axes,
+                       shapes)
+

@@ -15,7 +15,7 @@ from omnitask.schema import ConfigError
 
 PRECISIONS = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # agents whose learners honour run.precision; the others refuse anything but float32 rather than ignore it
-PRECISION_AGENTS = ("ppo", "dqn", "pvn")
+PRECISION_AGENTS = ("ppo", "dqn", "pvn", "scalezero")
 
 
 def compute_dtype(precision: str) -> Any:

@@ -142,10 +142,21 @@ def test_pvn_online_train_call_on_two_devices_equals_one_device():
     np.testing.assert_allclose(evaluate(one, keys, 2), evaluate(two, keys, 2), rtol=1e-5)
 
 
+def scalezero_batch(rng, b: int, length: int):
+    """A ScaleZero learner batch of ``b`` rows (2 task slots) of ``length`` steps, 4-d observations, 3 actions."""
+    from agents.scalezero import replay as rp
+    return rp.Batch(obs=rng.normal(size=(b, length, 4)).astype(np.float32),
+                    action=rng.integers(0, 3, (b, length)).astype(np.int32),
+                    reward=rng.normal(size=(b, length)).astype(np.float32), terminated=np.zeros((b, length), bool),
+                    truncated=np.zeros((b, length), bool),
+                    policy=np.tile(np.array([0.7, 0.2, 0.1], np.float32), (b, length, 1)),
+                    sampled=np.zeros((b, length, 0, 0), np.float32), seg=np.zeros((b, length), np.int32),
+                    task=np.array([0, 1], np.int32), weight=np.ones((b,), np.float32))
+
+
 def test_scalezero_search_and_update_on_two_devices_equal_one_device():
     """Search roots split over the mesh give the same decisions; an update on batch rows split over the mesh gives
     the same loss and gradient moments (the first Adam step is ~lr*sign(g), so params are compared to 2*lr)."""
-    from agents.scalezero import replay as rp
     from agents.scalezero.config import ScaleZeroConfig
     from agents.scalezero.learner import init_train_state, make_update_fn
     from agents.scalezero.search import Planner, make_search_fn
@@ -167,13 +178,7 @@ def test_scalezero_search_and_update_on_two_devices_equal_one_device():
         for mesh, p in ((None, params), (dp, dp.put(params)))]
     np.testing.assert_array_equal(searches[0].action, searches[1].action)
     _leaves_close(searches[0].root_value, searches[1].root_value)
-    batch = rp.Batch(obs=rng.normal(size=(b, length, 4)).astype(np.float32),
-                     action=rng.integers(0, 3, (b, length)).astype(np.int32),
-                     reward=rng.normal(size=(b, length)).astype(np.float32), terminated=np.zeros((b, length), bool),
-                     truncated=np.zeros((b, length), bool),
-                     policy=np.tile(np.array([0.7, 0.2, 0.1], np.float32), (b, length, 1)),
-                     sampled=np.zeros((b, length, 0, 0), np.float32), seg=np.zeros((b, length), np.int32),
-                     task=np.array([0, 1], np.int32), weight=np.ones((b,), np.float32))
+    batch = scalezero_batch(rng, b, length)
     fresh = lambda: init_train_state(jax.tree.map(jnp.copy, params), cfg)  # noqa: E731 (updates donate the state)
     one = make_update_fn(model, cfg)(fresh(), batch, jnp.int32(0))
     two = make_update_fn(model, cfg, dp)(dp.put(fresh()), batch, jnp.int32(0))

@@ -61,9 +61,10 @@ def test_bfloat16_torsos_compute_in_bfloat16(obs):
         assert _matmul_operand_dtypes(jaxpr) == {precision}, (precision, _matmul_operand_dtypes(jaxpr))
 
 
-@pytest.mark.parametrize("config", ["configs/scalezero/cartpole.yaml"])
+@pytest.mark.parametrize("config", ["configs/mctr/embedded_cpu.yaml", "configs/mbtl/cartpole_ci.yaml"])
 def test_bfloat16_refused_by_agents_that_would_ignore_it(config):
-    with pytest.raises(ConfigError, match=r"run.precision=bfloat16 is supported only by agents ppo, dqn, pvn; agent '"):
+    with pytest.raises(ConfigError, match=r"run.precision=bfloat16 is supported only by agents ppo, dqn, pvn, "
+                                          r"scalezero; agent '"):
         load_config(config, ["run.precision=bfloat16"])
     load_config(config, ["run.precision=float32"])  # the default stays accepted
     with pytest.raises(ConfigError, match="run.precision must be one of float32, bfloat16"):

@@ -7,6 +7,13 @@ from omnitask.config import ConfigError, load_config
 from omnitask.replay_location import REPLAY_LOCATIONS, replay_location
 
 
+def test_scalezero_implements_both_and_auto_is_host():
+    cfg = load_config("configs/scalezero/cartpole.yaml")
+    assert replay_location("scalezero", cfg.run.replay) == "host"
+    for where in ("host", "device"):
+        assert load_config("configs/scalezero/cartpole.yaml", [f"run.replay={where}"]).run.replay == where
+
+
 @pytest.mark.parametrize("config,agent,where", [("configs/dqn/cartpole.yaml", "dqn", "device"),
                                                 ("configs/pvn/minatar_breakout_cpu.yaml", "pvn", "device"),
                                                 ("configs/scalezero/cartpole.yaml", "scalezero", "host")])

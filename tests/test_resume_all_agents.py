@@ -26,14 +26,17 @@ CASES = {
     "pvn": (MINATAR, PVN_TINY, 160),
     "mbtl": (CARTPOLE, MBTL_TINY, 512),
     "scalezero": (CARTPOLE, dict(SCALEZERO_TINY, reanalyse_every=2, reanalyse_batch=8), 128),
+    "scalezero_device_replay": (CARTPOLE, dict(SCALEZERO_TINY, reanalyse_every=2, reanalyse_batch=8, prioritized=True),
+                                128),
 }
+RUN = {"scalezero_device_replay": {"replay": "device"}}  # run.* overrides of a case
 
 
 def _cfg(out_dir, agent, name, total):
     env, section, _ = CASES[agent]
-    return experiment(agent, env, section, {"total_env_steps": total, "eval_every": 0, "eval_episodes": 2,
-                                            "checkpoint_every": total // 2, "out_dir": str(out_dir), "name": name},
-                      seed=3)
+    return experiment(agent.split("_")[0], env, section,
+                      {"total_env_steps": total, "eval_every": 0, "eval_episodes": 2, "checkpoint_every": total // 2,
+                       "out_dir": str(out_dir), "name": name, **RUN.get(agent, {})}, seed=3)
 
 
 def _leaves(state):
@@ -43,7 +46,12 @@ def _leaves(state):
 FULL_ONLY = pytest.mark.skipif(not FULL, reason="CI time: compiles a large model/runs nested trainings; OMNITASK_FULL=1")
 
 
-@pytest.mark.parametrize("agent", [pytest.param(a, marks=FULL_ONLY) if a in ("mbtl", "scalezero") else a for a in CASES])
+FULL_ONLY_AGENTS = ("mbtl", "scalezero")  # a case named agent_variant is the agent's
+
+
+@pytest.mark.parametrize("agent", [pytest.param(a, marks=FULL_ONLY) if a.split("_")[0] in FULL_ONLY_AGENTS else a
+                                   for a in CASES])
+
 def test_resumed_run_is_bit_identical_to_the_uninterrupted_run(tmp_path, agent):
     """One run saves at half and at the full budget; a copy of it loses the newest checkpoint (as if the run had
     stopped at half) and is resumed with the same config: its final state equals the uninterrupted run's."""

@@ -59,3 +59,37 @@ def test_dps_marks_solved_from_evaluation_means():
     assert all("dps/eval_return/default" not in m for m in seen[:-1])
     assert metrics["moe/routing_entropy/default"] >= 0.0  # logged per task (2 experts: at most log 2)
     assert metrics["moe/routing_entropy/default"] <= np.log(2) + 1e-6
+
+
+def test_solved_tasks_envs_skip_search_and_still_count_as_env_steps():
+    """DPS collection: envs of solved tasks step with a random action and never enter the search; envs of unsolved
+    tasks are searched every step. Every env step counts in env_steps (the budget); active_steps counts only the
+    unsolved tasks' steps. A counter on the trainer's compiled search records the rows and tasks it is given."""
+    section = dict(SCALEZERO_TINY, dps=True, num_stages=2, lora_rank=2, lora_alpha=2.0, collect_steps=2,
+                   context_tasks=[{"length": 0.5}, {"length": 1.0}], target_returns=[1e9, 1e9])
+    cfg = experiment("scalezero", CARTPOLE, section, {"out_dir": "unused", "name": "skip"})
+    tr = ScaleZeroTrainer(cfg, None)
+    calls = []
+    search = tr._search
+
+    def counted(params, key, obs, act, valid, task, *args, **kwargs):
+        calls.append(np.asarray(task).tolist())
+        return search(params, key, obs, act, valid, task, *args, **kwargs)
+
+    tr._search = counted
+    state = tr.init(jax.random.PRNGKey(0))
+    env_task = np.asarray(state.replay.env_task)
+    assert env_task.tolist() == [0, 0, 1, 1]
+    for solved, searched_tasks in [([False, False], [0, 0, 1, 1]), ([True, False], [1, 1]), ([True, True], None)]:
+        calls.clear()
+        state = state._replace(curriculum=state.curriculum._replace(solved=np.array(solved)))
+        steps_before, active_before = int(state.env_steps), int(state.active_steps)
+        state, _, env_steps = tr.collect(state)
+        assert calls == ([] if searched_tasks is None else [searched_tasks] * 2), (solved, calls)
+        assert env_steps == int(state.env_steps) - steps_before == 2 * 4  # every env stepped, every step counted
+        assert int(state.active_steps) - active_before == 2 * 2 * (2 - sum(solved))
+    # the solved task's rows are written with a uniform policy target and zero search value
+    last = (int(state.replay.ptr) - 1) % state.replay.obs.shape[1]
+    np.testing.assert_allclose(np.asarray(state.replay.policy)[:, last], 0.5)
+    np.testing.assert_array_equal(np.asarray(state.replay.root_value)[:, last], 0.0)
+    tr.close()

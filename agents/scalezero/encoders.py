@@ -2,8 +2,11 @@
 
 Every encoder maps ``obs [..., *obs_shape] -> z [..., D]`` and ends with the latent normalisation
 (SimNorm: softmax over groups of ``simnorm_group`` features, or LayerNorm). uint8 images are scaled to [0, 1].
+``dtype`` is the compute dtype the observation is cast to (bfloat16 under ``run.precision: bfloat16``).
 """
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -30,10 +33,11 @@ class MLPEncoder(nn.Module):
     hidden: int
     norm: str
     group: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, obs):
-        x = obs.reshape(obs.shape[:-1] + (-1,)).astype(jnp.float32)
+        x = obs.reshape(obs.shape[:-1] + (-1,)).astype(self.dtype)
         for i in range(2):
             x = nn.gelu(nn.LayerNorm()(nn.Dense(self.hidden, name=f"fc{i}")(x)))
         return LatentNorm(self.norm, self.group)(nn.Dense(self.latent_dim, name="out")(x))
@@ -49,9 +53,9 @@ class ResBlock(nn.Module):
         return x + y
 
 
-def _images(obs):
+def _images(obs, dtype):
     x = obs.astype(jnp.float32)
-    return x / 255.0 if obs.dtype == jnp.uint8 else x
+    return (x / 255.0 if obs.dtype == jnp.uint8 else x).astype(dtype)
 
 
 class ResNetEncoder(nn.Module):
@@ -62,11 +66,12 @@ class ResNetEncoder(nn.Module):
     blocks: int
     norm: str
     group: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, obs):
         lead = obs.shape[:-3]
-        x = _images(obs).reshape((-1,) + obs.shape[-3:])  # [N, H, W, C]
+        x = _images(obs, self.dtype).reshape((-1,) + obs.shape[-3:])  # [N, H, W, C]
         for i, ch in enumerate((self.channels // 2, self.channels, self.channels)):
             x = nn.Conv(ch, (3, 3), strides=(2, 2), name=f"down{i}")(x)
             for _ in range(self.blocks):
@@ -86,11 +91,12 @@ class ViTEncoder(nn.Module):
     mlp_dim: int
     norm: str
     group: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, obs):
         lead = obs.shape[:-3]
-        x = _images(obs).reshape((-1,) + obs.shape[-3:])
+        x = _images(obs, self.dtype).reshape((-1,) + obs.shape[-3:])
         x = nn.Conv(self.latent_dim, (self.patch, self.patch), strides=(self.patch, self.patch), name="patch")(x)
         x = x.reshape(x.shape[0], -1, self.latent_dim)  # [N, P, D]
         cls = self.param("cls", nn.initializers.normal(0.02), (1, 1, self.latent_dim))

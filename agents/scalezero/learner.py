@@ -23,8 +23,9 @@ from agents.scalezero.config import ScaleZeroConfig
 from agents.scalezero.losses import (masked_mean, n_step_targets, policy_loss_and_entropy, scalar_ce)
 from agents.scalezero.lora import LORA_PARAM_NAMES
 from agents.scalezero.transforms import logits_to_value
-from agents.scalezero.world_model import WorldModel
-from omnitask.mesh import DataParallel, shard_batch
+from agents.scalezero.world_model import WorldModel, apply_fn
+from omnitask.mesh import PARAMS, DataParallel, shard_batch
+
 from omnitask.nonfinite import FINITE_KEY, finite_flag
 
 
@@ -101,8 +102,8 @@ def bootstrap_values(target_params, tz, batch, stage, model: WorldModel, cfg: Sc
     starts = bootstrap_windows(length, t)
     w = len(starts)
     take = lambda x: jnp.stack([x[:, s:s + t] for s in starts], 1).reshape((b * w, t) + x.shape[2:])
-    out = model.apply({"params": target_params}, take(tz), take(batch.action), take(batch.seg), batch.task, stage,
-                      batch.task.shape[0], method=WorldModel.sequence)
+    out = apply_fn(model)(target_params, take(tz), take(batch.action), take(batch.seg), batch.task, stage,
+                          batch.task.shape[0], method=WorldModel.sequence)
     vals = logits_to_value(out.value_logits, cfg.support_max).reshape(b, w, t)  # [B, W, T]
     owner = [next(i for i, s in enumerate(starts) if s <= r < s + t) for r in range(length)]
     return jnp.stack([vals[:, owner[r], r - starts[owner[r]]] for r in range(length)], 1)  # [B, L]
@@ -131,7 +132,7 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     t, n = cfg.unroll_steps, cfg.td_steps
     g = batch.task.shape[0]
     continuous = model.dims.continuous
-    apply = lambda p, *a, **k: model.apply({"params": p}, *a, **k)
+    apply = apply_fn(model)  # run.precision: bf16 compute on float32 master weights
     valid = batch.seg == 0  # [B, L] rows in the root's episode
     in_range = batch.seg >= 0
     # --- target network: latent targets, and bootstrap values from windows of trained positions ---
@@ -193,6 +194,6 @@ def update(state: TrainState, batch, stage, *, model: WorldModel, cfg: ScaleZero
 
 def make_update_fn(model: WorldModel, cfg: ScaleZeroConfig, mesh: DataParallel | None = None):
     """Jitted ``update(state, batch, stage)``; the state buffers are donated. ``mesh`` (``run.mesh``): batch rows
-    split over its data axis, state replicated."""
-    return (mesh or DataParallel(None)).jit(functools.partial(update, model=model, cfg=cfg), out_axes=None,
-                                            donate_argnums=(0,))
+    split over its data axis; the state laid out by ``PARAMS`` (replicated, or FSDP over a ``model`` axis)."""
+    return (mesh or DataParallel(None)).jit(functools.partial(update, model=model, cfg=cfg),
+                                            out_axes=(PARAMS, None, None), donate_argnums=(0,))

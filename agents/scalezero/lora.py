@@ -58,7 +58,7 @@ class LoRAEinsum(nn.Module):
             b = self.param("lora_B", nn.initializers.zeros, (n,) + prefix + (r, self.features))
             raw = self.param("lora_scale", nn.initializers.zeros, (n + 1,))
             scales = bounded_scale(raw)  # [n+1]
-            gate = adapter_gate(stage, n) * scales[1:] * (self.alpha / r)  # [n]
+            gate = adapter_gate(stage, n).astype(scales.dtype) * scales[1:] * (self.alpha / r)  # [n] (bf16 stays)
             if prefix:
                 low = jnp.einsum("...ei,neir->...ner", x, a)
                 delta = jnp.einsum("...ner,nero,n->...eo", low, b, gate)

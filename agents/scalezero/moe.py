@@ -81,8 +81,8 @@ class MoEFFN(nn.Module):
         logits = nn.Dense(self.num_experts, use_bias=False, name="router")(flat)  # [N, E]
         probs = jax.nn.softmax(logits, axis=-1)
         choice = jnp.argmax(logits, axis=-1)  # [N]
-        onehot = jax.nn.one_hot(choice, self.num_experts)  # [N, E]
-        gate = jnp.sum(probs * onehot, axis=-1)  # [N], differentiable w.r.t. the router
+        onehot = jax.nn.one_hot(choice, self.num_experts)  # [N, E] float32 (exact counts below)
+        gate = jnp.sum(probs * onehot, axis=-1).astype(x.dtype)  # [N], differentiable w.r.t. the router
         experts = SwiGLUExperts(self.num_experts, self.hidden, self.num_adapters, self.rank, self.alpha,
                                 name="experts")
         n, e = flat.shape[0], self.num_experts
@@ -97,7 +97,7 @@ class MoEFFN(nn.Module):
             dropped = jnp.mean((~keep).astype(jnp.float32))
         else:
             xe = jnp.broadcast_to(flat[:, None, :], (n, e, flat.shape[-1]))  # [N, E, D]
-            y = gate[:, None] * jnp.einsum("ne,ned->nd", onehot, experts(xe, stage))
+            y = gate[:, None] * jnp.einsum("ne,ned->nd", onehot.astype(x.dtype), experts(xe, stage))
             dropped = jnp.zeros(())
         if self.shared_expert:
             y = y + DenseMLP(self.hidden, name="shared")(flat, stage)

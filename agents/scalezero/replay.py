@@ -71,7 +71,7 @@ def init(num_envs: int, columns: int, obs_shape, obs_dtype, policy_dim: int, act
 
 
 def nbytes(rb: ReplayState) -> int:
-    return int(sum(np.asarray(x).nbytes for x in rb))
+    return int(sum(x.nbytes for x in rb))  # numpy or jax arrays: no copy of a device replay
 
 
 def bytes_per_100k(rb: ReplayState) -> float:
@@ -106,25 +106,23 @@ def task_sizes(rb: ReplayState, num_tasks: int) -> np.ndarray:
     return counts * int(rb.size)
 
 
-def sample(rb: ReplayState, rng: np.random.Generator, slot_tasks: np.ndarray, per_slot: int, length: int,
-           prioritized: bool = False, alpha: float = 0.6, beta: float = 0.4, oldest: float = 1.0):
-    """Sample ``per_slot`` windows of ``length`` rows for each task slot (uniform roots: among the ``oldest``
-    fraction of the stored rows; prioritised: among all).
-
-    Returns ``(batch, (env_idx [B], col_idx [B]))``; the indices address the root rows for priority updates.
-    """
-    size, cols = int(rb.size), rb.obs.shape[1]
+def sample_index(rng: np.random.Generator, env_task: np.ndarray, size: int, ptr: int, cols: int,
+                 priority: np.ndarray | None, slot_tasks: np.ndarray, per_slot: int, prioritized: bool = False,
+                 alpha: float = 0.6, beta: float = 0.4, oldest: float = 1.0):
+    """Root rows of ``per_slot`` windows per task slot: ``(env_idx [B], off [B] logical offset from the oldest
+    stored column, weight [B] importance weight / per-slot max)``. Uniform roots lie among the ``oldest`` fraction
+    of the stored rows; prioritised roots (``priority [E, C]`` ** alpha) among all."""
     if size == 0:
         raise ValueError("replay is empty: collect before sampling")
-    start = (int(rb.ptr) - size) % cols  # physical column of the oldest row
+    start = (ptr - size) % cols  # physical column of the oldest row
     envs, offs, weights = [], [], []
     for task in slot_tasks:
-        task_envs = np.flatnonzero(rb.env_task == task)
+        task_envs = np.flatnonzero(env_task == task)
         if task_envs.size == 0:
-            raise ValueError(f"no env runs task {task}; tasks present: {sorted(set(rb.env_task.tolist()))}")
+            raise ValueError(f"no env runs task {task}; tasks present: {sorted(set(env_task.tolist()))}")
         if prioritized:
             phys = (start + np.arange(size)) % cols
-            p = rb.priority[task_envs][:, phys].reshape(-1) ** alpha  # [n_env * size]
+            p = priority[task_envs][:, phys].reshape(-1) ** alpha  # [n_env * size]
             p = p / p.sum()
             flat = rng.choice(p.size, size=per_slot, p=p)
             e_i, o_i = task_envs[flat // size], flat % size
@@ -136,18 +134,38 @@ def sample(rb: ReplayState, rng: np.random.Generator, slot_tasks: np.ndarray, pe
         envs.append(e_i)
         offs.append(o_i)
         weights.append(w / w.max())
-    env_idx, off = np.concatenate(envs), np.concatenate(offs)  # [B]
-    steps = off[:, None] + np.arange(length)[None]  # [B, L] logical offsets
+    return np.concatenate(envs), np.concatenate(offs), np.concatenate(weights).astype(np.float32)
+
+
+def gather(rb: ReplayState, env_idx, off, slot_tasks, weight, length: int, xp=np):
+    """The windows of ``length`` rows starting at the root rows ``(env_idx [B], off [B])``: ``(batch, (env_idx [B],
+    root_col [B]))`` (physical root columns, for priority updates). ``xp``: numpy (host replay) or jax.numpy
+    (device replay, inside jit) -- one gather for both, so both replays build the same batch from the same rows."""
+    size, cols = rb.size, rb.obs.shape[1]
+    start = (rb.ptr - size) % cols
+    steps = off[:, None] + xp.arange(length)[None]  # [B, L] logical offsets
     in_range = steps < size
-    cols_idx = (start + np.minimum(steps, size - 1)) % cols  # [B, L] physical columns
+    cols_idx = (start + xp.minimum(steps, size - 1)) % cols  # [B, L] physical columns
     e2 = env_idx[:, None]
     ep = rb.episode[e2, cols_idx]
-    seg = np.where(in_range, ep - ep[:, :1], -1).astype(np.int32)
+    seg = xp.where(in_range, ep - ep[:, :1], -1).astype(xp.int32)
     batch = Batch(obs=rb.obs[e2, cols_idx], action=rb.action[e2, cols_idx], reward=rb.reward[e2, cols_idx],
                   terminated=rb.terminated[e2, cols_idx], truncated=rb.truncated[e2, cols_idx],
                   policy=rb.policy[e2, cols_idx], sampled=rb.sampled[e2, cols_idx], seg=seg,
-                  task=np.asarray(slot_tasks, np.int32), weight=np.concatenate(weights).astype(np.float32))
+                  task=xp.asarray(slot_tasks, xp.int32), weight=xp.asarray(weight, xp.float32))
     return batch, (env_idx, cols_idx[:, 0])
+
+
+def sample(rb: ReplayState, rng: np.random.Generator, slot_tasks: np.ndarray, per_slot: int, length: int,
+           prioritized: bool = False, alpha: float = 0.6, beta: float = 0.4, oldest: float = 1.0):
+    """Sample ``per_slot`` windows of ``length`` rows for each task slot (uniform roots: among the ``oldest``
+    fraction of the stored rows; prioritised: among all).
+
+    Returns ``(batch, (env_idx [B], col_idx [B]))``; the indices address the root rows for priority updates.
+    """
+    env_idx, off, weight = sample_index(rng, rb.env_task, int(rb.size), int(rb.ptr), rb.obs.shape[1], rb.priority,
+                                        slot_tasks, per_slot, prioritized, alpha, beta, oldest)
+    return gather(rb, env_idx, off, slot_tasks, weight, length)
 
 
 def update_priorities(rb: ReplayState, index, priorities: np.ndarray, eps: float = 1e-6) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from agents.scalezero.config import ScaleZeroConfig
 from agents.scalezero.transforms import logits_to_value
-from agents.scalezero.world_model import DecodeCache, ModelDims, WorldModel
+from agents.scalezero.world_model import DecodeCache, ModelDims, WorldModel, apply_fn
 from omnitask.mesh import DataParallel, shard_batch
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 1.0
@@ -125,13 +125,14 @@ class Planner:
 
     def __init__(self, model: WorldModel, cfg: ScaleZeroConfig, dims: ModelDims, kv_cache: bool = True):
         self.model, self.cfg, self.dims = model, cfg, dims
+        self.apply = apply_fn(model)  # in the model's compute dtype (run.precision)
         self.kv_cache = kv_cache
 
     # ---- model calls ----
     def _seq(self, params, win: Window, stage):
         seg = jnp.where(win.valid, 0, -1)
-        return self.model.apply({"params": params}, win.latents, win.actions, seg, win.task, stage,
-                                win.task.shape[0], method=WorldModel.sequence)
+        return self.apply(params, win.latents, win.actions, seg, win.task, stage, win.task.shape[0],
+                          method=WorldModel.sequence)
 
     def _prior(self, key, out_policy_last):
         """Prior logits and candidate set at a node from its policy output ``[B, P]``."""
@@ -143,10 +144,10 @@ class Planner:
 
     def root(self, params, key, obs_hist, act_hist, valid, task, stage) -> mctx.RootFnOutput:
         """obs_hist ``[B, S, *obs]``, act_hist ``[B, S(,A)]`` (last slot ignored), valid ``[B, S]``, task ``[B]``."""
-        latents = self.model.apply({"params": params}, obs_hist, method=WorldModel.encode)
+        latents = self.apply(params, obs_hist, method=WorldModel.encode)
         if self.kv_cache:
-            cache, value_logits, policy = self.model.apply({"params": params}, latents, act_hist, valid, task, stage,
-                                                           method=WorldModel.prefill)
+            cache, value_logits, policy = self.apply(params, latents, act_hist, valid, task, stage,
+                                                     method=WorldModel.prefill)
             logits, sampled = self._prior(key, policy)
             value = logits_to_value(value_logits, self.cfg.support_max)
             return mctx.RootFnOutput(prior_logits=logits, value=value, embedding=Node(cache, task, sampled))
@@ -179,7 +180,7 @@ class Planner:
 
     def _recurrent_cached(self, params_stage, key, action, node: Node):
         params, stage = params_stage
-        apply = lambda *a, **k: self.model.apply({"params": params}, *a, **k)
+        apply = lambda *a, **k: self.apply(params, *a, **k)
         if self.dims.continuous:
             action = jnp.take_along_axis(node.sampled, action[:, None, None], axis=1)[:, 0]  # [B, A]
         reward_logits, latent, cache = apply(node.cache, action, node.task, stage, method=WorldModel.step_action)
@@ -219,7 +220,8 @@ def make_search_fn(planner: Planner, mesh: DataParallel | None = None):
 
 
 def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, valid, task, stage, train, *,
-                    num_simulations: int, num_actions: int, action_dim: int = 0, num_sampled: int = 0) -> SearchOut:
+                    num_simulations: int, num_actions: int, action_dim: int = 0, num_sampled: int = 0,
+                    multiple: int = 1) -> SearchOut:
     """Collection step that searches only the envs of unsolved tasks; host numpy in and out.
 
     ``active [E]`` bool marks envs whose task still collects. Only those rows go through ``search_fn`` (one compiled
@@ -228,7 +230,8 @@ def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, val
     Generator) at no model cost: their env steps are real interactions and still count as env steps (not as the
     active steps of unsolved tasks), their policy target is uniform and their values zero (DPS never samples a
     solved task's data). Arguments as ``Planner.run``; ``num_actions`` (discrete) or ``action_dim`` and
-    ``num_sampled`` (continuous) size the rows that are not searched.
+    ``num_sampled`` (continuous) size the rows that are not searched. ``multiple``: the searched rows are padded
+    (repeats of the first active row, results dropped) to a multiple of it, e.g. the ``run.mesh`` data size.
     """
     e = active.shape[0]
     idx = np.flatnonzero(active)
@@ -243,8 +246,10 @@ def search_unsolved(search_fn, active, rng, params, key, obs_hist, act_hist, val
                     np.zeros(e, np.float32), np.zeros(e, np.float32))
     if idx.size == 0:
         return out
-    sub = jax.device_get(search_fn(params, key, obs_hist[idx], act_hist[idx], valid[idx], task[idx], stage, train,
+    rows = np.concatenate([idx, np.full((-idx.size) % multiple, idx[0])])  # padded to a multiple of `multiple`
+    sub = jax.device_get(search_fn(params, key, obs_hist[rows], act_hist[rows], valid[rows], task[rows], stage, train,
                                    num_simulations=num_simulations))
     for full, part in zip(out, sub):
-        full[idx] = np.asarray(part)
+        full[idx] = np.asarray(part)[:idx.size]
     return out
+

@@ -5,7 +5,8 @@ bookkeeping, ``train/episode_return``); the policy is a search over per-env cont
 
 One ``train_step`` = ``collect`` (``collect_steps`` batched search decisions per env, stored per task in replay),
 ``learn`` (``updates_per_iter`` learner updates on balanced per-task micro-batches, plus the periodic buffer
-reanalysis) and ``curriculum`` (DPS: the solved check from evaluation means, then the stage-switch rule).
+reanalysis; with ``run.replay: device`` each update samples its batch inside the jitted call) and ``curriculum`` (DPS
+: the solved check from evaluation means, then the stage-switch rule).
 The resumable state is the typed pytree ``ScaleZeroState``: learner state (params, target, AdamW), replay,
 curriculum, the actor (context windows, episode ids and, for JAX-native envs, the envs' own state), return
 statistics, counters and the PRNG key. On a JAX-native env a resumed run continues bit-for-bit. Host simulators'
@@ -25,14 +26,18 @@ import numpy as np
 import envs
 from agents.common.engines import HostLoop
 from agents.scalezero import curriculum as cur
+from agents.scalezero import device_replay as drp
 from agents.scalezero import replay as rp
 from agents.scalezero.config import ScaleZeroConfig, optional_list, validate
-from agents.scalezero.learner import TrainState, init_train_state, make_update_fn
-from agents.scalezero.search import Planner, make_search_fn
+from agents.scalezero.learner import TrainState, init_train_state, make_update_fn, update
+from agents.scalezero.search import Planner, make_search_fn, search_unsolved
 from agents.scalezero.world_model import ModelDims, WorldModel, count_params, init_params
 from envs.spec import BoxActionSpec, DiscreteActionSpec
-from omnitask.mesh import DataParallel
+from omnitask.mesh import PARAMS, DataParallel
+
 from omnitask.nonfinite import FINITE_KEY
+from omnitask.precision import compute_dtype, precision_of
+from omnitask.replay_location import replay_location
 from omnitask.schema import section_as
 
 NO_ENV_STATE = np.zeros((1,), np.uint8)  # actor.env placeholder of host simulators (checkpoints refuse empties)
@@ -80,11 +85,13 @@ class ScaleZeroState(NamedTuple):
         return getattr(self, item) if isinstance(item, str) else tuple.__getitem__(self, item)
 
 
-def record_games(games: np.ndarray, count: np.ndarray, ts, env_task: np.ndarray) -> None:
+def record_games(games: np.ndarray, count: np.ndarray, ts, env_task: np.ndarray, which=None) -> None:
     """Write the returns of the games that ended at ``ts`` into per-task rings ``games [K, W]`` (in place; ``count
     [K]`` finished games). A game ends at ``envs.episode_over`` only: Atari training mode sets ``terminated`` on
-    a lost life while the game goes on. Returns are unclipped (``info['episode_return']`` sums raw rewards)."""
-    for i in np.flatnonzero(envs.episode_over(ts)):
+    a lost life while the game goes on. Returns are unclipped (``info['episode_return']`` sums raw rewards).
+    ``which [E]`` bool: only these envs' games (solved tasks' envs play a random policy; not the agent's games)."""
+    over = envs.episode_over(ts)
+    for i in np.flatnonzero(over if which is None else over & which):
         k = env_task[i]
         games[k, count[k] % games.shape[1]] = float(ts.info["episode_return"][i])
         count[k] += 1
@@ -130,6 +137,12 @@ class ScaleZeroTrainer:
         self.exp = cfg
         self.cfg = c = as_config(_get(cfg, "scalezero"))
         validate(c)
+        # run.replay: host (numpy, batches copied per update; auto) or device (sampled inside the jitted update)
+        self.replay_on_device = replay_location("scalezero", str(_get(_get(cfg, "run"), "replay", "auto"))) == "device"
+        if self.replay_on_device and c.reanalyse_fraction > 0:
+            raise ValueError(f"scalezero.reanalyse_fraction={c.reanalyse_fraction} (per-batch reanalysis on the host) "
+                             "needs run.replay=host; with run.replay=device use reanalyse_every (buffer reanalysis)")
+
         self.run_dir = run_dir
         env_cfg = _get(cfg, "env")
         self.seed = int(_get(cfg, "seed", 0))
@@ -162,11 +175,13 @@ class ScaleZeroTrainer:
         self.humans = optional_list(c.human_returns, self.num_tasks, "human_returns") or self.targets
         self.dims = ModelDims(tuple(spec.observation.shape), self.num_tasks, num_actions, action_dim,
                               max_steps=max(c.unroll_steps + c.td_steps, c.context_steps))
-        self.model = WorldModel(c, self.dims)
+        self.precision = precision_of(_get(cfg, "run", None))  # run.precision: bf16 compute, float32 master weights
+        self.model = WorldModel(c, self.dims, compute_dtype(self.precision))
         self.planner = Planner(self.model, c, self.dims)
         self.dp = DataParallel.from_run(_get(cfg, "run", None))
         self._search = make_search_fn(self.planner, self.dp)
         self._update = make_update_fn(self.model, c, self.dp)
+        self._device_learn = self._make_device_learn() if self.replay_on_device else None
         self._jax_env = callable(getattr(self.env, "snapshot", None))  # env state can live in the run state
         self._live_actor = None  # the actor state this object's host simulators are in (host envs)
         self._eval_env = None
@@ -223,9 +238,11 @@ class ScaleZeroTrainer:
         policy_dim = c.num_sampled_actions if self.dims.continuous else self.dims.num_actions
         replay = rp.init(self.num_envs, columns, self.spec.observation.shape, np.dtype(self.spec.observation.dtype),
                          policy_dim, self.dims.action_dim, c.num_sampled_actions, self._env_task)
+        if self.replay_on_device:
+            replay = drp.to_device(replay, self.dp.put)
         k = self.num_tasks
         zero = lambda: np.zeros((), np.int64)
-        return ScaleZeroState(self.dp.put(init_train_state(params, c)), replay, cur.init(k), actor,
+        return ScaleZeroState(self.dp.put(init_train_state(params, c), PARAMS), replay, cur.init(k), actor,
                               np.full((k,), np.nan, np.float32),
                               np.full((k, c.train_return_window), np.nan, np.float32), np.zeros((k,), np.int64),
                               k_run, zero(), zero(), zero())
@@ -251,15 +268,39 @@ class ScaleZeroTrainer:
             return np.arange(self.num_tasks)
         return np.flatnonzero(~cs.solved)
 
+    def _binary_obs(self) -> bool:
+        ob = self.spec.observation
+        return np.dtype(ob.dtype) == np.uint8 and ob.high is not None and ob.high <= 1
+
     def model_obs(self, obs: np.ndarray) -> np.ndarray:
         """Observations as the encoder takes them: binary uint8 planes (MinAtar, high = 1) become float32 0/1
         (the encoders read uint8 as 0..255 pixels); everything else passes unchanged (replay keeps the spec dtype)."""
-        ob = self.spec.observation
-        if np.dtype(ob.dtype) == np.uint8 and ob.high is not None and ob.high <= 1:
-            return np.asarray(obs, np.float32)
-        return obs
+        return np.asarray(obs, np.float32) if self._binary_obs() else obs
+
+    def _make_device_learn(self):
+        """Jitted ``(train, replay, key, slots [G], stage) -> (train, replay, metrics)``: one update on a batch
+        sampled from the device replay inside the call (priorities written back there); both states donated."""
+        c, model, binary = self.cfg, self.model, self._binary_obs()
+        per_slot, length = c.batch_size // self.num_tasks, c.unroll_steps + c.td_steps
+
+        def learn_step(train, replay, key, slots, stage):
+            batch, index = drp.sample(key, replay, slots, per_slot, length, c.prioritized, c.priority_alpha,
+                                      c.priority_beta)
+            if binary:
+                batch = batch._replace(obs=batch.obs.astype(jnp.float32))
+            train, metrics, prio = update(train, batch, stage, model=model, cfg=c)
+            if c.prioritized:
+                replay = drp.update_priorities(replay, index, prio)
+            return train, replay, metrics
+
+        return self.dp.jit(learn_step, out_axes=(PARAMS, None, None), donate_argnums=(0, 1))
+
+    def _search_model_obs(self, params, key, obs, *args, **kwargs):
+        """``self._search`` on observations converted by ``model_obs`` (host numpy in, device out)."""
+        return self._search(params, key, self.model_obs(obs), *args, **kwargs)
 
     def _search_windows(self, params, key, obs, act, valid, task, stage, explore, sims):
+
         return jax.device_get(self._search(params, key, self.model_obs(obs), act, valid, task, stage,
                                            jnp.float32(explore), num_simulations=sims))
 
@@ -271,28 +312,44 @@ class ScaleZeroTrainer:
         stage = jnp.asarray(int(cs.stage), jnp.int32)
         env_task = replay.env_task
         active_env = np.isin(env_task, self._unsolved(cs))  # envs of unsolved tasks (solved: data never sampled)
+        rng = np.random.default_rng([self.seed, int(state.iteration), 1])  # solved tasks' envs: random actions
         games, count = state.game_returns.copy(), state.game_count.copy()
         w, episode = ActorWindows.of(actor), actor.episode.copy()
+        columns = []  # device replay: the collected columns, written in one call after the loop
         t0 = time.perf_counter()
         for _ in range(c.collect_steps):
             key, k_s = jax.random.split(key)
-            out = self._search_windows(train.params, k_s, w.obs, w.act, w.valid, env_task, stage, 1.0,
-                                       c.num_simulations)
+            if active_env.all():
+                out = self._search_windows(train.params, k_s, w.obs, w.act, w.valid, env_task, stage, 1.0,
+                                           c.num_simulations)
+            else:  # DPS: solved tasks' envs skip the search and step with a uniformly random action
+                out = search_unsolved(self._search_model_obs, active_env, rng, train.params, k_s, w.obs, w.act,
+                                      w.valid, env_task, stage, jnp.float32(1.0), num_simulations=c.num_simulations,
+                                      num_actions=self.dims.num_actions, action_dim=self.dims.action_dim,
+                                      num_sampled=c.num_sampled_actions, multiple=self.dp.size)
             ts = self.loop.step(np.asarray(out.action))
             reward = np.asarray(ts.reward, np.float32)
             if c.reward_clip > 0:
                 reward = np.clip(reward, -c.reward_clip, c.reward_clip)
             term, trunc = np.asarray(ts.terminated), np.asarray(ts.truncated)
-            replay = rp.add(replay, w.obs[:, -1], out.action, reward, term, trunc, out.policy_target,
-                            out.sampled, out.root_value, episode)
-            record_games(games, count, ts, env_task)
+            column = (w.obs[:, -1], out.action, reward, term, trunc, out.policy_target, out.sampled,
+                      out.root_value, episode)
+            if self.replay_on_device:
+                columns.append(column)
+            else:
+                replay = rp.add(replay, *column)
+            record_games(games, count, ts, env_task, active_env)
             done = term | trunc
             episode = episode + done.astype(np.int32)
             w.advance(out.action, np.asarray(ts.observation), done)
+        if columns:  # [T, E, ...] per field: one host->device copy per collect step
+            replay = drp.add_block(replay, *(np.stack([np.asarray(col[i]) for col in columns])
+                                             for i in range(len(columns[0]))))
         actor = ActorState(w.obs, w.act, w.valid, episode, self._env_snapshot())
         self._live_actor = actor
-        # a batched env cannot pause single envs: solved tasks' envs still step (counted, as they are real
-        # interactions) but their data is never sampled; "active" counts the interactions of unsolved tasks
+        # a batched env cannot pause single envs: solved tasks' envs still step, without search (a uniformly random
+        # action), and count in env_steps (the run.total_env_steps budget: they are real interactions); their data
+        # is never sampled and their games are not train returns; "active" counts the interactions of unsolved tasks
         env_steps = int(c.collect_steps * self.num_envs)
         active_steps = int(c.collect_steps * active_env.sum())
         state = state._replace(replay=replay, actor=actor, key=key, game_returns=games, game_count=count,
@@ -319,10 +376,18 @@ class ScaleZeroTrainer:
             length = c.unroll_steps + c.td_steps
             if c.reanalyse_every and iteration % c.reanalyse_every == 0:
                 key, k_r = jax.random.split(key)
-                metrics["time/reanalyse_s"] = self.reanalyse_buffer(train.target_params, replay, rng, slots, stage,
-                                                                    k_r)
+                replay, metrics["time/reanalyse_s"] = self.reanalyse_buffer(train.target_params, replay, rng, slots,
+                                                                            stage, k_r)
             finite_flags = []  # one per update: a divergence in any update of the iteration counts
-            for _ in range(c.updates_per_iter):
+            if self.replay_on_device:  # sampled inside the jitted update from a key of (seed, iteration)
+                keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(self.seed), iteration),
+                                        c.updates_per_iter)
+                slots_dev = jnp.asarray(slots, jnp.int32)
+            for u in range(c.updates_per_iter):
+                if self.replay_on_device:
+                    train, replay, m = self._device_learn(train, replay, keys[u], slots_dev, stage)
+                    finite_flags.append(m[FINITE_KEY])
+                    continue
                 batch, index = rp.sample(replay, rng, slots, c.batch_size // g, length, c.prioritized,
                                          c.priority_alpha, c.priority_beta)
                 if c.reanalyse_fraction > 0:
@@ -398,24 +463,36 @@ class ScaleZeroTrainer:
                 metrics[f"train_return/{name}"] = float(np.nanmean(games[k]))
         return state, metrics, env_steps
 
-    def reanalyse_buffer(self, params, replay: rp.ReplayState, rng, slots, stage, key) -> float:
+    def reanalyse_buffer(self, params, replay: rp.ReplayState, rng, slots, stage, key):
         """Rewrite the policy targets of ``reanalyse_batch`` stored windows (``unroll_steps`` roots each), drawn
         from the oldest ``reanalyse_partition`` of each task's rows, by a fresh search of ``params`` (the target
-        network, as LightZero) with root noise when ``reanalyse_noise``. Mutates ``replay``; returns seconds."""
+        network, as LightZero) with root noise when ``reanalyse_noise``. Returns ``(replay, seconds)`` (a host
+        replay is rewritten in place; a device replay gives up only the drawn windows and gets the targets back)."""
         c = self.cfg
         t0 = time.perf_counter()
         per_slot = max(1, c.reanalyse_batch // len(slots))
-        batch, (env_idx, root_col) = rp.sample(replay, rng, slots, per_slot, c.unroll_steps,
-                                               oldest=c.reanalyse_partition)
+        # roots drawn on the host for both replay locations (uniform roots read only the small bookkeeping arrays)
+        size, ptr, cols = int(replay.size), int(replay.ptr), replay.obs.shape[1]
+        env_idx, off, weight = rp.sample_index(rng, np.asarray(replay.env_task), size, ptr, cols, None, slots,
+                                               per_slot, oldest=c.reanalyse_partition)
+        if self.replay_on_device:  # only the drawn windows leave the device
+            batch, (_, root_col) = jax.device_get(drp.gather_rows(replay, env_idx, off, np.asarray(slots, np.int32),
+                                                                  length=c.unroll_steps))
+        else:
+            batch, (_, root_col) = rp.gather(replay, env_idx, off, slots, weight, c.unroll_steps)
         new = self.reanalyse(params, batch, stage, key, explore=1.0 if c.reanalyse_noise else 0.0, fraction=1.0)
         t = c.unroll_steps
-        cols = (root_col[:, None] + np.arange(t)[None]) % replay.obs.shape[1]  # [B, T] physical columns
+        cols = (root_col[:, None] + np.arange(t)[None]) % cols  # [B, T] physical columns
         keep = batch.seg[:, :t] == 0  # rows inside the root's episode, already written
         e2 = np.broadcast_to(env_idx[:, None], cols.shape)
-        replay.policy[e2[keep], cols[keep]] = new.policy[:, :t][keep]
-        if self.dims.continuous:
-            replay.sampled[e2[keep], cols[keep]] = new.sampled[:, :t][keep]
-        return time.perf_counter() - t0
+        if self.replay_on_device:
+            replay = drp.write_targets(replay, e2[keep], cols[keep], new.policy[:, :t][keep],
+                                       new.sampled[:, :t][keep])
+        else:
+            replay.policy[e2[keep], cols[keep]] = new.policy[:, :t][keep]
+            if self.dims.continuous:
+                replay.sampled[e2[keep], cols[keep]] = new.sampled[:, :t][keep]
+        return replay, time.perf_counter() - t0
 
     def reanalyse(self, params, batch: rp.Batch, stage, key, explore: float = 0.0,
                   fraction: float | None = None) -> rp.Batch:

@@ -21,7 +21,7 @@ deeper tree tokens share that position instead of reading position rows that no 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from agents.scalezero.config import ScaleZeroConfig
 from agents.scalezero.encoders import LatentNorm, MLPEncoder, ResNetEncoder, ViTEncoder
 from agents.scalezero.transformer import Transformer
+from omnitask.precision import with_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +110,7 @@ class TaskHead(nn.Module):
 class WorldModel(nn.Module):
     cfg: ScaleZeroConfig
     dims: ModelDims
+    dtype: Any = jnp.float32  # compute dtype (run.precision): bfloat16 runs on bf16 copies of float32 parameters
 
     def setup(self):
         c, d = self.cfg, self.dims
@@ -116,13 +118,13 @@ class WorldModel(nn.Module):
         if kind == "auto":
             kind = "resnet" if len(d.obs_shape) == 3 else "mlp"
         if kind == "mlp":
-            self.encoder = MLPEncoder(c.latent_dim, c.mlp_encoder_hidden, c.latent_norm, c.simnorm_group)
+            self.encoder = MLPEncoder(c.latent_dim, c.mlp_encoder_hidden, c.latent_norm, c.simnorm_group, self.dtype)
         elif kind == "resnet":
             self.encoder = ResNetEncoder(c.latent_dim, c.resnet_channels, c.resnet_blocks, c.latent_norm,
-                                         c.simnorm_group)
+                                         c.simnorm_group, self.dtype)
         else:
             self.encoder = ViTEncoder(c.latent_dim, c.vit_patch, c.vit_depth, c.vit_heads, c.vit_mlp_dim,
-                                      c.latent_norm, c.simnorm_group)
+                                      c.latent_norm, c.simnorm_group, self.dtype)
         if d.continuous:
             self.action_embed = nn.Dense(c.latent_dim, name="action_embed")
         else:
@@ -235,6 +237,14 @@ class WorldModel(nn.Module):
     def __call__(self, obs, actions, seg, task, stage):
         """Initialisation entry: encode ``obs [B, S, *obs_shape]`` then ``sequence`` with G = B."""
         return self.sequence(self.encode(obs), actions, seg, task, stage, groups=obs.shape[0])
+
+
+def apply_fn(model: WorldModel) -> Callable:
+    """``apply(params, *inputs, method=..., **kw)`` = ``model.apply({"params": params}, ...)`` in the model's compute
+    dtype: under bfloat16 the float32 master parameters and float inputs are cast to bf16 and float outputs come back
+    as float32 (omnitask/precision.py); the gradient reaches the float32 parameters through the cast."""
+    precision = "bfloat16" if jnp.dtype(model.dtype) == jnp.bfloat16 else "float32"
+    return with_precision(lambda params, *a, **k: model.apply({"params": params}, *a, **k), precision)
 
 
 def init_params(model: WorldModel, key: jax.Array):
