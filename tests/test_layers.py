@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LEAF = {"omnitask.schema", "omnitask.fileio", "omnitask.metrics_log", "omnitask.wandb_logger", "omnitask.nonfinite",
         "omnitask.plotting", "omnitask.mesh",
-        "omnitask.precision"}  # the only omnitask modules agents may use
+        "omnitask.precision", "omnitask.replay_location"}  # the only omnitask modules agents may use
 
 
 def layer(node: str) -> int:
