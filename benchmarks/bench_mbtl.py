@@ -12,11 +12,16 @@
    restarts, L-BFGS-B) running the same acquisition; and how often both pick the same context given the same
    history. Matrix: a stored CartPole matrix (``--matrix-csv``) or a synthetic N=100 matrix from the linear gap
    model with a smooth training-performance profile plus noise.
+1b. ``designs``: one of issue 15's round-4 selector designs (``benchmarks/mbtl_designs.py``) on the tuning seeds
+   only (held-out seeds are not offered): beaten-at-every-k count, worst gap, matrices lost per k, per structure,
+   the mean standardised training performance J of picks 2-15 per structure and, with ``--diagnose``, how hopeless
+   k = 3 was on the matrices lost there.
 2. ``matrix``: wall time of CartPole transfer-matrix jobs (vmapped PPO, 100 targets) on this machine's CPUs,
    measured on ``--chunks`` chunks of 10 sources, and the extrapolation to the full 100 x 100 x seeds matrix.
 
     python benchmarks/bench_mbtl.py family --seeds held_out    # the selector table on the synthetic family
     python benchmarks/bench_mbtl.py family --seeds extra_tuning --known-j --robust-model fitted  # the old default
+    python benchmarks/bench_mbtl.py designs --design kg2 --seeds all_tuning   # one round-4 design, tuning seeds
     python benchmarks/bench_mbtl.py select
     python benchmarks/bench_mbtl.py matrix --steps 100000 --chunks 1
 """
@@ -215,6 +220,55 @@ def bench_family(args) -> dict:
     return out
 
 
+def bench_designs(args) -> dict:
+    """One round-4 design (``benchmarks/mbtl_designs.py``) on tuning seeds only: how often it beats Random at every
+    k = 3..15, worst gap, per structure, failures per k and, with --diagnose, why the losses happen."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import mbtl_designs as D
+
+    from agents.mbtl import strategies as S
+    from agents.mbtl import synthetic as Y
+    seeds = {"tuning": Y.TUNING_SEEDS, "extra_tuning": Y.EXTRA_TUNING_SEEDS,
+             "all_tuning": Y.TUNING_SEEDS + Y.EXTRA_TUNING_SEEDS}[args.seeds]
+    seeds = seeds[:args.limit] if args.limit else seeds
+    t0 = time.perf_counter()
+    wins, worst, fail_k, per_label, pick_z, early = [], [], np.zeros(13, int), {}, {}, []
+    for seed in seeds:
+        g = Y.generate(seed)
+        perf, order = D.replay(g.m, g.u, args.design)
+        rnd = S.random_expected(g.m, 15).perf
+        oracle = float(g.m.max(0).mean())
+        w, d = Y.versus_random(perf, rnd, oracle)
+        lost_k = (perf[2:15] <= rnd[2:15]) & (perf[2:15] < oracle - 1e-9)  # [13] k = 3..15
+        wins.append(w)
+        worst.append(d)
+        fail_k += lost_k
+        per_label.setdefault(g.label, []).append(w)
+        j = np.diag(g.m)
+        pick_z.setdefault(g.label, []).append(float(((j[order[1:]] - j.mean()) / j.std()).mean()))
+        if args.diagnose and lost_k[0]:  # lost at k = 3: were picks 2-3 unlucky, or was any pair hopeless?
+            c = order[0]
+            pair = np.maximum(g.m[c][None, None], np.maximum(g.m[:, None], g.m[None, :])).mean(-1)  # [N, N]
+            ok = np.ones_like(pair, bool)
+            ok[c], ok[:, c] = False, False
+            np.fill_diagonal(ok, False)
+            early.append((float((pair[ok] > rnd[2]).mean()), float((j[c] - j.mean()) / j.std())))
+    out = {"design": args.design, "seeds": args.seeds, "num_matrices": len(seeds),
+           "beats_random_at_every_k_3_15": f"{int(np.sum(wins))}/{len(seeds)}", "worst_gap_to_random": min(worst),
+           "matrices_worse_than_random_by_more_than_0.02": int(np.sum(np.asarray(worst) < -0.02)),
+           "matrices_lost_per_k_3_15": fail_k.tolist(),
+           "per_structure": {k: f"{int(np.sum(v))}/{len(v)}" for k, v in sorted(per_label.items())},
+           "mean_z_of_training_performance_of_picks_2_15": {k: round(float(np.mean(v)), 2)
+                                                            for k, v in sorted(pick_z.items())},
+           "seconds": time.perf_counter() - t0, "load_average": os.getloadavg()}
+    if args.diagnose:
+        e = np.asarray(early).reshape(-1, 2)
+        out["lost_at_k3"] = {"matrices": len(early), "mean_fraction_of_pairs_2_3_that_would_beat_random": float(e[:, 0].mean()),
+                             "mean_z_of_centre_training_performance": float(e[:, 1].mean())}
+    return out
+
+
 def bench_matrix(args) -> dict:
     import jax
 
@@ -269,13 +323,19 @@ def main() -> None:
     fam.add_argument("--gap-2d", choices=("linear", "monotone"), default="linear", help="SelectorConfig.gap_2d")
     fam.add_argument("--known-j", action="store_true", help="add the diagnostic row with J known (see module doc)")
     fam.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
+    des = sub.add_parser("designs", help="one round-4 design on tuning seeds only (benchmarks/mbtl_designs.py)")
+    des.add_argument("--design", default="default", help="a name in mbtl_designs.DESIGNS")
+    des.add_argument("--seeds", choices=("tuning", "extra_tuning", "all_tuning"), default="all_tuning")
+    des.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
+    des.add_argument("--diagnose", action="store_true", help="add the k = 3 loss diagnosis (slow: N^2 pairs)")
     mtx = sub.add_parser("matrix")
     mtx.add_argument("--steps", type=int, default=100_000)
     mtx.add_argument("--eval-episodes", type=int, default=10)
     mtx.add_argument("--chunks", type=int, default=1)
     mtx.add_argument("--seeds", type=int, default=3)
     args = p.parse_args()
-    out = {"select": bench_select, "family": bench_family, "matrix": bench_matrix}[args.what](args)
+    out = {"select": bench_select, "family": bench_family, "designs": bench_designs,
+           "matrix": bench_matrix}[args.what](args)
     print(json.dumps(out, indent=1))
 
 

@@ -45,6 +45,10 @@ class SelectorConfig:
     #                                 marginal likelihood, expected generalised gain; acquisition/beta unused) or
     #                                 'fitted' (one marginal-likelihood fit, acquisition/beta as configured: the
     #                                 default before issue 15's third round)
+    prior_level: float = 0.75  # strategy 'mbtl', robust_model 'averaged': the GP's constant prior mean of J is the
+    #                            mean of the trained levels shrunk toward prior_level (a typical normalised training
+    #                            performance) with the weight of prior_weight observations (README, fourth round)
+    prior_weight: float = 2.0  # 0: the plain data mean (the round-3 default)
     gp_target: str = "own"  # GP data at a trained x: 'own' = its training performance J(pi_x, x); 'best' = the best
     #                         performance at x right after training it (max with earlier transfers; reference code)
     gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
@@ -58,6 +62,9 @@ class SelectorConfig:
         for field, allowed in checks:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"SelectorConfig.{field}={getattr(self, field)!r}; allowed: {', '.join(allowed)}")
+        if not 0.0 <= self.prior_level <= 1.0 or self.prior_weight < 0:
+            raise ValueError(f"SelectorConfig: prior_level must be in [0, 1] and prior_weight >= 0, got "
+                             f"{self.prior_level}, {self.prior_weight}")
         if self.slope < 0:
             raise ValueError(f"SelectorConfig.slope must be >= 0, got {self.slope}")
 
@@ -130,7 +137,8 @@ class Selector:
         """The robust default ``strategy: mbtl``: the paper's greedy step with the models below changed.
 
         ``robust_model: averaged`` (the default): J's GP posterior is averaged over a grid of length scales within
-        ROBUST_LENGTH_SCALE x amplitudes within ROBUST_AMPLITUDE (``gp.averaged_posterior``), and the acquisition is
+        ROBUST_LENGTH_SCALE x amplitudes within ROBUST_AMPLITUDE (``gp.averaged_posterior``) around a constant prior
+        mean, the trained levels' mean shrunk toward ``prior_level`` (weight ``prior_weight``), and the acquisition is
         the expected generalised gain (``acquisition.expected_generalised_gain``: each candidate cell is J ~ that
         posterior, minus the learned gap, plus the estimated cell noise, clipped at 1; a target gains
         E[max(best, cell)] - best). README: issue 15, third round.
@@ -165,6 +173,9 @@ class Selector:
         c = float(own_perf.mean())
         noise = max(gap.estimate_noise(rows, self.grid_idx), MIN_NOISE)
         if self.cfg.robust_model == "averaged":
+            # with 1-3 levels the data mean is just J where the selector started: a low start would look typical
+            w = self.cfg.prior_weight
+            c = (float(own_perf.sum()) + w * self.cfg.prior_level) / (k + w)
             hyper = np.geomspace(*ROBUST_LENGTH_SCALE, AVERAGED_GRID), np.geomspace(*ROBUST_AMPLITUDE, AVERAGED_GRID)
             mu, sd = gp.averaged_posterior(grid[tr], own_perf - c, noise, grid, *hyper)
             mu = mu + c

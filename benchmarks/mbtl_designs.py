@@ -1,0 +1,195 @@
+"""Round-4 selector designs for issue 15 (measured on tuning seeds only).
+
+Each design scores every candidate source after the trained set's rows are observed; the replay loop
+(``replay``) is the default selector's (centre first, learned gap, denoised levels, estimated cell noise) with only
+the scoring changed: ``default`` reproduces ``strategy: mbtl`` with ``prior_weight: 0`` (round 3) and ``prior_shrunk``
+the round-4 default (numpy float64 instead of the jitted float32 acquisition). ``bench_mbtl.py designs --design NAME`` runs one of them.
+
+Designs (README, "Fourth round"):
+  default         the round-3 rule: averaged-GP posterior of J around the levels' mean + expected generalised gain
+  known_j         diagnostic: J of every candidate known (the diagonal), not a selector
+  kg2             two-step lookahead on the set objective: joint posterior samples of J; a candidate's score is the
+                  sample mean of the generalised performance after it AND the best second pick for that sample
+                  (knowledge-gradient flavour: the second pick sees the sampled J)
+  pair_portfolio  the best pair (s, s') under the same samples without seeing J (a non-adaptive 2-set portfolio:
+                  rewards diversification when J is uncertain); score of s = its best partner's value
+  cv_blend        the GP mean shrunk toward the data mean by its leave-one-out skill (1 - LOO MSE / var of levels)
+  aniso           D > 1: the posterior averaged over per-axis length scales (8 x 8 x 8 amplitudes)
+  amp_small       amplitudes (prior variance of J) 0.002-0.1 instead of 0.01-1
+  sd_half / sd_double  J's posterior std x 0.5 / x 2 in the expected gain
+  prior_075       the GP's constant prior mean fixed at 0.75 instead of the trained levels' mean
+  prior_shrunk    the levels' mean shrunk toward 0.75 with the weight of 2 observations (the round-4 candidate,
+                  ``SelectorConfig.prior_level / prior_weight``)
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+
+from agents.mbtl import gap, gp
+from agents.mbtl import strategies as S
+from agents.mbtl.selector import AVERAGED_GRID, MIN_NOISE, ROBUST_AMPLITUDE, ROBUST_LENGTH_SCALE, center_index
+
+NUM_SAMPLES = 64  # joint posterior samples of J (kg2, pair_portfolio)
+TOP = 20  # lookahead designs score only the default's TOP candidates (the rest get -inf)
+
+
+def _excess(m: np.ndarray, s: np.ndarray) -> np.ndarray:
+    z = m / s
+    return m * norm.cdf(z) + s * norm.pdf(z)
+
+
+def expected_gain(mu, sd, g, best, cell):
+    """float64 numpy twin of ``acquisition.expected_generalised_gain`` -> [N]."""
+    m = mu[:, None] - g  # [N, T]
+    s = np.sqrt(sd[:, None] ** 2 + cell ** 2 + 1e-8)
+    return (_excess(m - best[None], s) - _excess(m - 1.0, s)).mean(1)
+
+
+def _hyper_grid(amp=ROBUST_AMPLITUDE):
+    return np.geomspace(*ROBUST_LENGTH_SCALE, AVERAGED_GRID), np.geomspace(*amp, AVERAGED_GRID)
+
+
+def posterior(st, amp=ROBUST_AMPLITUDE, prior_weight=0.0, prior_level=0.75):
+    c = (st["level"].sum() + prior_weight * prior_level) / (len(st["level"]) + prior_weight)
+    mu, sd = gp.averaged_posterior(st["u"][st["tr"]], st["level"] - c, st["noise"], st["u"], *_hyper_grid(amp))
+    return mu + c, sd
+
+
+def joint_samples(st, num: int, rng: np.random.Generator) -> np.ndarray:
+    """[num, N] joint samples of J from the averaged posterior: a (length scale, amplitude) drawn by its marginal
+    likelihood weight, then the GP's joint posterior at every context."""
+    u, x, noise = st["u"], st["u"][st["tr"]], st["noise"]
+    c = st["level"].mean()
+    y = st["level"] - c
+    k = len(y)
+    ls, amp = (a.ravel() for a in np.meshgrid(*_hyper_grid(), indexing="ij"))  # [H]
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)  # [k, k]
+    cov = amp[:, None, None] * np.exp(-0.5 * d2[None] / ls[:, None, None] ** 2) + noise ** 2 * np.eye(k)
+    alpha = np.linalg.solve(cov, np.broadcast_to(y, (ls.size, k))[..., None])[..., 0]  # [H, k]
+    log_det = 2 * np.log(np.diagonal(np.linalg.cholesky(cov), axis1=1, axis2=2)).sum(1)
+    log_lik = -0.5 * (y[None] * alpha).sum(1) - 0.5 * log_det
+    w = np.exp(log_lik - log_lik.max())
+    h = rng.choice(ls.size, size=num, p=w / w.sum())
+    d2_all = ((u[:, None] - u[None]) ** 2).sum(-1)  # [N, N]
+    d2_q = ((u[:, None] - x[None]) ** 2).sum(-1)  # [N, k]
+    out = np.empty((num, u.shape[0]))
+    for hi in np.unique(h):
+        k_qx = amp[hi] * np.exp(-0.5 * d2_q / ls[hi] ** 2)
+        cv = amp[hi] * np.exp(-0.5 * d2_all / ls[hi] ** 2) - k_qx @ np.linalg.solve(cov[hi], k_qx.T)
+        chol = np.linalg.cholesky(cv + 1e-8 * np.eye(len(cv)))
+        rows = np.nonzero(h == hi)[0]
+        out[rows] = k_qx @ alpha[hi] + c + (chol @ rng.standard_normal((len(cv), rows.size))).T
+    return out
+
+
+def _lookahead(st, adaptive: bool) -> np.ndarray:
+    rng = np.random.default_rng(st["k"] * 7919 + int(st["tr"][0]))
+    j = joint_samples(st, NUM_SAMPLES, rng)  # [S, N]
+    base = expected_gain(*posterior(st), st["g"], st["best"], st["noise"])
+    base[st["tr"]] = -np.inf
+    x = np.minimum(j[:, :, None] - st["g"][None], 1.0)  # [S, N, T] sampled cells (without cell noise)
+    avail = np.ones(len(base), bool)
+    avail[st["tr"]] = False
+    score = np.full(len(base), -np.inf)
+    for s in np.argsort(-base)[:TOP]:
+        after = np.maximum(st["best"][None], x[:, s])  # [S, T]
+        v = np.maximum(after[:, None], x).mean(-1)  # [S, N] set value with s and each second pick
+        v[:, ~avail] = -np.inf
+        v[:, s] = -np.inf
+        score[s] = v.max(1).mean() if adaptive else v.mean(0).max()
+    return score
+
+
+def _loo_skill(st) -> float:
+    k = len(st["tr"])
+    if k < 3:
+        return 0.0
+    err = []
+    for i in range(k):
+        keep = np.arange(k) != i
+        sub = dict(st, tr=st["tr"][keep], level=st["level"][keep])
+        err.append(posterior(sub)[0][st["tr"][i]] - st["level"][i])
+    return float(np.clip(1 - np.mean(np.square(err)) / max(st["level"].var(), 1e-9), 0.0, 1.0))
+
+
+def _aniso_posterior(st, ls, amps):
+    """Averaged posterior over per-axis length scales (every combination of ls [L] per axis) x amps [A]."""
+    x, xq = st["u"][st["tr"]], st["u"]
+    c = st["level"].mean()
+    y = st["level"] - c
+    k, dim = len(y), x.shape[1]
+    grids = np.meshgrid(*([ls] * dim), amps, indexing="ij")
+    scale = np.stack([g.ravel() for g in grids[:dim]], -1)  # [H, D]
+    amp = grids[dim].ravel()  # [H]
+    d2 = np.einsum("ijd,hd->hij", (x[:, None] - x[None]) ** 2, 1 / scale ** 2)  # [H, k, k]
+    d2q = np.einsum("ijd,hd->hij", (xq[:, None] - x[None]) ** 2, 1 / scale ** 2)  # [H, M, k]
+    cov = amp[:, None, None] * np.exp(-0.5 * d2) + st["noise"] ** 2 * np.eye(k)
+    alpha = np.linalg.solve(cov, np.broadcast_to(y, (amp.size, k))[..., None])[..., 0]
+    log_lik = -0.5 * (y[None] * alpha).sum(1) - np.log(np.diagonal(np.linalg.cholesky(cov), axis1=1, axis2=2)).sum(1)
+    cross = amp[:, None, None] * np.exp(-0.5 * d2q)
+    mean = np.einsum("hmk,hk->hm", cross, alpha)
+    var = amp[:, None] - np.einsum("hmk,hkm->hm", cross, np.linalg.solve(cov, np.transpose(cross, (0, 2, 1))))
+    w = np.exp(log_lik - log_lik.max())
+    w /= w.sum()
+    mix = w @ mean
+    return mix + c, np.sqrt(np.maximum(w @ (np.maximum(var, 1e-10) + mean ** 2) - mix ** 2, 1e-10))
+
+
+def _score_default(st, sd_scale=1.0, amp=ROBUST_AMPLITUDE, **prior):
+    mu, sd = posterior(st, amp, **prior)
+    return expected_gain(mu, sd_scale * sd, st["g"], st["best"], st["noise"])
+
+
+def _score_cv_blend(st):
+    mu, sd = posterior(st)
+    c = st["level"].mean()
+    return expected_gain(c + _loo_skill(st) * (mu - c), sd, st["g"], st["best"], st["noise"])
+
+
+def _score_aniso(st):
+    if st["u"].shape[1] == 1:
+        return _score_default(st)
+    mu, sd = _aniso_posterior(st, np.geomspace(0.05, 0.25, 8), np.geomspace(0.01, 1.0, 8))
+    return expected_gain(mu, sd, st["g"], st["best"], st["noise"])
+
+
+def _score_known(st):
+    j = np.diag(st["m"])
+    return expected_gain(j, np.zeros_like(j), st["g"], st["best"], st["noise"])
+
+
+DESIGNS = {
+    "default": _score_default,
+    "known_j": _score_known,
+    "kg2": lambda st: _lookahead(st, adaptive=True),
+    "pair_portfolio": lambda st: _lookahead(st, adaptive=False),
+    "cv_blend": _score_cv_blend,
+    "aniso": _score_aniso,
+    "amp_small": lambda st: _score_default(st, amp=(0.002, 0.1)),
+    "sd_half": lambda st: _score_default(st, sd_scale=0.5),
+    "sd_double": lambda st: _score_default(st, sd_scale=2.0),
+    "prior_075": lambda st: _score_default(st, prior_weight=1e9),
+    "prior_shrunk": lambda st: _score_default(st, prior_weight=2.0),
+}
+
+
+def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15) -> tuple[np.ndarray, list[int]]:
+    """Generalised performance [k_max] and order of ``design`` replayed on matrix m [N, N], contexts u [N, D]."""
+    score_fn = DESIGNS[design]
+    u = np.asarray(u, np.float64)
+    idx, sizes = gap.grid_index(u)
+    order = [center_index(u)]
+    while len(order) < k_max:
+        tr = np.asarray(order)
+        rows = m[tr]  # [k, N] observed transfer rows
+        level = rows[np.arange(len(tr)), tr]
+        g = gap.empirical_gap(rows, tr, idx, sizes, level)
+        level, _ = gap.denoised_levels(rows, g[tr], level)
+        g = gap.empirical_gap(rows, tr, idx, sizes, level)  # [N, N]
+        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr),
+                  noise=max(gap.estimate_noise(rows, idx), MIN_NOISE))
+        score = np.array(score_fn(st), np.float64)
+        score[tr] = -np.inf
+        order.append(int(np.argmax(score)))
+    return S.generalized_performance(m, order), order
