@@ -3,7 +3,7 @@
 Each design scores every candidate source after the trained set's rows are observed; the replay loop
 (``replay``) is the default selector's (centre first, learned gap, denoised levels, estimated cell noise) with only
 the scoring changed: ``default`` reproduces ``strategy: mbtl`` with ``prior_weight: 0`` (round 3) and ``prior_shrunk``
-the round-4 default (numpy float64 instead of the jitted float32 acquisition). ``bench_mbtl.py designs --design NAME`` runs one of them.
+``prior_weight: 2`` (the round-4 candidate, not adopted) (numpy float64 instead of the jitted float32 acquisition). ``bench_mbtl.py designs --design NAME`` runs one of them.
 
 Designs (README, "Fourth round"):
   default         the round-3 rule: averaged-GP posterior of J around the levels' mean + expected generalised gain

@@ -62,6 +62,23 @@ def test_averaged_posterior_is_the_exact_gp_at_one_grid_point_and_a_mixture_othe
     assert np.all(both >= lo - 1e-12) and np.all(both <= hi + 1e-12)
     with pytest.raises(ValueError, match="robust_model"):
         SelectorConfig(robust_model="magic")
+    for bad in ({"prior_level": 1.5}, {"prior_weight": -1.0}):
+        with pytest.raises(ValueError, match="prior_level must be in"):
+            SelectorConfig(**bad)
+
+
+def test_prior_weight_shrinks_the_prior_mean_toward_prior_level():
+    """With one trained source at a low level, the shrunk prior mean (round 4) predicts more than that level far
+    from it; prior_weight 0 (round 3) predicts the level itself everywhere."""
+    from agents.mbtl.selector import Selector
+    u = np.linspace(0, 1, 21)[:, None]
+    m = np.clip(0.4 - 0.5 * np.abs(u - u.T), 0, 1)  # [21, 21] every source at level 0.4
+    far = []
+    for weight in (0.0, 2.0):
+        sel = Selector(u, SelectorConfig(prior_weight=weight))
+        _, info = sel.select([10], np.array([0.4]), m[10], jax.random.PRNGKey(0), observed_rows=m[[10]])
+        far.append(float(info.mean[0]))
+    assert abs(far[0] - 0.4) < 0.02 and far[1] > 0.5, far
 
 
 def test_expected_generalised_gain_matches_monte_carlo():
@@ -110,8 +127,9 @@ def test_robust_default_beats_random_on_held_out_matrices():
     outcome was seen, from the tuning seeds of the time (64/100 matrices beaten at every k = 3..15, worst gap
     -0.113). An intermediate version failed them (4/10); so did the round-2 expected-gain variant (6/10 but worst gap
     -0.178 against its own pre-set -0.10). The round-3 default (``robust_model: averaged``) was required to pass these
-    same margins before it replaced the round-1 design (5/10, worst -0.131, mean gain +0.038). The issue's full
-    criterion (>= 80%) is not met: README."""
+    same margins before it replaced the round-1 design (5/10, worst -0.131, mean gain +0.038); the round-4 shrunk
+    prior mean (``prior_weight: 2``, not adopted: 67/100 held out) got 7/10, worst -0.117, mean gain +0.041. The issue's full criterion (>= 80%) is
+    not met: README."""
     seeds = Y.HELD_OUT_SEEDS[:10]
     wins, worst, mean_gain = 0, 0.0, []
     for seed in seeds:
