@@ -133,22 +133,20 @@ def known_j_selection(m: np.ndarray, u: np.ndarray, k_max: int) -> np.ndarray:
     """Diagnostic, not a strategy: the default's gap model (learned from the observed rows, as ``Selector``) and the
     expected generalised gain, with every candidate's training performance J known in advance (the diagonal of m,
     no GP). [K] generalised performance after k = 1..K tasks."""
+    import sys
+
     import jax.numpy as jnp
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import mbtl_designs as D
 
     from agents.mbtl import acquisition, gap
     from agents.mbtl import strategies as S
-    from agents.mbtl.selector import MIN_NOISE, center_index
+    from agents.mbtl.selector import center_index
     idx, sizes = gap.grid_index(u)
     j = jnp.asarray(np.diag(m), jnp.float32)  # [N] the oracle part: J of every untrained candidate
     order = [center_index(u)]
     while len(order) < k_max:
-        tr = np.asarray(order)
-        rows = m[tr]  # [k, N] observed transfer rows
-        level = rows[np.arange(len(tr)), tr]
-        g = gap.empirical_gap(rows, tr, idx, sizes, level)
-        level, _ = gap.denoised_levels(rows, g[tr], level)
-        g = gap.empirical_gap(rows, tr, idx, sizes, level)  # [N, N]
-        noise = max(gap.estimate_noise(rows, idx), MIN_NOISE)
+        tr, rows, _, g, noise = D.observe(m, order, idx, sizes)  # the default's learned gap and cell noise
         score = np.array(acquisition.expected_generalised_gain(j, jnp.zeros_like(j), jnp.asarray(g, jnp.float32),
                                                                 jnp.asarray(rows.max(0), jnp.float32), noise))
         score[tr] = -np.inf

@@ -174,6 +174,18 @@ DESIGNS = {
 }
 
 
+def observe(m: np.ndarray, order: list[int], idx: np.ndarray, sizes: np.ndarray):
+    """The default selector's reading of the trained rows: (trained [k], rows [k, N], denoised levels [k],
+    learned gap [N, N], cell-noise std), as ``Selector._select_robust`` computes them."""
+    tr = np.asarray(order)
+    rows = m[tr]  # [k, N] observed transfer rows
+    level = rows[np.arange(len(tr)), tr]
+    g = gap.empirical_gap(rows, tr, idx, sizes, level)
+    level, _ = gap.denoised_levels(rows, g[tr], level)
+    g = gap.empirical_gap(rows, tr, idx, sizes, level)  # [N, N]
+    return tr, rows, level, g, max(gap.estimate_noise(rows, idx), MIN_NOISE)
+
+
 def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15) -> tuple[np.ndarray, list[int]]:
     """Generalised performance [k_max] and order of ``design`` replayed on matrix m [N, N], contexts u [N, D]."""
     score_fn = DESIGNS[design]
@@ -181,14 +193,8 @@ def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15) -> tuple[
     idx, sizes = gap.grid_index(u)
     order = [center_index(u)]
     while len(order) < k_max:
-        tr = np.asarray(order)
-        rows = m[tr]  # [k, N] observed transfer rows
-        level = rows[np.arange(len(tr)), tr]
-        g = gap.empirical_gap(rows, tr, idx, sizes, level)
-        level, _ = gap.denoised_levels(rows, g[tr], level)
-        g = gap.empirical_gap(rows, tr, idx, sizes, level)  # [N, N]
-        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr),
-                  noise=max(gap.estimate_noise(rows, idx), MIN_NOISE))
+        tr, rows, level, g, noise = observe(m, order, idx, sizes)
+        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr), noise=noise)
         score = np.array(score_fn(st), np.float64)
         score[tr] = -np.inf
         order.append(int(np.argmax(score)))
