@@ -18,6 +18,9 @@ reward [M], terminal [M]. ``DQNReplayDataset`` holds a window of a few checkpoin
 mixture of them (``replay_window`` picks the window; the reference mixes all 50 checkpoints, a window is what fits
 in memory: ~7 GB of frames per checkpoint), building 4-frame stacks on the fly (a stack never crosses an episode
 end, as in Dopamine's replay buffer).
+
+Both readers' ``sample(..., scores=ScoreCache)`` also return each drawn transition's cached rnd indicator scores
+(``agents.pvn.score_cache``: a chunk / checkpoint is scored once, when first drawn, into a float32 sidecar file).
 """
 from __future__ import annotations
 
