@@ -207,7 +207,7 @@ CASE_LABELS = {"td_only": "TD step alone (rewards given)", "hash": "hash indicat
 
 def cost_table(r: dict) -> str:
     """PVN update cost / one DQN update: the compiler's FLOP ratio and the measured-time ratio, side by side."""
-    timed = "ratio_rnd" in r
+    timed = "dqn_updates_per_s" in r
     lines = [f"PVN update ({r['tasks']} tasks, batch {r['batch']}, {r['encoder']} x{r['encoder_width']}) cost / one "
              f"DQN update, target <= 1.3x", "| case | FLOPs ratio | time ratio |", "|---|---|---|"]
     for name, label in CASE_LABELS.items():
