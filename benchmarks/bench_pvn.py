@@ -7,6 +7,10 @@
       the rnd family's frozen random nets + quantile step (the reference's 10 nets for 100 tasks; as grouped convs;
       with the reference's SAME padding) and, not the reference, one random net for all tasks. Printed as a table of
       the compiler's FLOP ratio (load-independent) and the measured-time ratio (interleaved rounds, median).
+      Score cache (``rnd_cached``; agents.pvn.score_cache): the update that reads cached scores, the one-off scoring
+      per stored transition (10 nets, SAME and VALID padding), and the amortised ratio (cached update + scoring /
+      samples per transition) at the reference's sampling ratio and at our CPU configs' (``SAMPLING``).
+      ``--cases`` picks the PVN cases (default all).
   python benchmarks/bench_pvn.py reproduce [--run-dir DIR] [--set key=value ...]
       The CPU-sized reproduction (configs/pvn/minatar_breakout_cpu.yaml): trains it (unless --run-dir points at a
       finished run) and prints final returns of PVN-linear, random-linear and end-to-end DQN at equal budgets.
@@ -57,8 +61,19 @@ def _gflops(fn, state, batch) -> float:
     return float(cost.get("flops", float("nan"))) / 1e9
 
 
+# Samples per stored transition (updates x batch / transitions: each update draws ``batch`` transitions uniformly
+# with replacement from the data, so a transition is drawn this many times on average). The reference: 1.56M updates
+# x 256 over one game's 50M DQN Replay transitions (50 checkpoints x 1M). Ours: configs/pvn/minatar_breakout_cpu.yaml
+# (2,000 x 64 over 100k collected) and configs/pvn/atari_breakout_cpu.yaml (150 x 32 over the 6,000 transitions
+# `bench_pvn.py atari` records by default; below 1, so score_cache=auto leaves the cache off there).
+SAMPLING = {"reference (1.56M x 256 / 50M)": 1_560_000 * 256 / 50_000_000,
+            "minatar_breakout_cpu (2000 x 64 / 100k)": 2_000 * 64 / 100_000,
+            "atari_breakout_cpu (150 x 32 / 6k)": 150 * 32 / 6_000}
+ALL_CASES = ("td_only", "hash", "rnd", "rnd_grouped", "rnd_same_padding", "rnd_one_net", "rnd_cached")
+
+
 def speed(encoder: str, batch: int, tasks: int, repeats: int, tasks_per_net: int = 10, rounds: int = 5,
-          width: int = 1, flops_only: bool = False) -> dict:
+          width: int = 1, flops_only: bool = False, cases_wanted=ALL_CASES) -> dict:
     from agents.common.replay import NStepBatch
     from agents.dqn.config import DQNConfig
     from agents.dqn.learner import DQNTrainState, make_dqn_update, make_optimizer
@@ -113,53 +128,104 @@ def speed(encoder: str, batch: int, tasks: int, repeats: int, tasks_per_net: int
         p = optax.apply_updates(p, u)
         return (p, ema_update(tp, p, 0.99), o), None
     p_td = net_td.init(jax.random.PRNGKey(3), obs[:1])
-    cases["pvn_td_only"] = (jax.jit(td_update), (p_td, p_td, td_opt.init(p_td)), pvn_batch)
+    if "td_only" in cases_wanted:
+        cases["pvn_td_only"] = (jax.jit(td_update), (p_td, p_td, td_opt.init(p_td)), pvn_batch)
     # (case, family, tasks per random net, net batching, random nets' padding); rnd_* beyond "rnd" are variants
     indicator_cases = [("hash", "hash", tasks_per_net, "auto", "VALID"),
                        ("rnd", "rnd", tasks_per_net, "auto", "VALID"),  # per_net on CPU, grouped elsewhere
                        ("rnd_grouped", "rnd", tasks_per_net, "grouped", "VALID"),  # vmap -> grouped convs
                        ("rnd_same_padding", "rnd", tasks_per_net, "auto", "SAME"),  # the reference's flax default
                        ("rnd_one_net", "rnd", tasks, "auto", "VALID")]  # NOT the reference: one net, all tasks
-    for name, family, per_net, batching, padding in indicator_cases:
+    def rnd_pretrainer(per_net, batching, padding, family="rnd"):
         net = EncoderConfig(arch="nature" if encoder != "minatar" else "minatar", width=1,
                             feature_dim=512 if encoder != "minatar" else 64, padding=padding,
                             pixel_scale=enc.pixel_scale)
         cfg = PretrainConfig(num_tasks=tasks, encoder=enc, batch_size=batch, warmup_steps=0,
                              indicators=IndicatorConfig(family=family, net=net, tasks_per_net=per_net,
                                                         net_batching=batching))
-        pre = make_pretrainer(cfg, shape, num_actions)
-        cases[f"pvn_{name}"] = (jax.jit(pre.update), pre.init(jax.random.PRNGKey(2)), pvn_batch)
+        return make_pretrainer(cfg, shape, num_actions)
+    for name, family, per_net, batching, padding in indicator_cases:
+        if name in cases_wanted:
+            pre = rnd_pretrainer(per_net, batching, padding, family)
+            cases[f"pvn_{name}"] = (jax.jit(pre.update), pre.init(jax.random.PRNGKey(2)), pvn_batch)
+    if "rnd_cached" in cases_wanted:
+        # score cache (agents.pvn.score_cache): the update reads each transition's cached scores [B, T] (the same
+        # update whatever the nets' padding); the one-off scoring runs once per stored transition, timed here at
+        # the update's batch with the reference's SAME padding and with VALID
+        from agents.pvn.score_cache import SCORES_KEY
+        pre = rnd_pretrainer(tasks_per_net, "auto", "SAME")
+        st = pre.init(jax.random.PRNGKey(2))
+        cached = dict(pvn_batch, **{SCORES_KEY: jax.jit(pre.indicators.scores)(st.indicator, obs)})
+        cases["pvn_rnd_cached"] = (jax.jit(pre.update), st, cached)
+        for padding in ("SAME", "VALID"):
+            pre = rnd_pretrainer(tasks_per_net, "auto", padding)
+            ind = pre.init(jax.random.PRNGKey(2)).indicator
+            cases[f"score_{padding.lower()}"] = (jax.jit(lambda s, o, pre=pre: (s, pre.indicators.scores(s, o))),
+                                                 ind, obs)
     for name, (fn, st, b) in cases.items():  # compiler's FLOP count: a load-independent cost ratio
         out[f"{name}_gflops"] = _gflops(fn, st, b)
     out["encoder_width"] = width
     names = [n[len("pvn_"):] for n in cases if n.startswith("pvn_")]
     for name in names:
         out[f"flops_ratio_{name}"] = out[f"pvn_{name}_gflops"] / out["dqn_gflops"]
-    if flops_only:
-        return out
-    for name, rate in _interleaved(cases, repeats, rounds).items():
-        out[f"{name}_updates_per_s"] = rate
-    for name in names:
-        out[f"ratio_{name}"] = out["dqn_updates_per_s"] / out[f"pvn_{name}_updates_per_s"]
+    timed = not flops_only
+    if timed:
+        for name, rate in _interleaved(cases, repeats, rounds).items():
+            out[f"{name}_updates_per_s"] = rate
+        for name in names:
+            out[f"ratio_{name}"] = out["dqn_updates_per_s"] / out[f"pvn_{name}_updates_per_s"]
+    if "rnd_cached" in cases_wanted:
+        _amortised(out, batch, timed)
     return out
+
+
+def _amortised(out: dict, batch: int, timed: bool) -> None:
+    """Cost per update with the score cache, amortised: the cached update plus the one-off scoring of each stored
+    transition spread over the times it is sampled, ``score_per_transition * batch / samples_per_transition``,
+    over one DQN update. In FLOPs and, if timed, in time (a scoring call scores ``batch`` transitions)."""
+    for padding in ("same", "valid"):
+        out[f"score_{padding}_gflops_per_transition"] = out[f"score_{padding}_gflops"] / batch
+        if timed:
+            out[f"score_{padding}_s_per_transition"] = 1.0 / (out[f"score_{padding}_updates_per_s"] * batch)
+    for label, per_transition in SAMPLING.items():
+        for padding in ("same", "valid"):
+            flops = (out["pvn_rnd_cached_gflops"] + out[f"score_{padding}_gflops"] / per_transition)
+            out[f"amortised_flops_ratio_{padding}|{label}"] = flops / out["dqn_gflops"]
+            if timed:
+                secs = 1.0 / out["pvn_rnd_cached_updates_per_s"] + 1.0 / (out[f"score_{padding}_updates_per_s"]
+                                                                           * per_transition)
+                out[f"amortised_ratio_{padding}|{label}"] = secs * out["dqn_updates_per_s"]
 
 
 CASE_LABELS = {"td_only": "TD step alone (rewards given)", "hash": "hash indicators",
                "rnd": "rnd, 10 nets/100 tasks (reference structure; default batching)",
                "rnd_grouped": "rnd, same, nets as grouped convs (vmap)",
                "rnd_same_padding": "rnd, same, SAME padding (the reference's conv default)",
-               "rnd_one_net": "rnd, ONE net for all tasks (not the reference)"}
+               "rnd_one_net": "rnd, ONE net for all tasks (not the reference)",
+               "rnd_cached": "rnd, score cache: the update alone (cached scores given)"}
 
 
 def cost_table(r: dict) -> str:
     """PVN update cost / one DQN update: the compiler's FLOP ratio and the measured-time ratio, side by side."""
-    timed = "ratio_rnd" in r
+    timed = "dqn_updates_per_s" in r
     lines = [f"PVN update ({r['tasks']} tasks, batch {r['batch']}, {r['encoder']} x{r['encoder_width']}) cost / one "
              f"DQN update, target <= 1.3x", "| case | FLOPs ratio | time ratio |", "|---|---|---|"]
     for name, label in CASE_LABELS.items():
         if f"flops_ratio_{name}" in r:
             t = f"{r[f'ratio_{name}']:.2f}x" if timed else "-"
             lines.append(f"| {label} | {r[f'flops_ratio_{name}']:.2f}x | {t} |")
+    if "pvn_rnd_cached_gflops" in r:
+        for padding, label in (("same", "SAME padding (the reference)"), ("valid", "VALID padding")):
+            t = (f", {r[f'score_{padding}_s_per_transition'] * 1e3:.2f} ms wall" if timed else "")
+            lines.append(f"| one-off scoring per stored transition, 10 nets, {label} | "
+                         f"{r[f'score_{padding}_gflops_per_transition'] * 1e3:.1f} MFLOP "
+                         f"({r[f'score_{padding}_gflops'] / r['dqn_gflops']:.2f}x a DQN update's cost per "
+                         f"sample){t} | - |")
+        for label, per_transition in SAMPLING.items():
+            for padding in ("same", "valid"):
+                t = f"{r[f'amortised_ratio_{padding}|{label}']:.2f}x" if timed else "-"
+                lines.append(f"| rnd, score cache amortised, {padding.upper()}, {label}: {per_transition:.2f} "
+                             f"samples/transition | {r[f'amortised_flops_ratio_{padding}|{label}']:.2f}x | {t} |")
     return "\n".join(lines)
 
 
@@ -327,6 +393,8 @@ def main(argv=None):
     sp.add_argument("--tasks-per-net", type=int, default=10, help="rnd family: indicator outputs per random net")
     sp.add_argument("--width", type=int, default=1, help="encoder width multiplier (the paper: IMPALA x8)")
     sp.add_argument("--flops-only", action="store_true", help="only the compiler's FLOP counts (no timing)")
+    sp.add_argument("--cases", nargs="+", default=list(ALL_CASES), choices=ALL_CASES,
+                    help="PVN cases to build and time (DQN is always measured)")
     rp = sub.add_parser("reproduce")
     rp.add_argument("--run-dir", default=None)
     rp.add_argument("--set", action="append", default=[])
@@ -339,7 +407,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.cmd == "speed":
         r = speed(args.encoder, args.batch, args.tasks, args.repeats, args.tasks_per_net, args.rounds, args.width,
-                  args.flops_only)
+                  args.flops_only, tuple(args.cases))
         print(json.dumps(r, indent=1))
         print(cost_table(r))
     elif args.cmd == "atari":

@@ -295,12 +295,14 @@ def test_trainer_state_checkpoints_and_resumes_exactly(tmp_path):
         "pvn.pretrain.num_tasks=10", "pvn.pretrain.encoder.feature_dim=16", "pvn.pretrain.num_updates=4",
         "pvn.pretrain.updates_per_call=2", "pvn.pretrain.warmup_steps=2", "pvn.pretrain.batch_size=16",
         "pvn.eval.replay_capacity=400", "pvn.eval.min_replay=40", "pvn.eval.batch_size=8",
-        "pvn.eval.iterations_per_call=20", "pvn.baselines=[random_linear]", "pvn.fire_rate_transitions=200"])
+        "pvn.eval.iterations_per_call=20", "pvn.baselines=[random_linear]", "pvn.fire_rate_transitions=200",
+        "pvn.pretrain.indicators.score_cache=always"])  # pretraining reads the indicator score cache
     trainer = PVNTrainer(cfg, tmp_path / "run")
     state = trainer.init(jax.random.PRNGKey(0))
     for _ in range(3):  # collect, pretrain (2 calls: warm-up then TD) -> online phase
         state, _, _ = trainer.train_step(state)
     assert int(state["phase"]) == 2
+    assert sorted(p.name for p in (tmp_path / "run" / "indicator_scores").glob("*.json"))[0] == "chunk_000000.json"
     state, _, n = trainer.train_step(state)
     assert n == 20 * 4
     ckpts = Checkpoints(tmp_path / "run")

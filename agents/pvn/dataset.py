@@ -18,6 +18,9 @@ reward [M], terminal [M]. ``DQNReplayDataset`` holds a window of a few checkpoin
 mixture of them (``replay_window`` picks the window; the reference mixes all 50 checkpoints, a window is what fits
 in memory: ~7 GB of frames per checkpoint), building 4-frame stacks on the fly (a stack never crosses an episode
 end, as in Dopamine's replay buffer).
+
+Both readers' ``sample(..., scores=ScoreCache)`` also return each drawn transition's cached rnd indicator scores
+(``agents.pvn.score_cache``: a chunk / checkpoint is scored once, when first drawn, into a float32 sidecar file).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from typing import Iterator
 
 import numpy as np
 
+from agents.pvn.score_cache import SCORES_KEY
 from omnitask.fileio import atomic_write_text
 
 FIELDS = ("observation", "action", "reward", "terminated", "truncated", "next_observation")
@@ -161,9 +165,12 @@ class TransitionDataset:
         for i in range(len(self.meta["chunks"])):
             yield self.load_chunk(i)
 
-    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, chunks_in_memory: int = 4
-               ) -> dict[str, np.ndarray]:
+    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, chunks_in_memory: int = 4,
+               scores=None) -> dict[str, np.ndarray]:
         """``num_batches`` uniformly drawn batches as ``[num_batches, batch_size, ...]`` arrays.
+
+        ``scores`` (an ``agents.pvn.score_cache.ScoreCache``) adds the field ``indicator_scores`` [.., T] f32: each
+        drawn row's cached indicator scores (a chunk is scored once, when first drawn, then read from its sidecar).
 
         A pure function of ``rng``'s state (the trainer seeds it with (seed, update step), so a resumed run reads
         exactly the batches of an uninterrupted one). Draws ``chunks_in_memory`` chunks (weighted by size), then
@@ -174,11 +181,18 @@ class TransitionDataset:
         chosen = rng.choice(len(sizes), size=k, replace=False, p=sizes / sizes.sum())
         window = [self.load_chunk(int(c)) for c in chosen]
         self.max_resident_chunks = max(self.max_resident_chunks, len(window))
+        keys = FIELDS
+        if scores is not None:
+            keys = FIELDS + (SCORES_KEY,)
+            for c, w in zip(chosen, window):
+                w[SCORES_KEY] = scores.scores(self.meta["chunks"][int(c)]["name"], int(sizes[c]),
+                                              lambda idx, w=w: w["observation"][idx])
+            scores.release([self.meta["chunks"][int(c)]["name"] for c in chosen])
         w_sizes = sizes[chosen]
         n = batch_size * num_batches
         which = rng.choice(k, size=n, p=w_sizes / w_sizes.sum())
         rows = rng.integers(0, w_sizes[which].astype(np.int64))
-        out = {key: _gather(window, key, which, rows) for key in FIELDS}
+        out = {key: _gather(window, key, which, rows) for key in keys}
         return {key: v.reshape(num_batches, batch_size, *v.shape[1:]) for key, v in out.items()}
 
     def iter_batches(self, batch_size: int, seed: int, chunks_in_memory: int = 4,
@@ -318,12 +332,14 @@ class DQNReplayDataset:
                 "terminated": data["terminal"][indices].astype(bool),
                 "truncated": np.zeros(indices.shape, bool), "next_observation": nxt}
 
-    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, checkpoints
+    def sample(self, rng: np.random.Generator, batch_size: int, num_batches: int, checkpoints, scores=None
                ) -> dict[str, np.ndarray]:
         """``[num_batches, batch_size, ...]`` transitions drawn uniformly from the union of ``checkpoints`` (an int
         or a list: a shuffled mixture, each row's checkpoint drawn in proportion to its valid transitions).
 
         Checkpoints stay loaded until a call no longer names them (at most ``len(checkpoints)`` held at once).
+        ``scores`` (a ``ScoreCache``) adds ``indicator_scores`` [.., T] f32, one row per valid index of a checkpoint,
+        scored when the checkpoint is first loaded (then read from its sidecar file on every later load).
         """
         window = [int(c) for c in np.atleast_1d(checkpoints)]
         cache = getattr(self, "_cache", {})
@@ -332,6 +348,12 @@ class DQNReplayDataset:
             if c not in self._cache:
                 data = self.load_checkpoint(c)
                 self._cache[c] = (data, self.valid_indices(data))
+        if scores is not None:
+            table = {c: scores.scores(f"ckpt_{c}", len(self._cache[c][1]),
+                                      lambda idx, c=c: self.transitions(self._cache[c][0],
+                                                                        self._cache[c][1][idx])["observation"])
+                     for c in window}
+            scores.release([f"ckpt_{c}" for c in window])
         sizes = np.array([len(self._cache[c][1]) for c in window], np.float64)
         n = batch_size * num_batches
         which = rng.choice(len(window), size=n, p=sizes / sizes.sum())  # [n] window slot of each row
@@ -339,7 +361,10 @@ class DQNReplayDataset:
         for slot in np.unique(which):
             rows = np.nonzero(which == slot)[0]
             data, valid = self._cache[window[slot]]
-            got = self.transitions(data, rng.choice(valid, size=len(rows)))
+            pos = rng.choice(len(valid), size=len(rows))  # = rng.choice(valid, ...): the same draws, positions kept
+            got = self.transitions(data, valid[pos])
+            if scores is not None:
+                got[SCORES_KEY] = np.asarray(table[window[slot]][pos])  # [len(rows), T]
             for k, v in got.items():
                 if k not in parts:
                     parts[k] = np.empty((n, *v.shape[1:]), v.dtype)

@@ -37,6 +37,7 @@ from agents.pvn.networks import Encoder, EncoderConfig, EncoderSpec
 
 FAMILIES = ("rnd", "hash")
 NET_BATCHING = ("auto", "grouped", "per_net")
+SCORE_CACHE_MODES = ("auto", "always", "never")  # agents.pvn.score_cache (not on/off: YAML reads those as bools)
 # 'auto' runs the nets one by one on CPU up to this batch: XLA:CPU, 10 Nature nets, 84x84x4 (2-core shared machine,
 # load ~20, 2026-12-01, CPU time per scoring): batch 32 per_net 100 ms vs grouped 142 ms; batch 256 1460 vs 1267 ms
 PER_NET_MAX_BATCH = 64
@@ -61,8 +62,16 @@ class IndicatorConfig:
     net_batching: str = "auto"  # rnd: how the stacked random nets run: 'grouped' (vmap -> grouped convs), 'per_net'
     # (unrolled, one conv per net: faster on XLA:CPU at small batches), 'auto' (per_net on CPU for batches <= 64,
     # else grouped). Same scores.
+    score_cache: str = "auto"  # rnd: 'always' = score each stored transition once (its chunk / checkpoint, when first
+    # loaded; float32 sidecar files under run_dir/indicator_scores keyed by the nets) and apply the moving thresholds
+    # to the cached scores in every update (the nets are frozen: same rewards, same quantile step); 'never' = score
+    # every sampled batch in the update; 'auto' = on when pretraining samples each transition >= once on average
+    # (num_updates x batch_size >= dataset size; DQN Replay: always). hash: computed in the update ('always' refused).
 
     def __post_init__(self):
+        if self.score_cache not in SCORE_CACHE_MODES:
+            raise ValueError(f"indicators.score_cache {self.score_cache!r} unknown; allowed: "
+                             f"{', '.join(SCORE_CACHE_MODES)}")
         if self.family not in FAMILIES:
             raise ValueError(f"indicator family {self.family!r} unknown; allowed: {', '.join(FAMILIES)}")
         if self.net_batching not in NET_BATCHING:

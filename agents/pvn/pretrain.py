@@ -24,6 +24,7 @@ from agents.pvn.indicators import IndicatorConfig, Indicators, IndicatorState, m
     quantile_threshold_loss
 from agents.pvn.losses import ema_update, pvn_td_loss, uniform_policy_targets
 from agents.pvn.networks import EncoderConfig, PVNNetwork
+from agents.pvn.score_cache import SCORES_KEY
 from omnitask.mesh import shard_batch
 from omnitask.nonfinite import FINITE_KEY, finite_flag
 from omnitask.precision import with_precision
@@ -110,7 +111,9 @@ def make_pretrainer(cfg: PretrainConfig, obs_shape: tuple[int, ...], num_actions
         obs = batch["observation"]  # [B, *obs] uint8
         ind = state.indicator
         if indicators.trains_threshold:
-            scores = indicators.scores(ind, obs)  # [B, T]
+            # the frozen nets' scores [B, T]: read from the batch when the dataset serves them from the score cache
+            # (agents.pvn.score_cache: scored once per stored transition), else computed here
+            scores = batch[SCORES_KEY] if SCORES_KEY in batch else indicators.scores(ind, obs)
             threshold, th_opt, q_loss = threshold_step(ind.threshold, state.threshold_opt_state, scores)
             ind = ind._replace(threshold=threshold)
             # one pass of the random nets per update: the scores above, thresholded with the updated thresholds

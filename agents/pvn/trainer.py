@@ -39,6 +39,7 @@ from agents.pvn.export import save_encoder
 from agents.pvn.host import HostLearner, check_replay_memory, collect_host
 from agents.pvn.indicators import firing_rates
 from agents.pvn.pretrain import make_pretrainer
+from agents.pvn.score_cache import cache_enabled, make_score_cache
 from omnitask.fileio import atomic_write_json
 from omnitask.mesh import DataParallel
 from omnitask.precision import precision_of
@@ -141,6 +142,7 @@ class PVNTrainer:
 
     def _setup_jits(self) -> None:
         self._dataset = None
+        self._scores_decided, self._scores = False, None  # the indicator score cache, opened at the first batch
         self.firing_rates: np.ndarray | None = None
         self.seeds = int(self.pcfg.eval_seeds)
         dp = self.dp
@@ -259,21 +261,36 @@ class PVNTrainer:
                             TransitionWriter(str(root), d.chunk_size), uniform_policy(self.spec.action.num_actions))
         return {f"collect/{k}": float(v) for k, v in stats.items()}
 
-    def _batches(self, step: int, num_batches: int) -> dict:
+    def _batches(self, step: int, num_batches: int, indicator=None) -> dict:
         pre, d = self.pcfg.pretrain, self.pcfg.data
         rng = np.random.default_rng([int(self.cfg.seed), step])
         ds = self.dataset()
+        scores = self._score_cache(indicator) if indicator is not None else None
         if isinstance(ds, DQNReplayDataset):
             window = replay_window(ds.checkpoints, step, int(self.cfg.seed), d.dqn_replay_window,
                                    d.dqn_replay_updates_per_window)
-            return ds.sample(rng, pre.batch_size, num_batches, window)
-        return ds.sample(rng, pre.batch_size, num_batches, d.chunks_in_memory)
+            return ds.sample(rng, pre.batch_size, num_batches, window, scores=scores)
+        return ds.sample(rng, pre.batch_size, num_batches, d.chunks_in_memory, scores=scores)
+
+    def _score_cache(self, indicator):
+        """The indicator score cache (agents.pvn.score_cache) if ``indicators.score_cache`` enables it, else None."""
+        if not self._scores_decided:
+            self._scores_decided = True
+            pre, ds = self.pcfg.pretrain, self.dataset()
+            per_transition = (None if isinstance(ds, DQNReplayDataset)
+                              else pre.num_updates * pre.batch_size / ds.num_transitions)
+            on = cache_enabled(pre.indicators.score_cache, pre.indicators.family, per_transition)
+            self._scores = make_score_cache(self.pretrainer.indicators, pre.indicators, pre.num_tasks, self.obs_shape,
+                                            indicator, str(self.run_dir / "indicator_scores"),
+                                            pre.batch_size) if on else None
+        return self._scores
 
     def _pretrain_step(self, state: dict):
         pre = self.pcfg.pretrain
         step = int(state["pretrain"].step)
         k = pre.updates_per_call
-        batches = {name: jnp.asarray(v) for name, v in self._batches(step, k).items()}
+        batches = self._batches(step, k, state["pretrain"].indicator)
+        batches = {name: jnp.asarray(v) for name, v in batches.items()}
         new_pre, m = self._pretrain_many(state["pretrain"], batches)
         metrics = {f"pretrain/{name}": float(v) for name, v in m.items()}
         metrics["pretrain/updates"] = float(step + k)
