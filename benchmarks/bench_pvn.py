@@ -254,14 +254,51 @@ def reproduce(run_dir: str | None, overrides: list[str]) -> dict:
     return final
 
 
-COLLECTOR_DQN = dict(lr=2.5e-4, adam_eps=1.5e-4, gamma=0.99, n_step=3, buffer_size=6_000, batch_size=32,
-                     learning_starts=1_000, train_every=2, gradient_steps=1, target_update_period=500,
-                     max_grad_norm=10.0, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=4_000,
+# The collector: the DQN baseline (agents.dqn, unchanged) with data-efficient settings for a CPU budget of ~16k env
+# steps (Dopamine/Nature DQN: replay 1M, learning starts 20k, epsilon over 250k, target period 8k updates,
+# lr 6.25e-5 -- nothing would be learned in 20k steps). Deviations and why: replay = the whole run (nothing is
+# evicted); learning starts after 1.6k steps and epsilon decays 1 -> 0.05 over 8k steps (the budget is 16k);
+# one update per vector step of 4 envs (= Nature's update period 4); target copied every 500 updates; lr 2.5e-4
+# (Nature's RMSProp rate; with Adam eps 1.5e-4 as Dopamine); 3-step returns.
+COLLECTOR_DQN = dict(lr=2.5e-4, adam_eps=1.5e-4, gamma=0.99, n_step=3, buffer_size=32_000, batch_size=32,
+                     learning_starts=1_600, train_every=1, gradient_steps=1, target_update_period=500,
+                     max_grad_norm=10.0, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=8_000,
                      eval_epsilon=0.01, torso="cnn", steps_per_train_step=250)
+ATARI_GAME = "Krull"  # chosen after a pilot of the collector (README): dense reward under random play
+ATARI_EVAL_FRAMES = 4_000  # eval episodes capped at 4k frames (1k agent steps), as the PVN config's eval_options
 
 
-def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0) -> dict:
-    """The DQN baseline (unchanged: agents.dqn) learns ``game``; every transition it steps is recorded."""
+def cpu_seconds(who: int) -> float:
+    """User + system CPU seconds of this process (``resource.RUSAGE_SELF``) or its waited-for children."""
+    import resource
+    ru = resource.getrusage(who)
+    return ru.ru_utime + ru.ru_stime
+
+
+def score_policy(game: str, policy, episodes: int, seed: int) -> dict:
+    """Mean/std raw game score of ``policy(obs, key) -> actions`` over ``episodes`` eval-mode games (no reward
+    clipping, sticky actions 0.25 as the dqn protocol, capped at ``ATARI_EVAL_FRAMES``)."""
+    import envs
+    from agents.common.trainer_utils import evaluate_host
+    env = envs.make(game, num_envs=min(4, episodes), seed=seed, protocol="dqn", mode="eval",
+                    max_episode_frames=ATARI_EVAL_FRAMES)
+    try:
+        return evaluate_host(env, policy, episodes, jax.random.PRNGKey(seed), ATARI_EVAL_FRAMES // 4)
+    finally:
+        env.close()
+
+
+def random_policy_score(game: str, episodes: int, seed: int = 12345) -> dict:
+    """The uniform random policy's score under the same evaluation protocol as the learners."""
+    import envs
+    n = envs.spec(game, protocol="dqn").action.num_actions
+    rng = np.random.default_rng(seed)
+    return score_policy(game, lambda obs, key: rng.integers(0, n, len(obs)).astype(np.int32), episodes, seed)
+
+
+def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0, eval_episodes: int = 8) -> dict:
+    """The DQN baseline (unchanged: agents.dqn) learns ``game``; every transition it steps is recorded.
+    Returns (and writes ``out/collector_curve.json``) its training curve, its final greedy score and CPU time."""
     import envs
     from agents.common.engines import HostEngine
     from agents.dqn.agent import make_dqn_agent
@@ -273,13 +310,15 @@ def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0) -> dict:
     root = out / "dataset"
     if (root / "meta.json").exists() and (out / "collector_curve.json").exists():
         return json.loads((out / "collector_curve.json").read_text())
+    import resource
     import shutil
     shutil.rmtree(root, ignore_errors=True)
+    cpu0 = cpu_seconds(resource.RUSAGE_SELF)
     cfg = DQNConfig(**COLLECTOR_DQN)
     options = {"protocol": "dqn", "mode": "train"}
     env = RecordingEnv(envs.make(game, num_envs=4, seed=seed, **options), TransitionWriter(str(root), 5_000))
     agent = make_dqn_agent(cfg, env.spec, env.num_envs)
-    engine = HostEngine(env, dqn_host_agent(agent, cfg), seed, None, 2_000)
+    engine = HostEngine(env, dqn_host_agent(agent, cfg), seed, None, ATARI_EVAL_FRAMES // 4)
     state = engine.init(jax.random.PRNGKey(seed))
     curve, t0, done = [], time.perf_counter(), 0
     while done < steps:
@@ -287,48 +326,87 @@ def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0) -> dict:
         done += n
         curve.append({"env_steps": done, "episode_return": metrics.get("train/episode_return", float("nan")),
                       "episodes": metrics.get("train/episodes", 0.0), "epsilon": metrics.get("epsilon"),
-                      "wall_s": time.perf_counter() - t0})
-        print(f"collect {done} steps: train return {curve[-1]['episode_return']:.2f} eps {curve[-1]['epsilon']:.2f}",
+                      "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds(resource.RUSAGE_SELF) - cpu0})
+        print(f"collect {done} steps: train return {curve[-1]['episode_return']:.1f} "
+              f"({curve[-1]['episodes']:.0f} games) eps {curve[-1]['epsilon']:.2f} cpu {curve[-1]['cpu_s']:.0f}s",
               flush=True)
+    policy = engine.policy(state)  # eval_epsilon-greedy
     engine.close()  # closes the recording env: flushes the last chunk
-    result = {"game": game, "env_steps": done, "dqn": COLLECTOR_DQN, "curve": curve,
-              "wall_s": time.perf_counter() - t0}
+    final = score_policy(game, policy, eval_episodes, seed + 1)
+    result = {"game": game, "env_steps": done, "dqn": COLLECTOR_DQN, "curve": curve, "final_eval": final,
+              "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds(resource.RUSAGE_SELF) - cpu0}
+    print(f"collector final eval ({eval_episodes} games): {final['return_mean']:.1f} +- {final['return_std']:.1f}",
+          flush=True)
     from omnitask.fileio import atomic_write_json
     atomic_write_json(out / "collector_curve.json", result)
     return result
 
 
-def atari(out: str, collect_steps: int, seeds: list[int], overrides: list[str], parallel: bool = False) -> dict:
+def atari_config(game: str) -> Path:
+    path = ROOT / "configs" / "pvn" / f"atari_{game.lower()}_cpu.yaml"
+    if not path.exists():
+        have = sorted(p.name for p in (ROOT / "configs" / "pvn").glob("atari_*_cpu.yaml"))
+        raise SystemExit(f"no config {path.name} for --game {game}; shipped: {', '.join(have)}")
+    return path
+
+
+def atari(out: str, collect_steps: int, seeds: list[int], overrides: list[str], parallel: bool = False,
+          game: str = ATARI_GAME, eval_episodes: int = 8, summarize_only: bool = False) -> dict:
+    """Collector -> per seed (PVN pretraining -> online arms) -> summary.json and the PNG; CPU and wall times.
+    ``summarize_only``: launch nothing; summarise what the seeds' run directories hold (unfinished runs included,
+    up to their last evaluation)."""
+    import resource
     import subprocess
     import sys
     from omnitask.fileio import atomic_write_json
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = ROOT / "configs" / "pvn" / "atari_breakout_cpu.yaml"
-    collector = collect_with_dqn(out_dir, "atari/Breakout", collect_steps)
+    config = atari_config(game)
+    t0 = time.perf_counter()
+    summary_file = out_dir / "summary.json"
+    if summarize_only and summary_file.exists() and "random_policy" in json.loads(summary_file.read_text()):
+        random_score = json.loads(summary_file.read_text())["random_policy"]
+    else:
+        random_score = random_policy_score(f"atari/{game}", eval_episodes)
+    if summarize_only:
+        collector = json.loads((out_dir / "collector_curve.json").read_text())
+    else:
+        collector = collect_with_dqn(out_dir, f"atari/{game}", collect_steps, eval_episodes=eval_episodes)
     runs, procs = {}, []
+    t1 = time.perf_counter()
     for seed in seeds:  # one process per seed: a crash loses one seed only
         run_dir = out_dir / f"seed{seed}"
-        if not (run_dir / "final_eval.json").exists():
+        if not summarize_only and not (run_dir / "final_eval.json").exists():
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "omnitask.cli", "train", str(config), "--set", f"seed={seed}",
                  "--set", f"pvn.data.path={out_dir / 'dataset'}", "--set", f"run.out_dir={out_dir}",
                  "--set", f"run.name=seed{seed}", "--set", "run.progress=false",
+                 "--set", f"run.eval_episodes={eval_episodes}",
                  *[a for o in overrides for a in ("--set", o)]], cwd=ROOT))
             if not parallel:
                 procs[-1].wait()
     for p in procs:
         p.wait()
     for seed in seeds:
-        if (out_dir / f"seed{seed}" / "final_eval.json").exists():
+        done = (out_dir / f"seed{seed}" / "final_eval.json").exists()
+        if done or (summarize_only and (out_dir / f"seed{seed}" / "metrics.jsonl").exists()):
             runs[seed] = out_dir / f"seed{seed}"
-    summary = summarize_atari(out_dir, collector, runs)
-    atomic_write_json(out_dir / "summary.json", summary)
-    print(json.dumps(summary["final"], indent=1))
+    cost = {"collector_cpu_s": collector.get("cpu_s"), "collector_wall_s": collector.get("wall_s"),
+            "seeds_cpu_s": cpu_seconds(resource.RUSAGE_CHILDREN) if procs else None,
+            "seeds_wall_s": time.perf_counter() - t1 if procs else None, "total_wall_s": time.perf_counter() - t0,
+            "this_process_cpu_s": cpu_seconds(resource.RUSAGE_SELF)}
+    summary = summarize_atari(out_dir, collector, runs, random_score)
+    if summarize_only and summary_file.exists():  # keep the full run's measured cost
+        cost = json.loads(summary_file.read_text()).get("cost", cost)
+    summary["cost"] = cost
+    atomic_write_json(summary_file, summary)
+    print(json.dumps({"final": summary["final"], "random_policy": random_score["return_mean"],
+                      "collector_final": collector.get("final_eval"), "firing_rates": summary["firing_rates"],
+                      "cost": cost}, indent=1))
     return summary
 
 
-def summarize_atari(out_dir: Path, collector: dict, runs: dict) -> dict:
+def summarize_atari(out_dir: Path, collector: dict, runs: dict, random_score: dict | None = None) -> dict:
     """Per-learner eval curves over seeds (mean and per seed) and the PNG: collector curve + online comparison."""
     from omnitask.metrics_log import read_metrics
     import matplotlib
@@ -350,10 +428,17 @@ def summarize_atari(out_dir: Path, collector: dict, runs: dict) -> dict:
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
     pts = [(c["env_steps"], c["episode_return"]) for c in collector["curve"] if c["episode_return"] == c["episode_return"]]
     if pts:
-        ax0.plot(*zip(*pts), ".-")
-    ax0.set_title(f"collector: DQN baseline on {collector['game']} (train episodes)", fontsize=9)
-    ax0.set_xlabel("env steps")
-    ax0.set_ylabel("training episode return")
+        ax0.plot(*zip(*pts), ".-", label="training games (clipped-reward learner, raw score)")
+    if "final_eval" in collector:
+        ax0.errorbar([collector["env_steps"]], [collector["final_eval"]["return_mean"]],
+                     yerr=[collector["final_eval"]["return_std"]], fmt="s", color="k", label="final greedy eval")
+    if random_score:
+        for ax in (ax0, ax1):
+            ax.axhline(random_score["return_mean"], color="grey", ls="--", lw=1, label="random policy")
+    ax0.set_title(f"collector: DQN baseline on {collector['game']} (recorded = PVN's dataset)", fontsize=9)
+    ax0.set_xlabel("env steps (agent steps, 4 frames each)")
+    ax0.set_ylabel("game score")
+    ax0.legend(fontsize=7)
     for name, by_step in curves.items():
         if not by_step:
             continue
@@ -364,10 +449,11 @@ def summarize_atari(out_dir: Path, collector: dict, runs: dict) -> dict:
         for k, seed in enumerate(runs):
             ax1.plot(steps, [v[k] for v in per_seed], ":", alpha=0.35, color=ax1.lines[-1].get_color())
         last = per_seed[-1]
-        final[name] = {"env_steps": steps[-1], "mean": float(np.nanmean(last)), "per_seed": last}
+        final[name] = {"env_steps": steps[-1], "mean": float(np.nanmean(last)),
+                       "std_over_seeds": float(np.nanstd(last)), "min": float(np.nanmin(last)), "max": float(np.nanmax(last)), "per_seed": last}
     ax1.set_title(f"online, equal budgets, {len(runs)} seeds (dotted: per seed)", fontsize=9)
     ax1.set_xlabel("online env steps per learner")
-    ax1.set_ylabel("evaluation return")
+    ax1.set_ylabel("evaluation game score")
     ax1.legend(fontsize=7)
     for ax in (ax0, ax1):
         ax.grid(alpha=0.3)
@@ -378,7 +464,9 @@ def summarize_atari(out_dir: Path, collector: dict, runs: dict) -> dict:
             if (d / "firing_rates.json").exists()}
     return {"final": final, "curves": {n: {str(k): v for k, v in c.items()} for n, c in curves.items()},
             "firing_rates": {s: {k: f[k] for k in ("target", "mean", "min", "max")} for s, f in fire.items()},
-            "collector": {k: collector[k] for k in ("game", "env_steps", "wall_s")}}
+            "random_policy": random_score,
+            "collector": {k: collector[k] for k in ("game", "env_steps", "wall_s", "cpu_s", "final_eval")
+                          if k in collector}}
 
 
 def main(argv=None):
@@ -399,11 +487,14 @@ def main(argv=None):
     rp.add_argument("--run-dir", default=None)
     rp.add_argument("--set", action="append", default=[])
     at = sub.add_parser("atari")
-    at.add_argument("--out", default="runs/pvn_atari")
-    at.add_argument("--collect-steps", type=int, default=6_000)
+    at.add_argument("--game", default=ATARI_GAME, help="configs/pvn/atari_<game>_cpu.yaml must exist")
+    at.add_argument("--out", default=None, help="default runs/pvn_atari_<game>")
+    at.add_argument("--collect-steps", type=int, default=16_000)
+    at.add_argument("--eval-episodes", type=int, default=8, help="games per evaluation (each learner, each seed)")
     at.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     at.add_argument("--set", action="append", default=[])
     at.add_argument("--parallel", action="store_true", help="run the seeds as concurrent processes")
+    at.add_argument("--summarize-only", action="store_true", help="launch nothing; summarise the run directories")
     args = ap.parse_args(argv)
     if args.cmd == "speed":
         r = speed(args.encoder, args.batch, args.tasks, args.repeats, args.tasks_per_net, args.rounds, args.width,
@@ -411,7 +502,8 @@ def main(argv=None):
         print(json.dumps(r, indent=1))
         print(cost_table(r))
     elif args.cmd == "atari":
-        atari(args.out, args.collect_steps, args.seeds, args.set, args.parallel)
+        atari(args.out or f"runs/pvn_atari_{args.game.lower()}", args.collect_steps, args.seeds, args.set,
+              args.parallel, args.game, args.eval_episodes, args.summarize_only)
     else:
         reproduce(args.run_dir, args.set)
 

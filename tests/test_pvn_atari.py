@@ -27,9 +27,9 @@ def test_pvn_atari_host_online_phase_trains_head_only_and_evaluates(tmp_path):
         "pvn.pretrain.warmup_steps=2", "pvn.pretrain.updates_per_call=2", "pvn.fire_rate_transitions=100",
         "pvn.eval.replay_capacity=400", "pvn.eval.min_replay=64", "pvn.eval.batch_size=8",
         "pvn.eval.update_period=2", "pvn.eval.iterations_per_call=100", "pvn.eval.target_update_period=10",
-        "pvn.eval.eps_decay_steps=200"])
+        "pvn.eval.eps_decay_steps=200", "pvn.baselines=[random_linear,dqn]"])
     trainer = PVNTrainer(cfg, tmp_path / "run")
-    assert trainer.host_env and trainer.names == ["pvn_linear"]
+    assert trainer.host_env and trainer.names == ["pvn_linear", "random_linear", "dqn"]
     state = trainer.init(jax.random.PRNGKey(0))
     phases = []
     for _ in range(3):  # collect, then 2 pretraining calls (warm-up, TD) -> online phase
@@ -47,11 +47,28 @@ def test_pvn_atari_host_online_phase_trains_head_only_and_evaluates(tmp_path):
         np.testing.assert_array_equal(a, b)
     head0 = _leaves(HostLearner.head_params(learner))
 
+    random0 = _leaves(HostLearner.encoder_params(state["learners"]["random_linear"]))
+    dqn0 = _leaves(HostLearner.encoder_params(state["learners"]["dqn"]))
     total = 0
     for _ in range(2):
         state, metrics, n = trainer.train_step(state)
         total += n
     assert total == 2 * 100 * 2
+    # frozen encoders: the replay holds 32-d encoder features (DQN's store_features hook) and Adam's state covers
+    # the linear head only; the end-to-end DQN keeps pixels and trains its encoder
+    for name in ("pvn_linear", "random_linear"):
+        replay = state["learners"][name].replay
+        assert replay.obs.shape[2:] == (32,) and replay.next_obs.shape[2:] == (32,), name
+        opt_leaves = sum(x.size for x in jax.tree.leaves(state["learners"][name].train_state.opt_state))
+        head_size = sum(x.size for x in jax.tree.leaves(HostLearner.head_params(state["learners"][name])))
+        assert opt_leaves < 3 * head_size + 10, name  # Adam's mu and nu over the head, plus a counter
+    assert state["learners"]["dqn"].replay.obs.shape[2:] == (84, 84, 4)
+    for a, b in zip(random0, _leaves(HostLearner.encoder_params(state["learners"]["random_linear"]))):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(
+        dqn0, _leaves(HostLearner.encoder_params(state["learners"]["dqn"])))), "end-to-end DQN left its encoder"
+    for name in ("random_linear", "dqn"):
+        assert int(state["learners"][name].env_steps) == total and np.isfinite(metrics[f"{name}/loss/td"])
     learner = state["learners"]["pvn_linear"]
     assert int(learner.train_state.num_updates) > 0 and int(learner.env_steps) == total
     assert np.isfinite(metrics["pvn_linear/loss/td"]) and metrics["pvn_linear/updates_fraction"] > 0
@@ -66,6 +83,7 @@ def test_pvn_atari_host_online_phase_trains_head_only_and_evaluates(tmp_path):
     for k in ("return_mean", "return_std", "length_mean", "episodes", "return_mean/pvn_linear"):
         assert k in out and np.isfinite(out[k]), (k, out)
     assert out["episodes"] == 2 and out["return_mean"] == out["return_mean/pvn_linear"]
+    assert np.isfinite(out["return_mean/random_linear"]) and np.isfinite(out["return_mean/dqn"])
     trainer.close()
 
 
@@ -159,3 +177,19 @@ def test_recording_env_turns_the_dqn_baselines_stream_into_a_pvn_dataset(tmp_pat
     # rows alternate env 0, env 1: a transition's next_observation is its env's next observation (no episode end)
     same = ~(chunk["terminated"][:-2] | chunk["truncated"][:-2])
     np.testing.assert_array_equal(chunk["next_observation"][:-2][same], chunk["observation"][2:][same])
+
+    # the dataset replays exactly: a fresh env with the same seed and reset, stepped with the recorded actions,
+    # reproduces every recorded observation, reward and termination (sticky actions included)
+    rows = {k: np.concatenate([c[k] for c in ds.iter_chunks()]) for k in ("observation", "action", "reward",
+                                                                          "terminated")}
+    assert len(env.resets) == 1
+    fresh = envs.make("atari/Breakout", num_envs=2, seed=0, protocol="dqn", mode="train")
+    args, kwargs = env.resets[0]
+    obs = fresh.reset(*args, **kwargs).observation
+    for t in range(ds.num_transitions // 2):
+        np.testing.assert_array_equal(obs, rows["observation"][2 * t:2 * t + 2])
+        ts = fresh.step(rows["action"][2 * t:2 * t + 2])
+        np.testing.assert_array_equal(ts.reward, rows["reward"][2 * t:2 * t + 2])
+        np.testing.assert_array_equal(ts.terminated, rows["terminated"][2 * t:2 * t + 2])
+        obs = ts.observation
+    fresh.close()

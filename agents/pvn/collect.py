@@ -65,17 +65,19 @@ def collect_jax(fns, env_params: Any, num_envs: int, num_transitions: int, key: 
 class RecordingEnv:
     """A host ``BatchedEnv`` that also writes every ``(obs, action, timestep)`` it steps into a ``TransitionWriter``.
 
-    Everything else is forwarded to the wrapped env, so any agent's host loop can drive it unchanged.
+    Everything else is forwarded to the wrapped env, so any agent's host loop can drive it unchanged. ``resets``
+    lists the arguments of every ``reset`` call: with them and the recorded actions the stream replays exactly.
     """
 
     def __init__(self, env, writer: TransitionWriter):
         self.env, self.writer, self._obs = env, writer, None
-        self.recorded = 0
+        self.recorded, self.resets = 0, []
 
     def __getattr__(self, name):
         return getattr(self.env, name)
 
     def reset(self, *args, **kwargs):
+        self.resets.append((args, dict(kwargs)))
         ts = self.env.reset(*args, **kwargs)
         self._obs = np.array(ts.observation)
         return ts

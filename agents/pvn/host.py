@@ -11,8 +11,10 @@ chunk (``dqn_host_agent``) and host engine:
 * Sticky actions come from the env itself (Atari's dqn protocol repeats the previous action with p=0.25 in both
   train and eval modes); the trainer passes ``sticky_actions=sticky_prob`` to the env only under
   ``pvn.eval.preset: reference`` (0: none, as the reference), otherwise the protocol's own value stands.
-* Replay holds pixels (the DQN agent's uint8 ``[R, E, 84, 84, 4]`` obs and next_obs): 1M transitions = ~56 GB;
-  ``run.replay: host`` keeps it in host memory (the DQN agent's host replay).
+* A frozen encoder (PVN-linear, random-linear) uses the DQN agent's ``store_features`` hook: the replay holds the
+  encoder's features ``[R, E, F]`` (computed once when a step is stored) and an update is a linear-head step
+  (optimiser state over the head only). The end-to-end learner (``fine_tune``) keeps the pixel replay (uint8
+  ``[R, E, 84, 84, 4]`` obs and next_obs: 1M transitions = ~56 GB); ``run.replay: host`` keeps it in host memory.
 
 Simulator state is not checkpointable: on resume the host envs restart from a seeded reset (as in DQNTrainer).
 """
@@ -63,7 +65,7 @@ def check_replay_memory(ev: LinearEvalConfig, spec, num_learners: int, host: boo
     free = available_memory_bytes(host)
     if free is not None and need > 0.9 * free:
         raise ValueError(f"pvn.eval.replay_capacity={ev.replay_capacity}: {num_learners} host-env learner(s) "
-                         f"(pvn_linear + pvn.baselines) need {need / 2**30:.1f} GiB of pixel replay "
+                         f"with a trained encoder (dqn, or eval.fine_tune) need {need / 2**30:.1f} GiB of pixel replay "
                          f"({tuple(spec.observation.shape)} uint8, obs and next_obs) but the "
                          f"{'host (run.replay=host)' if host else 'device'} has {free / 2**30:.1f} GiB free; lower "
                          "pvn.eval.replay_capacity or drop baselines")
@@ -80,7 +82,8 @@ class HostLearner:
         self.num_envs, self.fine_tune = num_envs, fine_tune
         self.eval_max_steps = int(ev.eval_max_steps)
         network = online_q_network(encoder_spec, spec.action.num_actions, fine_tune)
-        self.agent = make_dqn_agent(self.cfg, spec, num_envs, network=network, precision=precision, replay=replay)
+        self.agent = make_dqn_agent(self.cfg, spec, num_envs, network=network, precision=precision, replay=replay,
+                                    store_features=not fine_tune)
         self.engine = HostEngine(make_env, dqn_host_agent(self.agent, self.cfg, episode_prefix=""), seed,
                                  make_eval_env=None, eval_max_steps=self.eval_max_steps, mesh=mesh)
         # a host replay is allocated in host memory: its init must not run under jit (that would place it on the

@@ -130,7 +130,9 @@ class PVNTrainer:
         if int(self.pcfg.eval_seeds) != 1:
             raise ValueError(f"pvn.eval_seeds={self.pcfg.eval_seeds}: host envs ({self.env_id}) run one learner "
                              "per encoder; set pvn.eval_seeds=1")
-        check_replay_memory(self.pcfg.eval, self.spec, len(self.names), host=self.replay == "host")
+        pixel_learners = sum(1 for name in self.names if name == "dqn" or self.pcfg.eval.fine_tune)  # frozen
+        # encoders store features, not pixels (agents.pvn.host)
+        check_replay_memory(self.pcfg.eval, self.spec, pixel_learners, host=self.replay == "host")
         for i, name in enumerate(self.names):
             def make_env(i=i):
                 return envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 1000 * (i + 1),
