@@ -6,7 +6,7 @@ and the MoE/DPS ablations.
     python benchmarks/bench_scalezero.py --widths 768       # one width only
     python benchmarks/bench_scalezero.py --widths --atari8 cpu ref  # Atari-8 architecture (ref size: GPU)
     python benchmarks/bench_scalezero.py --ablations 6000   # MoE vs dense, DPS on vs off on the CPU multi-task suite
-    python benchmarks/bench_scalezero.py --widths --reanalyse 12  # only the reanalysis cost (on vs off; default 5 rounds)
+    python benchmarks/bench_scalezero.py --widths --reanalyse 12  # reanalysis cost only (on vs off; default 5 rounds)
 
 Shape (the single-task UniZero reference): ResNet encoder on 64x64 RGB, 2 transformer layers x 8 heads, dense GELU
 FFN, 18 actions, context 4 steps, muzero search with 50 simulations on 8 roots; learner 32 sequences x unroll 10
