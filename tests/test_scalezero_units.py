@@ -200,10 +200,10 @@ def test_bootstraps_come_from_the_window_starting_at_td_as_the_reference():
     def window(a, n):
         out = model.apply({"params": params}, tz[:, a:a + n], batch.action[:, a:a + n], batch.seg[:, a:a + n],
                           batch.task, stage, batch.task.shape[0], method=WorldModel.sequence)
-        return np.asarray(logits_to_value(out.value_logits, cfg.support_max))
+        return logits_to_value(out.value_logits, cfg.support_max)
 
-    np.testing.assert_allclose(got[:, td:], window(td, t), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(got[:, :td], window(0, t)[:, :td], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[:, td:], np.asarray(window(td, t)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[:, :td], np.asarray(window(0, t))[:, :td], rtol=1e-5, atol=1e-5)
 
 
 def test_trainable_mask_without_dps_freezes_nothing_but_adapters():
