@@ -6,6 +6,7 @@ and the MoE/DPS ablations.
     python benchmarks/bench_scalezero.py --widths 768       # one width only
     python benchmarks/bench_scalezero.py --widths --atari8 cpu ref  # Atari-8 architecture (ref size: GPU)
     python benchmarks/bench_scalezero.py --ablations 6000   # MoE vs dense, DPS on vs off on the CPU multi-task suite
+    python benchmarks/bench_scalezero.py --widths --reanalyse 12  # reanalysis cost only (on vs off; default 5 rounds)
 
 Shape (the single-task UniZero reference): ResNet encoder on 64x64 RGB, 2 transformer layers x 8 heads, dense GELU
 FFN, 18 actions, context 4 steps, muzero search with 50 simulations on 8 roots; learner 32 sequences x unroll 10
@@ -163,6 +164,72 @@ def profile(s: Setup, repeats: int) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+def _cfg(path: str, **overrides):
+    """The ``scalezero:`` section of a config YAML as a ScaleZeroConfig, with field ``overrides``."""
+    from agents.scalezero.trainer import as_config
+    from omnitask.config import load_config
+    return dataclasses.replace(as_config(load_config(os.path.join(REPO, path)).scalezero), **overrides)
+
+
+REANALYSE_FIELDS = ("reanalyse_fraction", "reanalyse_every", "reanalyse_batch", "reanalyse_partition",
+                    "reanalyse_noise")
+
+
+def reanalyse_cost(config: str, reference: str, rounds: int) -> dict:
+    """Collect and learner throughput of ``config`` with the reanalysis settings of ``reference`` (the Atari /
+    Meta-World configs: buffer reanalysis every 50 train steps of 160 windows from the oldest 75% of rows, searched
+    by the target network with root noise; no per-batch reanalysis) on vs off, in this one process.
+
+    Off: the train step without reanalysis (collect ``collect_steps x num_envs`` env steps by search, then
+    ``updates_per_iter`` learner updates). On: the same plus one buffer reanalysis (timed by calling the trainer's
+    own ``reanalyse_buffer`` on the live replay) per ``reanalyse_every`` train steps, amortised over them; a
+    per-batch ``reanalyse_fraction`` > 0 would be inside the learner's time. Rounds alternate a train step and a
+    reanalysis so load changes hit both; medians are reported."""
+    from agents.scalezero import ScaleZeroTrainer
+    from omnitask.config import load_config
+    ref = _cfg(reference)
+    settings = {k: getattr(ref, k) for k in REANALYSE_FIELDS}
+    every = settings["reanalyse_every"]
+    # the timed train steps run without buffer reanalysis (reanalyse_every 0); reanalyse_buffer is timed apart
+    sets = [f"scalezero.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items()]
+    cfg = load_config(os.path.join(REPO, config), sets + ["scalezero.reanalyse_every=0"])
+    tr = ScaleZeroTrainer(cfg, None)
+    c = tr.cfg
+    state = tr.init(jax.random.PRNGKey(0))
+    while int(state.train.step) == 0:
+        state, _, _ = tr.train_step(state)  # fill replay until every task has warmup_transitions
+    rng = np.random.default_rng(0)
+    slots = np.arange(tr.num_tasks)
+    stage = jnp.int32(0)
+
+    def reanalyse(i):
+        nonlocal state
+        replay, seconds = tr.reanalyse_buffer(state.train.target_params, state.replay, rng, slots, stage,
+                                              jax.random.PRNGKey(i))
+        state = state._replace(replay=replay)
+        return seconds
+
+    reanalyse(0)  # compile at the reanalysis batch
+    state, _, _ = tr.train_step(state)
+    collect_s, learn_s, re_s = [], [], []
+    for r in range(rounds):
+        state, m, _ = tr.train_step(state)
+        collect_s.append(m["time/collect_s"])
+        learn_s.append(m["time/learn_s"])
+        re_s.append(reanalyse(r + 1))
+    tr.close()
+    col, lrn, rea = (float(np.median(x)) for x in (collect_s, learn_s, re_s))
+    env_steps = c.collect_steps * tr.num_envs
+    seqs = c.updates_per_iter * c.batch_size
+    on_step = col + lrn + rea / every
+    roots = max(1, c.reanalyse_batch // tr.num_tasks) * tr.num_tasks * c.unroll_steps
+    return {"config": config, "reanalysis": settings, "reanalysis_roots": roots,
+            "reanalysis_s": rea, "train_step_s": {"off": col + lrn, "on (amortised)": on_step},
+            "env_steps_per_s": {"off": env_steps / (col + lrn), "on": env_steps / on_step},
+            "learner_sequences_per_s": {"off": seqs / lrn, "on": seqs / (lrn + rea / every)},
+            "on_over_off_train_step_time": on_step / (col + lrn)}
+
+
 def speed_atari8(width: str, repeats: int = 5) -> dict:
     """The Atari-8 architecture (ViT, 4 layers, MoE 8 experts, 8 task heads) of the working tree: ``cpu`` width or
     the reference size (GPU); search 50 simulations x batch 8, learner batch 64 x unroll 10."""
@@ -270,6 +337,12 @@ def main():
     ap.add_argument("--atari8", choices=("cpu", "ref"), nargs="*", default=[],
                     help="also time the Atari-8 architecture at CPU width and/or reference size (GPU)")
     ap.add_argument("--ablations", type=int, default=0, help="env steps per ablation run (0 = skip)")
+    ap.add_argument("--reanalyse", type=int, default=5, metavar="ROUNDS",
+                    help="time reanalysis on vs off over ROUNDS alternated train steps / reanalyses (0 = skip)")
+    ap.add_argument("--reanalyse-config", default="configs/scalezero/cartpole.yaml",
+                    help="model / env config for --reanalyse (its reanalysis settings are replaced)")
+    ap.add_argument("--reanalyse-reference", default="configs/scalezero/atari8.yaml",
+                    help="config whose reanalyse_* settings are timed (the Atari and Meta-World configs share them)")
     args = ap.parse_args()
     print("backend:", jax.default_backend(), jax.devices()[0].device_kind, "| load:", os.getloadavg())
     print("replay memory:", json.dumps(replay_memory()))
@@ -283,6 +356,12 @@ def main():
             print(f"  profile {k}: {v}")
     for width in args.atari8:
         print(f"speed Atari-8 ({width} width):", json.dumps(speed_atari8(width)), flush=True)
+    if args.reanalyse:
+        res = reanalyse_cost(args.reanalyse_config, args.reanalyse_reference, args.reanalyse)
+        print("reanalyse cost:", json.dumps(res), flush=True)
+        for k in ("env_steps_per_s", "learner_sequences_per_s"):
+            off, on = res[k]["off"], res[k]["on"]
+            print(f"  {k}: reanalyse off {off:.1f}  on {on:.1f}  on/off {on / off:.2f}x")
     if args.ablations:
         ablations(args.ablations)
 

@@ -1,5 +1,6 @@
 """ScaleZero unit tests on hand-computed arrays: transforms, MoE, LoRA/DPS freezing, curriculum, targets, replay."""
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ from agents.scalezero.learner import (bootstrap_values, bootstrap_windows, init_
                                       update)
 from agents.scalezero.losses import n_step_targets
 from agents.scalezero.moe import MoEFFN
-from agents.scalezero.transforms import h, h_inv, scalar_to_two_hot, two_hot_to_scalar, value_to_target
+from agents.scalezero.transforms import h, h_inv, logits_to_value, scalar_to_two_hot, two_hot_to_scalar, value_to_target
 from agents.scalezero.world_model import ModelDims, WorldModel, init_params
 
 TINY = dict(latent_dim=16, num_layers=1, num_heads=2, num_experts=4, mlp_encoder_hidden=16, num_bins=21,
@@ -177,8 +178,32 @@ def test_every_position_the_target_network_reads_is_trained():
     read = np.abs(np.asarray(target)).sum(-1) > 0
     assert read.any() and trained.any()
     assert not (read & ~trained).any(), f"target reads untrained positions {np.flatnonzero(read & ~trained)}"
-    assert bootstrap_windows(15, 10) == [0, 5] and bootstrap_windows(5, 3) == [0, 2]
-    assert bootstrap_windows(7, 2) == [0, 2, 4, 5] and bootstrap_windows(4, 4) == [0]
+    assert bootstrap_windows(15, 10, 5) == [(5, 10), (0, 5)] and bootstrap_windows(5, 3, 2) == [(2, 3), (0, 2)]
+    assert bootstrap_windows(7, 2, 5) == [(5, 2), (0, 2), (2, 2), (4, 1)] and bootstrap_windows(4, 4, 0) == [(0, 4)]
+
+
+def test_bootstraps_come_from_the_window_starting_at_td_as_the_reference():
+    """Rows td..L-1 are valued by one target pass over the window starting at row td (LightZero's bootstrap
+    window); rows before td (truncation bootstraps) by the window starting at row 0 (causal: its first rows equal
+    those of any longer window from row 0)."""
+    cfg, model = _tiny_model(dps=False)
+    params = init_params(model, jax.random.PRNGKey(0))
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+    params = tree.unflatten([x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    batch = _batch(model, cfg)
+    stage, td, t = jnp.int32(0), cfg.td_steps, cfg.unroll_steps
+    tz = model.apply({"params": params}, batch.obs, method=WorldModel.encode)
+    got = np.asarray(jax.jit(lambda p, z: bootstrap_values(p, z, batch, stage, model, cfg))(params, tz))
+
+    @functools.partial(jax.jit, static_argnums=(0, 1))
+    def window(a, n):
+        out = model.apply({"params": params}, tz[:, a:a + n], batch.action[:, a:a + n], batch.seg[:, a:a + n],
+                          batch.task, stage, batch.task.shape[0], method=WorldModel.sequence)
+        return logits_to_value(out.value_logits, cfg.support_max)
+
+    np.testing.assert_allclose(got[:, td:], np.asarray(window(td, t)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[:, :td], np.asarray(window(0, t))[:, :td], rtol=1e-5, atol=1e-5)
 
 
 def test_trainable_mask_without_dps_freezes_nothing_but_adapters():

@@ -77,36 +77,42 @@ def trainable_mask(params, stage, dps: bool):
     return jax.tree_util.tree_map_with_path(leaf_mask, params)
 
 
-def bootstrap_windows(length: int, unroll: int) -> list[int]:
-    """Start rows of the ``unroll``-step windows the target network reads to value every row of an ``L``-row batch.
+def bootstrap_windows(length: int, unroll: int, td: int) -> list[tuple[int, int]]:
+    """``(start, size)`` of the windows the target network reads to value every row of an ``L``-row batch.
 
-    The online network trains positions ``0 .. 2*unroll-1`` only (windows of ``unroll`` steps), as LightZero's
-    ``max_tokens = 2 * num_unroll_steps``; a target pass over all ``L = unroll + td`` rows would read positions
-    it never trained. Windows start at 0, unroll, 2*unroll, ... and the last one ends at row L-1; each row is
-    valued by the first window holding it (the most context). E.g. L=15, unroll=10: [0, 5].
+    The n-step bootstraps read rows ``td .. L-1`` (row ``s + td`` for unroll step ``s``): as LightZero, they come
+    from a window that starts at row ``td`` (its ``value_obs_list`` / ``bootstrap_action_list``: the batch's rows
+    shifted by ``td_steps``), split into ``unroll``-step windows. Rows ``0 .. td-1`` (read only by truncation
+    bootstraps) come from windows starting at row 0. Every window has at most ``unroll`` steps, so it reads only
+    positions ``0 .. 2*unroll-1``, the ones the online network trains (LightZero's ``max_tokens = 2 *
+    num_unroll_steps``). The windows partition the rows. E.g. L=15, unroll=10, td=5: [(5, 10), (0, 5)].
     """
-    starts = list(range(0, max(length - unroll, 0) + 1, unroll))
-    if starts[-1] + unroll < length:
-        starts.append(length - unroll)
-    return starts
+    td = min(td, length)
+    chunks = lambda lo, hi: [(a, min(unroll, hi - a)) for a in range(lo, hi, unroll)]
+    return chunks(td, length) + chunks(0, td)
 
 
 def bootstrap_values(target_params, tz, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
-    """Target-network values ``[B, L]`` of every window row, each read from an ``unroll``-step window (above).
+    """Target-network values ``[B, L]`` of every window row, each read from its window (above).
 
-    ``tz [B, L, D]``: the target encoder's latents of ``batch.obs``. One target pass over the stacked windows
-    ``[B * W, unroll]`` (rows stay grouped by task: B = G * M, each row's W windows are contiguous).
+    ``tz [B, L, D]``: the target encoder's latents of ``batch.obs``. One target pass per window size over the
+    stacked windows of that size ``[B * W, size]`` (rows stay grouped by task: B = G * M, each row's W windows are
+    contiguous).
     """
     b, length = batch.seg.shape
-    t = min(cfg.unroll_steps, length)
-    starts = bootstrap_windows(length, t)
-    w = len(starts)
-    take = lambda x: jnp.stack([x[:, s:s + t] for s in starts], 1).reshape((b * w, t) + x.shape[2:])
-    out = apply_fn(model)(target_params, take(tz), take(batch.action), take(batch.seg), batch.task, stage,
-                          batch.task.shape[0], method=WorldModel.sequence)
-    vals = logits_to_value(out.value_logits, cfg.support_max).reshape(b, w, t)  # [B, W, T]
-    owner = [next(i for i, s in enumerate(starts) if s <= r < s + t) for r in range(length)]
-    return jnp.stack([vals[:, owner[r], r - starts[owner[r]]] for r in range(length)], 1)  # [B, L]
+    windows = bootstrap_windows(length, min(cfg.unroll_steps, length), cfg.td_steps)
+    cols = [None] * length
+    for size in sorted({n for _, n in windows}):
+        starts = [a for a, n in windows if n == size]
+        w = len(starts)
+        take = lambda x: jnp.stack([x[:, a:a + size] for a in starts], 1).reshape((b * w, size) + x.shape[2:])
+        out = apply_fn(model)(target_params, take(tz), take(batch.action), take(batch.seg), batch.task, stage,
+                              batch.task.shape[0], method=WorldModel.sequence)
+        vals = logits_to_value(out.value_logits, cfg.support_max).reshape(b, w, size)  # [B, W, size]
+        for i, a in enumerate(starts):
+            for r in range(size):
+                cols[a + r] = vals[:, i, r]
+    return jnp.stack(cols, 1)  # [B, L]
 
 
 def routing_entropy(intermediates, valid, groups: int):
