@@ -139,8 +139,25 @@ def report(records: Sequence[dict]) -> dict:
     return result
 
 
-def table(res: dict) -> str:
-    rows = ["| game | seeds | full (mean) | no_memory (mean) | diff [95% CI] | d_z | t-test p | Wilcoxon p | W/L/T |",
+def against(records: Sequence[dict], baseline: Sequence[dict]) -> list[dict]:
+    """``full`` runs of ``records`` paired with the ``full`` runs of another experiment (e.g. the full agent from an
+    empty memory) in the baseline's place, so ``report`` tests carried against empty memory seed by seed."""
+    base = [{**r, "variant": "no_memory"} for r in baseline if r["variant"] == "full"]
+    return [r for r in records if r["variant"] == "full"] + base
+
+
+def holm(pvalues: dict[str, float]) -> dict[str, float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1) of a family of tests keyed by name."""
+    order = sorted(pvalues, key=pvalues.get)
+    adjusted, running = {}, 0.0
+    for i, name in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * pvalues[name]))
+        adjusted[name] = running
+    return adjusted
+
+
+def table(res: dict, base_label: str = "no_memory") -> str:
+    rows = [f"| game | seeds | full (mean) | {base_label} (mean) | diff [95% CI] | d_z | t-test p | Wilcoxon p | W/L/T |",
             "|---|---|---|---|---|---|---|---|---|"]
     for g, s in res["games"].items():
         rows.append(f"| {g} | {len(s['seeds'])} | {s['full_mean']:.1f} | {s['no_memory_mean']:.1f} | "
@@ -165,10 +182,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("seen", "run", "report"))
     parser.add_argument("--out", default="runs/mctr_paired")
-    parser.add_argument("--seeds", default="1000-1007", help="evaluation seeds: '1000-1007' or '1000,1001'")
+    parser.add_argument("--seeds", default=None, help="evaluation seeds: '1000-1007' (run's default) or "
+                        "'1000,1001'; for report: only these seeds (default: all recorded)")
     parser.add_argument("--games", default=",".join(g for _, u in GROUPS.values() for g in u))
     parser.add_argument("--seen-budget", type=int, default=BUDGET, help="decisions per env per seen game")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="variants to run (run command)")
+    parser.add_argument("--against", default="", help="report: pair `full` with the `full` runs of this other --out "
+                        "directory (e.g. the full agent from an empty memory) instead of with `no_memory`")
+    parser.add_argument("--holm", default="", help="report: games whose t-test p-values form one family (Holm)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,12 +197,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "seen":
         build_seen(cfg, out, budget=args.seen_budget)
     elif args.command == "run":
-        run_pairs(cfg, out, [g for g in args.games.split(",") if g], _seeds(args.seeds),
+        run_pairs(cfg, out, [g for g in args.games.split(",") if g], _seeds(args.seeds or "1000-1007"),
                   [v for v in args.variants.split(",") if v])
     else:
-        res = report(load_records(out / "pairs.jsonl"))
-        atomic_write_text(out / "paired_report.json", json.dumps(res, indent=2) + "\n")
-        print(table(res))
+        records = load_records(out / "pairs.jsonl")
+        if args.against:
+            records = against(records, load_records(Path(args.against) / "pairs.jsonl"))
+        wanted = set(_seeds(args.seeds)) if args.seeds else None
+        records = [r for r in records if wanted is None or r["seed"] in wanted]
+        res = report(records)
+        family = [g for g in args.holm.split(",") if g]
+        missing = [g for g in family if g not in res["games"]]
+        if missing:
+            raise SystemExit(f"--holm names games without paired results: {', '.join(missing)}; "
+                             f"have: {', '.join(res['games'])}")
+        if family:
+            res["holm"] = holm({g: res["games"][g]["t_p"] for g in family})
+        name = "paired_report" + (f"_vs_{Path(args.against).name}" if args.against else "") + \
+            (f"_{args.seeds}" if wanted is not None else "")
+        atomic_write_text(out / f"{name}.json", json.dumps(res, indent=2) + "\n")
+        print(table(res, "empty memory" if args.against else "no_memory"))
+        if family:
+            print("Holm-adjusted t-test p: " + ", ".join(f"{g} {p:.4f}" for g, p in res["holm"].items()))
 
 
 if __name__ == "__main__":
