@@ -25,12 +25,16 @@ install-compat: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/omnitask train configs/quickstart.yaml
 
+# Two pytest workers (pytest-xdist), whole files per worker: the suite is mostly single-threaded XLA compiles, and
+# each worker process also keeps fewer compiled executables alive (see tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	OMNITASK_REQUIRE_EXTRAS=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q --durations=15
+	OMNITASK_REQUIRE_EXTRAS=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Long forms of the learning tests (the paper-sized budgets where they fit on a CPU), and the compat-extra tests.
 test-full: install-compat
-	OMNITASK_FULL=1 OMNITASK_REQUIRE_COMPAT=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q
+	OMNITASK_FULL=1 OMNITASK_REQUIRE_COMPAT=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -62,3 +62,20 @@ def pytest_make_collect_report(collector):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     _fail_missing_import(outcome.get_result())
+
+
+# XLA:CPU registers every compiled kernel's unwind tables with libgcc, and on glibc/libgcc < 13 (Debian 12, the CI
+# image) freeing one walks a list of all registered ones: in a single pytest process that has compiled thousands of
+# executables, every garbage-collected jitted function costs time proportional to everything compiled before it.
+# Dropping JAX's in-memory caches after each test module keeps that list short (later modules reload their
+# executables from the persistent compilation cache above instead of recompiling).
+@pytest.fixture(autouse=True, scope="module")
+def _drop_compiled_executables_after_module():
+    yield
+    if os.environ.get("OMNITASK_KEEP_JAX_CACHES") != "1":
+        import gc
+
+        import jax
+
+        jax.clear_caches()
+        gc.collect()
