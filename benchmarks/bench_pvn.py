@@ -14,8 +14,8 @@
   python benchmarks/bench_pvn.py reproduce [--run-dir DIR] [--set key=value ...]
       The CPU-sized reproduction (configs/pvn/minatar_breakout_cpu.yaml): trains it (unless --run-dir points at a
       finished run) and prints final returns of PVN-linear, random-linear and end-to-end DQN at equal budgets.
-  python benchmarks/bench_pvn.py atari [--out DIR] [--collect-steps 6000] [--seeds 0 1 2] [--set key=value ...]
-      Real Atari at a CPU budget (configs/pvn/atari_breakout_cpu.yaml): (1) the DQN baseline learns Breakout while
+  python benchmarks/bench_pvn.py atari [--out DIR] [--game Krull] [--collect-steps 16000] [--seeds 0 1 2] [--set key=value ...]
+      Real Atari at a CPU budget (configs/pvn/atari_krull_cpu.yaml): (1) the DQN baseline learns the game while
       its env records every transition (agents.pvn.collect.RecordingEnv) -> DIR/dataset, learning curve ->
       DIR/collector_curve.json; (2) per seed, PVN pretrains on that dataset and PVN-linear, random-linear and
       end-to-end DQN train online at equal budgets (DIR/seed<k>); (3) DIR/pvn_atari.png and DIR/summary.json.
@@ -64,11 +64,11 @@ def _gflops(fn, state, batch) -> float:
 # Samples per stored transition (updates x batch / transitions: each update draws ``batch`` transitions uniformly
 # with replacement from the data, so a transition is drawn this many times on average). The reference: 1.56M updates
 # x 256 over one game's 50M DQN Replay transitions (50 checkpoints x 1M). Ours: configs/pvn/minatar_breakout_cpu.yaml
-# (2,000 x 64 over 100k collected) and configs/pvn/atari_breakout_cpu.yaml (150 x 32 over the 6,000 transitions
-# `bench_pvn.py atari` records by default; below 1, so score_cache=auto leaves the cache off there).
+# (2,000 x 64 over 100k collected) and configs/pvn/atari_krull_cpu.yaml (800 x 32 over the 16,000 transitions
+# `bench_pvn.py atari` records by default).
 SAMPLING = {"reference (1.56M x 256 / 50M)": 1_560_000 * 256 / 50_000_000,
             "minatar_breakout_cpu (2000 x 64 / 100k)": 2_000 * 64 / 100_000,
-            "atari_breakout_cpu (150 x 32 / 6k)": 150 * 32 / 6_000}
+            "atari_krull_cpu (800 x 32 / 16k)": 800 * 32 / 16_000}
 ALL_CASES = ("td_only", "hash", "rnd", "rnd_grouped", "rnd_same_padding", "rnd_one_net", "rnd_cached")
 
 
