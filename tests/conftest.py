@@ -64,11 +64,10 @@ def pytest_runtest_makereport(item, call):
     _fail_missing_import(outcome.get_result())
 
 
-# XLA:CPU registers every compiled kernel's unwind tables with libgcc, and on glibc/libgcc < 13 (Debian 12, the CI
-# image) freeing one walks a list of all registered ones: in a single pytest process that has compiled thousands of
-# executables, every garbage-collected jitted function costs time proportional to everything compiled before it.
-# Dropping JAX's in-memory caches after each test module keeps that list short (later modules reload their
-# executables from the persistent compilation cache above instead of recompiling).
+# XLA:CPU registers every compiled kernel's unwind tables with libgcc; libgcc before 13 (Debian 12, this project's
+# machines) keeps them in a list that every later free walks, and py-spy caught long-running test processes inside
+# that walk. Dropping JAX's in-memory caches after each test module keeps the list short (compiles that took >= 0.5 s
+# are reloaded from the persistent compilation cache above; shorter ones are recompiled).
 @pytest.fixture(autouse=True, scope="module")
 def _drop_compiled_executables_after_module():
     yield

@@ -131,7 +131,7 @@ def cache_enabled(mode: str, family: str, samples_per_transition: Optional[float
     if family != "rnd":
         if mode == "always":
             raise ValueError(f"pvn.pretrain.indicators.score_cache=always needs family rnd (frozen random nets), got "
-                             f"{family!r}: the hash is computed in the update; use auto or off")
+                             f"{family!r}: the hash is computed in the update; use auto or never")
         return False
     return mode == "always" or samples_per_transition is None or samples_per_transition >= 1.0
 
