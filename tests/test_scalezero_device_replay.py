@@ -46,6 +46,19 @@ def _both(blocks):
     return host, dev
 
 
+def test_a_row_drawn_twice_keeps_the_later_priority_on_both_replays():
+    host = rp.init(E, C, OBS, np.float32, A, env_task=ENV_TASK)
+    dev = drp.to_device(rp.init(E, C, OBS, np.float32, A, env_task=ENV_TASK))
+    env_idx, col_idx = np.array([1, 2, 1, 1, 0]), np.array([3, 3, 3, 4, 3])  # row (1, 3) three times
+    prio = np.array([5.0, 6.0, 7.0, 8.0, 9.0], np.float32)
+    rp.update_priorities(host, (env_idx, col_idx), prio)
+    dev = jax.jit(drp.update_priorities)(dev, (jnp.asarray(env_idx), jnp.asarray(col_idx)), jnp.asarray(prio))
+    want = np.ones((E, C), np.float32)
+    want[1, 3], want[2, 3], want[1, 4], want[0, 3] = 7.0, 6.0, 8.0, 9.0
+    np.testing.assert_allclose(host.priority, want, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(dev.priority), host.priority)
+
+
 def test_device_replay_holds_and_gathers_what_the_host_replay_does():
     host, dev = _both([4, 5])  # 9 columns into a ring of 6: wraps around
     for name, h, d in zip(rp.ReplayState._fields, host, dev):

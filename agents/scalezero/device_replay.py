@@ -98,7 +98,9 @@ def sample(key, rb: rp.ReplayState, slot_tasks, per_slot: int, length: int, prio
 
 def update_priorities(rb: rp.ReplayState, index, priorities, eps: float = 1e-6) -> rp.ReplayState:
     env_idx, col_idx = index
-    return rb._replace(priority=rb.priority.at[env_idx, col_idx].set(jnp.abs(priorities) + eps))
+    # an earlier duplicate of a row is pointed out of bounds and dropped, so the later entry wins (as on the host)
+    env_idx = jnp.where(rp.last_write_mask(env_idx, col_idx, xp=jnp), env_idx, rb.priority.shape[0])
+    return rb._replace(priority=rb.priority.at[env_idx, col_idx].set(jnp.abs(priorities) + eps, mode="drop"))
 
 
 @functools.partial(jax.jit, static_argnames=("length",))

@@ -168,6 +168,15 @@ def sample(rb: ReplayState, rng: np.random.Generator, slot_tasks: np.ndarray, pe
     return gather(rb, env_idx, off, slot_tasks, weight, length)
 
 
+def last_write_mask(env_idx, col_idx, xp=np):
+    """[B] bool: True where no later entry of the batch names the same (env, col) row. A batch may draw one row
+    twice; both replays keep the later entry's priority (NumPy's fancy assignment and XLA's scatter leave the
+    winner of a repeated index unspecified)."""
+    same = (env_idx[:, None] == env_idx[None, :]) & (col_idx[:, None] == col_idx[None, :])  # [B, B]
+    return ~xp.triu(same, 1).any(axis=1)
+
+
 def update_priorities(rb: ReplayState, index, priorities: np.ndarray, eps: float = 1e-6) -> None:
-    env_idx, col_idx = index
-    rb.priority[env_idx, col_idx] = np.abs(priorities) + eps
+    env_idx, col_idx = np.asarray(index[0]), np.asarray(index[1])
+    keep = last_write_mask(env_idx, col_idx)
+    rb.priority[env_idx[keep], col_idx[keep]] = (np.abs(np.asarray(priorities)) + eps)[keep]
