@@ -6,7 +6,7 @@ See ``envs.timestep`` for the TimeStep pytree and the autoreset semantics, ``env
 from envs.base import BatchedEnv, EpisodeStats
 from envs.registry import list_ids, make, register, spec
 from envs.spec import ArraySpec, BoxActionSpec, ContextVar, DiscreteActionSpec, EnvSpec
-from envs.timestep import TimeStep, check_timestep, episode_over
+from envs.timestep import TimeStep, check_timestep, episode_over, episode_success
 
 # Family modules register their ids on import; heavy simulator imports happen inside their factories.
 from envs import classic as _classic  # noqa: E402,F401
@@ -39,4 +39,4 @@ def __getattr__(name: str):
 
 __all__ = ["ArraySpec", "BatchedEnv", "BoxActionSpec", "ContextVar", "DiscreteActionSpec", "EnvSpec",
            "EpisodeStats", "TimeStep", "as_gymnasium", "as_gymnasium_env", "as_pettingzoo", "check_timestep",
-           "episode_over", "list_ids", "make", "register", "register_gymnasium", "spec"]
+           "episode_over", "episode_success", "list_ids", "make", "register", "register_gymnasium", "spec"]

@@ -46,6 +46,13 @@ def episode_over(ts: TimeStep):
     return np.asarray(ts.terminated) | np.asarray(ts.truncated)
 
 
+def episode_success(ts: TimeStep):
+    """[B] bool: whether each env's episode succeeded, read on the step that ends it. Meta-World counts an episode
+    as a success if ``info['success']`` was 1 at any step (its evaluation methodology), which its env reports as
+    ``info['episode_success']``; families without it give their per-step ``info['success']``."""
+    return np.asarray(ts.info.get("episode_success", ts.info["success"]), bool)
+
+
 def check_timestep(ts: TimeStep, spec, num_envs: int) -> None:
     """Assert a host TimeStep matches its spec (used by conformance tests and debug mode)."""
     spec.observation.check(np.asarray(ts.observation), what="observation")

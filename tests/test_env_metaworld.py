@@ -257,6 +257,42 @@ def test_success_and_terminate_on_success_in_ml_test():
         env.close()
 
 
+def test_evaluation_counts_success_at_any_step_as_meta_world_does():
+    """Meta-World's methodology: an episode succeeds if ``info['success']`` is 1 at any step, not only the last.
+    The expert reaches the goal, then the hand is driven up and away for the rest of the episode."""
+    import jax
+    from metaworld.policies import SawyerReachV3Policy
+
+    from agents.common.trainer_utils import evaluate_host
+
+    expert = SawyerReachV3Policy()
+    env = envs.make("metaworld/MT1/reach-v3", num_envs=1, seed=0, max_episode_steps=120, **FAST)
+    t = [0]
+
+    def reach_then_leave(obs, key):  # [1, 39] -> [1, 4]
+        t[0] += 1
+        if t[0] <= 60:
+            return np.stack([expert.get_action(o) for o in obs]).astype(np.float32)
+        return np.array([[1.0, 1.0, 1.0, 0.0]], np.float32)  # 1 cm per step in x, y and z
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts, per_step = env.reset(seed=0), []
+            while True:
+                ts = env.step(reach_then_leave(ts.observation, None))
+                per_step.append(bool(ts.info["success"][0]))
+                if ts.done[0]:
+                    break
+            assert any(per_step) and not per_step[-1]  # succeeded, then left the goal
+            assert envs.episode_success(ts)[0]
+            t[0] = 0
+            out = evaluate_host(env, reach_then_leave, 1, jax.random.PRNGKey(0), 120)
+    finally:
+        env.close()
+    assert out["success_rate"] == 1.0
+
+
 def test_async_matches_sync_and_leaves_no_processes():
     kwargs = dict(num_envs=2, seed=0, max_episode_steps=5, **FAST)
     sync = envs.make("metaworld/MT1/reach-v3", **kwargs)

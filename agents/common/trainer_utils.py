@@ -7,7 +7,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from envs.timestep import episode_over
+from envs.timestep import episode_over, episode_success
 
 
 def plain(node: Any) -> Any:
@@ -71,12 +71,13 @@ def evaluate_host(env, policy: Callable[[np.ndarray, jax.Array], np.ndarray], nu
     for _ in range(max_steps * per_env):
         key, k_act = jax.random.split(key)
         ts = env.step(policy(ts.observation, k_act))
+        ended_ok = episode_success(ts)  # [B] success at any step of the episode where the env reports it
         for i in np.flatnonzero(episode_over(ts)):
             if counts[i] < per_env and len(returns) < num_episodes:
                 counts[i] += 1
                 returns.append(float(ts.info["episode_return"][i]))
                 lengths.append(float(ts.info["episode_length"][i]))
-                successes.append(float(np.asarray(ts.info["success"][i])))
+                successes.append(float(ended_ok[i]))
                 tasks.append(int(ts.task_id[i]))
                 for k in extra_keys:
                     extras[k].append(float(np.asarray(ts.info[k][i])))

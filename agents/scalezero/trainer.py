@@ -566,7 +566,7 @@ class ScaleZeroTrainer:
                 k = env_task[i]
                 if len(returns[k]) < num_episodes:
                     returns[k].append(float(ts.info["episode_return"][i]))
-                    successes[k].append(float(np.asarray(ts.info["success"])[i]))
+                    successes[k].append(float(envs.episode_success(ts)[i]))  # at any step (Meta-World)
             w.advance(out.action, np.asarray(ts.observation), done)
             if all(len(returns[k]) >= num_episodes for k in range(self.num_tasks) if envs_of[k] > 0):
                 break
