@@ -14,7 +14,7 @@
   python benchmarks/bench_pvn.py reproduce [--run-dir DIR] [--set key=value ...]
       The CPU-sized reproduction (configs/pvn/minatar_breakout_cpu.yaml): trains it (unless --run-dir points at a
       finished run) and prints final returns of PVN-linear, random-linear and end-to-end DQN at equal budgets.
-  python benchmarks/bench_pvn.py atari [--out DIR] [--game Krull] [--collect-steps 16000] [--seeds 0 1 2] [--set key=value ...]
+  python benchmarks/bench_pvn.py atari [--out DIR] [--game UpNDown] [--collect-steps 20000] [--jobs 2] [--seeds 0 1 2] [--set key=value ...]
       Real Atari at a CPU budget (configs/pvn/atari_krull_cpu.yaml): (1) the DQN baseline learns the game while
       its env records every transition (agents.pvn.collect.RecordingEnv) -> DIR/dataset, learning curve ->
       DIR/collector_curve.json; (2) per seed, PVN pretrains on that dataset and PVN-linear, random-linear and
@@ -254,17 +254,18 @@ def reproduce(run_dir: str | None, overrides: list[str]) -> dict:
     return final
 
 
-# The collector: the DQN baseline (agents.dqn, unchanged) with data-efficient settings for a CPU budget of ~16k env
+# The collector: the DQN baseline (agents.dqn, unchanged) with data-efficient settings for a CPU budget of ~20k env
 # steps (Dopamine/Nature DQN: replay 1M, learning starts 20k, epsilon over 250k, target period 8k updates,
 # lr 6.25e-5 -- nothing would be learned in 20k steps). Deviations and why: replay = the whole run (nothing is
-# evicted); learning starts after 1.6k steps and epsilon decays 1 -> 0.05 over 8k steps (the budget is 16k);
-# one update per vector step of 4 envs (= Nature's update period 4); target copied every 500 updates; lr 2.5e-4
-# (Nature's RMSProp rate; with Adam eps 1.5e-4 as Dopamine); 3-step returns.
-COLLECTOR_DQN = dict(lr=2.5e-4, adam_eps=1.5e-4, gamma=0.99, n_step=3, buffer_size=32_000, batch_size=32,
-                     learning_starts=1_600, train_every=1, gradient_steps=1, target_update_period=500,
-                     max_grad_norm=10.0, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=8_000,
+# evicted); learning starts after 1.6k steps and epsilon decays 1 -> 0.05 over the next 4k; one update per vector
+# step of 4 envs (= Nature's update period 4); 10-step returns and a target copy every 100 updates (so Q propagates
+# over ~100 steps within ~5k updates; data-efficient Rainbow uses 20-step returns); lr 2.5e-4 (Nature's RMSProp
+# rate; with Adam eps 1.5e-4 as Dopamine). The same settings as the online learners (configs/pvn/atari_upndown_cpu.yaml).
+COLLECTOR_DQN = dict(lr=2.5e-4, adam_eps=1.5e-4, gamma=0.99, n_step=10, buffer_size=32_000, batch_size=32,
+                     learning_starts=1_600, train_every=1, gradient_steps=1, target_update_period=100,
+                     max_grad_norm=10.0, epsilon_start=1.0, epsilon_end=0.05, epsilon_decay_steps=4_000,
                      eval_epsilon=0.01, torso="cnn", steps_per_train_step=250)
-ATARI_GAME = "Krull"  # chosen after a pilot of the collector (README): dense reward under random play
+ATARI_GAME = "UpNDown"  # chosen after a pilot of the collector (README): DQN clearly above random play in 8k steps
 ATARI_EVAL_FRAMES = 4_000  # eval episodes capped at 4k frames (1k agent steps), as the PVN config's eval_options
 
 
@@ -296,9 +297,11 @@ def random_policy_score(game: str, episodes: int, seed: int = 12345) -> dict:
     return score_policy(game, lambda obs, key: rng.integers(0, n, len(obs)).astype(np.int32), episodes, seed)
 
 
-def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0, eval_episodes: int = 8) -> dict:
+def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0, eval_episodes: int = 8,
+                     eval_every: int = 0) -> dict:
     """The DQN baseline (unchanged: agents.dqn) learns ``game``; every transition it steps is recorded.
-    Returns (and writes ``out/collector_curve.json``) its training curve, its final greedy score and CPU time."""
+    Returns (and writes ``out/collector_curve.json``) its training curve, its greedy evaluations (every
+    ``eval_every`` env steps, 0: only the final one; not recorded) and CPU time."""
     import envs
     from agents.common.engines import HostEngine
     from agents.dqn.agent import make_dqn_agent
@@ -320,10 +323,13 @@ def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0, eval_episo
     agent = make_dqn_agent(cfg, env.spec, env.num_envs)
     engine = HostEngine(env, dqn_host_agent(agent, cfg), seed, None, ATARI_EVAL_FRAMES // 4)
     state = engine.init(jax.random.PRNGKey(seed))
-    curve, t0, done = [], time.perf_counter(), 0
+    curve, evals, t0, done = [], [], time.perf_counter(), 0
     while done < steps:
         state, metrics, n = engine.train_step(state)
         done += n
+        if eval_every and done < steps and done // eval_every > (done - n) // eval_every:
+            evals.append({"env_steps": done, **score_policy(game, engine.policy(state), eval_episodes, seed + 1)})
+            print(f"collector eval at {done} steps: {evals[-1]['return_mean']:.1f}", flush=True)
         curve.append({"env_steps": done, "episode_return": metrics.get("train/episode_return", float("nan")),
                       "episodes": metrics.get("train/episodes", 0.0), "epsilon": metrics.get("epsilon"),
                       "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds(resource.RUSAGE_SELF) - cpu0})
@@ -333,7 +339,9 @@ def collect_with_dqn(out: Path, game: str, steps: int, seed: int = 0, eval_episo
     policy = engine.policy(state)  # eval_epsilon-greedy
     engine.close()  # closes the recording env: flushes the last chunk
     final = score_policy(game, policy, eval_episodes, seed + 1)
+    evals.append({"env_steps": done, **final})
     result = {"game": game, "env_steps": done, "dqn": COLLECTOR_DQN, "curve": curve, "final_eval": final,
+              "evals": evals,
               "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds(resource.RUSAGE_SELF) - cpu0}
     print(f"collector final eval ({eval_episodes} games): {final['return_mean']:.1f} +- {final['return_std']:.1f}",
           flush=True)
@@ -350,11 +358,12 @@ def atari_config(game: str) -> Path:
     return path
 
 
-def atari(out: str, collect_steps: int, seeds: list[int], overrides: list[str], parallel: bool = False,
-          game: str = ATARI_GAME, eval_episodes: int = 8, summarize_only: bool = False) -> dict:
+def atari(out: str, collect_steps: int, seeds: list[int], overrides: list[str], jobs: int = 1,
+          game: str = ATARI_GAME, eval_episodes: int = 16, summarize_only: bool = False, collect_eval_every: int = 0,
+          random_episodes: int = 32) -> dict:
     """Collector -> per seed (PVN pretraining -> online arms) -> summary.json and the PNG; CPU and wall times.
-    ``summarize_only``: launch nothing; summarise what the seeds' run directories hold (unfinished runs included,
-    up to their last evaluation)."""
+    ``jobs``: seeds run as that many concurrent processes. ``summarize_only``: launch nothing; summarise what the
+    seeds' run directories hold (unfinished runs included, up to their last evaluation)."""
     import resource
     import subprocess
     import sys
@@ -367,24 +376,25 @@ def atari(out: str, collect_steps: int, seeds: list[int], overrides: list[str], 
     if summarize_only and summary_file.exists() and "random_policy" in json.loads(summary_file.read_text()):
         random_score = json.loads(summary_file.read_text())["random_policy"]
     else:
-        random_score = random_policy_score(f"atari/{game}", eval_episodes)
+        random_score = random_policy_score(f"atari/{game}", random_episodes)
     if summarize_only:
         collector = json.loads((out_dir / "collector_curve.json").read_text())
     else:
-        collector = collect_with_dqn(out_dir, f"atari/{game}", collect_steps, eval_episodes=eval_episodes)
+        collector = collect_with_dqn(out_dir, f"atari/{game}", collect_steps, eval_episodes=eval_episodes,
+                                     eval_every=collect_eval_every)
     runs, procs = {}, []
     t1 = time.perf_counter()
     for seed in seeds:  # one process per seed: a crash loses one seed only
         run_dir = out_dir / f"seed{seed}"
         if not summarize_only and not (run_dir / "final_eval.json").exists():
+            while sum(p.poll() is None for p in procs) >= jobs:  # at most ``jobs`` seeds at once
+                time.sleep(5)
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "omnitask.cli", "train", str(config), "--set", f"seed={seed}",
                  "--set", f"pvn.data.path={out_dir / 'dataset'}", "--set", f"run.out_dir={out_dir}",
                  "--set", f"run.name=seed{seed}", "--set", "run.progress=false",
                  "--set", f"run.eval_episodes={eval_episodes}",
                  *[a for o in overrides for a in ("--set", o)]], cwd=ROOT))
-            if not parallel:
-                procs[-1].wait()
     for p in procs:
         p.wait()
     for seed in seeds:
@@ -400,10 +410,39 @@ def atari(out: str, collect_steps: int, seeds: list[int], overrides: list[str], 
         cost = json.loads(summary_file.read_text()).get("cost", cost)
     summary["cost"] = cost
     atomic_write_json(summary_file, summary)
-    print(json.dumps({"final": summary["final"], "random_policy": random_score["return_mean"],
+    print(json.dumps({"final": summary["final"], "comparison": summary["comparison"], "random_policy": random_score["return_mean"],
                       "collector_final": collector.get("final_eval"), "firing_rates": summary["firing_rates"],
                       "cost": cost}, indent=1))
     return summary
+
+
+def compare_learners(final: dict, random_score: dict | None) -> dict:
+    """The pre-registered comparison (configs/pvn/atari_upndown_cpu.yaml): a learner *learns* when its final mean
+    over seeds exceeds the random policy's mean by more than 2 standard errors, ``z = (mean - random) /
+    sqrt(SD_seeds^2 / n_seeds + SD_random^2 / n_random_games) > 2``; PVN-linear vs random-linear (and vs DQN) as
+    per-seed paired differences of the final evaluation means."""
+    out: dict = {"learners": {}, "paired": {}}
+    for name, f in final.items():
+        per_seed = np.asarray(f["per_seed"], float)
+        per_seed = per_seed[np.isfinite(per_seed)]
+        n = len(per_seed)
+        sd = float(np.std(per_seed, ddof=1)) if n > 1 else float("nan")
+        row = {"n_seeds": n, "mean": float(np.mean(per_seed)) if n else float("nan"), "sd_seeds": sd,
+               "se": sd / np.sqrt(n) if n > 1 else float("nan")}
+        if random_score and n > 1:
+            se_random = random_score["return_std"] / np.sqrt(random_score["episodes"])
+            row["z_vs_random"] = (row["mean"] - random_score["return_mean"]) / float(np.hypot(row["se"], se_random))
+            row["learns"] = bool(row["z_vs_random"] > 2)
+        out["learners"][name] = row
+    for other in ("random_linear", "dqn"):
+        if "pvn_linear" in final and other in final:
+            d = np.asarray(final["pvn_linear"]["per_seed"], float) - np.asarray(final[other]["per_seed"], float)
+            d = d[np.isfinite(d)]
+            out["paired"][f"pvn_linear-{other}"] = {
+                "per_seed": d.tolist(), "mean": float(np.mean(d)) if len(d) else float("nan"),
+                "sd": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"),
+                "pvn_wins": int(np.sum(d > 0)), "n": int(len(d))}
+    return out
 
 
 def summarize_atari(out_dir: Path, collector: dict, runs: dict, random_score: dict | None = None) -> dict:
@@ -429,9 +468,12 @@ def summarize_atari(out_dir: Path, collector: dict, runs: dict, random_score: di
     pts = [(c["env_steps"], c["episode_return"]) for c in collector["curve"] if c["episode_return"] == c["episode_return"]]
     if pts:
         ax0.plot(*zip(*pts), ".-", label="training games (clipped-reward learner, raw score)")
-    if "final_eval" in collector:
-        ax0.errorbar([collector["env_steps"]], [collector["final_eval"]["return_mean"]],
-                     yerr=[collector["final_eval"]["return_std"]], fmt="s", color="k", label="final greedy eval")
+    evals = collector.get("evals") or ([{"env_steps": collector["env_steps"], **collector["final_eval"]}]
+                                       if "final_eval" in collector else [])
+    if evals:  # error bars: standard error over the evaluation's games
+        ax0.errorbar([e["env_steps"] for e in evals], [e["return_mean"] for e in evals],
+                     yerr=[e["return_std"] / np.sqrt(e["episodes"]) for e in evals], fmt="s-", color="k",
+                     label="greedy evaluation (eps 0.01) +- SE")
     if random_score:
         for ax in (ax0, ax1):
             ax.axhline(random_score["return_mean"], color="grey", ls="--", lw=1, label="random policy")
@@ -462,7 +504,7 @@ def summarize_atari(out_dir: Path, collector: dict, runs: dict, random_score: di
     plt.close(fig)
     fire = {seed: json.loads((d / "firing_rates.json").read_text()) for seed, d in runs.items()
             if (d / "firing_rates.json").exists()}
-    return {"final": final, "curves": {n: {str(k): v for k, v in c.items()} for n, c in curves.items()},
+    return {"final": final, "comparison": compare_learners(final, random_score), "curves": {n: {str(k): v for k, v in c.items()} for n, c in curves.items()},
             "firing_rates": {s: {k: f[k] for k in ("target", "mean", "min", "max")} for s, f in fire.items()},
             "random_policy": random_score,
             "collector": {k: collector[k] for k in ("game", "env_steps", "wall_s", "cpu_s", "final_eval")
@@ -489,11 +531,14 @@ def main(argv=None):
     at = sub.add_parser("atari")
     at.add_argument("--game", default=ATARI_GAME, help="configs/pvn/atari_<game>_cpu.yaml must exist")
     at.add_argument("--out", default=None, help="default runs/pvn_atari_<game>")
-    at.add_argument("--collect-steps", type=int, default=16_000)
-    at.add_argument("--eval-episodes", type=int, default=8, help="games per evaluation (each learner, each seed)")
+    at.add_argument("--collect-steps", type=int, default=20_000)
+    at.add_argument("--eval-episodes", type=int, default=16, help="games per evaluation (each learner, each seed)")
     at.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     at.add_argument("--set", action="append", default=[])
-    at.add_argument("--parallel", action="store_true", help="run the seeds as concurrent processes")
+    at.add_argument("--jobs", type=int, default=1, help="seeds run as this many concurrent processes")
+    at.add_argument("--collect-eval-every", type=int, default=5_000,
+                    help="greedy evaluation of the collector every N env steps (0: final only)")
+    at.add_argument("--random-episodes", type=int, default=32, help="games of the uniform random policy")
     at.add_argument("--summarize-only", action="store_true", help="launch nothing; summarise the run directories")
     args = ap.parse_args(argv)
     if args.cmd == "speed":
@@ -502,8 +547,11 @@ def main(argv=None):
         print(json.dumps(r, indent=1))
         print(cost_table(r))
     elif args.cmd == "atari":
+        if args.jobs < 1:
+            raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
         atari(args.out or f"runs/pvn_atari_{args.game.lower()}", args.collect_steps, args.seeds, args.set,
-              args.parallel, args.game, args.eval_episodes, args.summarize_only)
+              args.jobs, args.game, args.eval_episodes, args.summarize_only, args.collect_eval_every,
+              args.random_episodes)
     else:
         reproduce(args.run_dir, args.set)
 

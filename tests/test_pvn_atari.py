@@ -27,7 +27,8 @@ def test_pvn_atari_host_online_phase_trains_head_only_and_evaluates(tmp_path):
         "pvn.pretrain.warmup_steps=2", "pvn.pretrain.updates_per_call=2", "pvn.fire_rate_transitions=100",
         "pvn.eval.replay_capacity=400", "pvn.eval.min_replay=64", "pvn.eval.batch_size=8",
         "pvn.eval.update_period=2", "pvn.eval.iterations_per_call=100", "pvn.eval.target_update_period=10",
-        "pvn.eval.eps_decay_steps=200", "pvn.baselines=[random_linear,dqn]"])
+        "pvn.eval.eps_decay_steps=200", "pvn.baselines=[random_linear,dqn]", "pvn.eval.feature_norm=standardize",
+        "pvn.eval.feature_norm_states=100"])
     trainer = PVNTrainer(cfg, tmp_path / "run")
     assert trainer.host_env and trainer.names == ["pvn_linear", "random_linear", "dqn"]
     state = trainer.init(jax.random.PRNGKey(0))
@@ -46,6 +47,17 @@ def test_pvn_atari_host_online_phase_trains_head_only_and_evaluates(tmp_path):
     for a, b in zip(enc0, _leaves(exported.params)):
         np.testing.assert_array_equal(a, b)
     head0 = _leaves(HostLearner.head_params(learner))
+
+    # feature_norm=standardize: each frozen learner's features are standardised by its own encoder's statistics on
+    # dataset states (identity at init); the end-to-end DQN has no such params
+    torsos = {name: state["learners"][name].train_state.params["params"]["torso"] for name in trainer.names}
+    assert "feature_mean" not in torsos["dqn"] and "feature_scale" not in torsos["dqn"]
+    norm0 = {name: (np.array(torsos[name]["feature_mean"]), np.array(torsos[name]["feature_scale"]))
+             for name in ("pvn_linear", "random_linear")}
+    for mean, scale in norm0.values():
+        assert mean.shape == scale.shape == (32,) and np.all(scale > 0) and np.any(mean != 0) and np.any(scale != 1)
+    assert not np.array_equal(norm0["pvn_linear"][0], norm0["random_linear"][0])
+    _check_standardised(state["learners"]["pvn_linear"], trainer)
 
     random0 = _leaves(HostLearner.encoder_params(state["learners"]["random_linear"]))
     dqn0 = _leaves(HostLearner.encoder_params(state["learners"]["dqn"]))
@@ -79,12 +91,33 @@ def test_pvn_atari_host_online_phase_trains_head_only_and_evaluates(tmp_path):
     for a, b in zip(enc0, _leaves({"params": learner.train_state.target_params["params"]["torso"]["encoder"]})):
         np.testing.assert_array_equal(a, b)
 
+    for name, (mean, scale) in norm0.items():  # frozen with the encoder, online and target networks
+        for params in (state["learners"][name].train_state.params, state["learners"][name].train_state.target_params):
+            np.testing.assert_array_equal(np.array(params["params"]["torso"]["feature_mean"]), mean)
+            np.testing.assert_array_equal(np.array(params["params"]["torso"]["feature_scale"]), scale)
+
     out = trainer.evaluate(state, 2, jax.random.PRNGKey(1))
     for k in ("return_mean", "return_std", "length_mean", "episodes", "return_mean/pvn_linear"):
         assert k in out and np.isfinite(out[k]), (k, out)
     assert out["episodes"] == 2 and out["return_mean"] == out["return_mean/pvn_linear"]
     assert np.isfinite(out["return_mean/random_linear"]) and np.isfinite(out["return_mean/dqn"])
     trainer.close()
+
+
+def _check_standardised(learner, trainer) -> None:
+    """Re-standardising with stats measured on some frames gives features of mean 0 and SD 1 there (live units)."""
+    from agents.dqn.agent import frozen_torso
+    from agents.pvn.evaluate import encoder_params, feature_norm_stats, with_feature_norm
+    obs = next(iter(trainer.dataset().iter_chunks()))["observation"][:64]
+    mean, scale = feature_norm_stats(trainer.pcfg.pretrain.encoder.spec(), encoder_params(learner), obs, batch=40)
+    learner = with_feature_norm(learner, mean, scale)
+    network = trainer.learners["pvn_linear"].agent.network
+    feats = np.asarray(frozen_torso(network, trainer.spec.action.num_actions).features(
+        learner.train_state.params, obs))  # [64, 32]
+    live = np.std(feats, axis=0) > 1e-3
+    assert live.sum() >= 8
+    np.testing.assert_allclose(feats.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(feats.std(axis=0)[live], 1.0, rtol=1e-3)
 
 
 def test_pvn_atari_reference_config_from_dqn_replay_layout_runs_online_with_fine_tuning(tmp_path):
@@ -146,6 +179,26 @@ def test_eval_preset_reference_is_the_reference_protocol_on_atari(tmp_path):
     plain = PVNTrainer(load_config(CONFIGS / "atari_pong_cpu_smoke.yaml"), tmp_path / "run2")
     assert "sticky_actions" not in plain.online_options  # the dqn protocol's own 0.25 stands
     plain.close()
+
+
+def test_head_learning_rate_is_the_frozen_learners_step_and_dqn_keeps_its_own(tmp_path):
+    """``pvn.eval.head_learning_rate``: Adam's step for the learners whose encoder is frozen (PVN-linear,
+    random-linear); the end-to-end DQN (and a fine-tuned PVN) keep ``pvn.eval.learning_rate``."""
+    pytest.importorskip("ale_py")
+    from omnitask.config import load_config
+    from agents.pvn.evaluate import LinearEvalConfig, dqn_config_from_eval
+    from agents.pvn.trainer import PVNTrainer
+
+    cfg = load_config(CONFIGS / "atari_pong_cpu_smoke.yaml", [
+        "pvn.eval.learning_rate=0.0002", "pvn.eval.head_learning_rate=0.003", "pvn.baselines=[random_linear,dqn]"])
+    trainer = PVNTrainer(cfg, tmp_path / "run")
+    lrs = {name: learner.cfg.lr for name, learner in trainer.learners.items()}
+    assert lrs == {"pvn_linear": 0.003, "random_linear": 0.003, "dqn": 0.0002}, lrs
+    trainer.close()
+    ev = LinearEvalConfig(learning_rate=2e-4)  # unset: every learner at learning_rate
+    assert dqn_config_from_eval(ev, 4, fine_tune=False).lr == dqn_config_from_eval(ev, 4).lr == 2e-4
+    with pytest.raises(ValueError, match="head_learning_rate must be > 0 or null"):
+        LinearEvalConfig(head_learning_rate=0.0)
 
 
 def test_recording_env_turns_the_dqn_baselines_stream_into_a_pvn_dataset(tmp_path):

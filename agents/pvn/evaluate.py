@@ -18,7 +18,7 @@ same agent on the DQN baseline's host loop (``agents.pvn.host``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -35,6 +35,7 @@ from envs.jax_env import JaxEnvFunctions
 
 
 EVAL_PRESETS = ("omnitask", "reference")
+FEATURE_NORMS = ("none", "standardize")
 REFERENCE_PRESET = dict(eps_start=0.01, eps_final=0.01, min_replay=2_000, max_grad_norm=10.0, sticky_prob=0.0)
 
 
@@ -51,6 +52,10 @@ class LinearEvalConfig:
     preset: str = "omnitask"  # 'omnitask' or 'reference' (see above)
     fine_tune: bool = False  # also train the encoder (off: frozen features, the PVN protocol)
     learning_rate: float = 6.25e-5  # Adam step size
+    # Adam step size of a learner whose encoder is frozen (PVN-linear, random-linear: only the linear head trains);
+    # None = learning_rate. A head on frozen features may need a larger step than an end-to-end CNN at a small
+    # budget (measured on Asterix: configs/pvn/atari_asterix_cpu.yaml); the end-to-end DQN keeps learning_rate.
+    head_learning_rate: Optional[float] = None
     adam_eps: float = 1.5e-4  # Adam epsilon
     batch_size: int = 32  # transitions per update
     n_step: int = 5  # n-step returns
@@ -65,6 +70,13 @@ class LinearEvalConfig:
     eps_final: float = 0.01  # final exploration epsilon
     eps_decay_steps: int = 250_000  # env steps of linear epsilon decay (after min_replay)
     eval_epsilon: float = 0.001  # epsilon of evaluation episodes
+    # 'none' (the reference: raw features) or 'standardize': a frozen encoder's features enter the linear head as
+    # (f - mean) / SD per feature, measured on ``feature_norm_states`` dataset states when the online phase starts
+    # (the same states for every frozen encoder). Raw ReLU features of a Nature CNN on Atari vary little across
+    # states (SD ~0.03 against a mean ~0.02-0.07), so Adam moves the state-dependent part of a linear Q far slower
+    # than its bias and the greedy policy stays near one constant action (measured: configs/pvn/atari_upndown_cpu.yaml).
+    feature_norm: str = "none"
+    feature_norm_states: int = 2000  # dataset states the feature mean/SD are measured on
     sticky_prob: float = 0.25  # probability the env repeats the previous action (train and eval)
     iterations_per_call: int = 250  # parallel env steps fused into one jitted train call
     eval_max_steps: int = 27_000  # cap on an evaluation episode's length (108k frames / 4 on Atari)
@@ -72,19 +84,28 @@ class LinearEvalConfig:
     def __post_init__(self):
         if self.preset not in EVAL_PRESETS:
             raise ValueError(f"pvn.eval.preset {self.preset!r} unknown; allowed: {', '.join(EVAL_PRESETS)}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"pvn.eval.feature_norm {self.feature_norm!r} unknown; allowed: {', '.join(FEATURE_NORMS)}")
+        if self.feature_norm_states < 2:
+            raise ValueError(f"pvn.eval.feature_norm_states must be >= 2, got {self.feature_norm_states}")
+        if self.head_learning_rate is not None and not self.head_learning_rate > 0:
+            raise ValueError(f"pvn.eval.head_learning_rate must be > 0 or null (= pvn.eval.learning_rate), got "
+                             f"{self.head_learning_rate}")
         if self.preset == "reference":
             for name, value in REFERENCE_PRESET.items():
                 setattr(self, name, type(getattr(self, name))(value))
 
 
-def dqn_config_from_eval(ev: LinearEvalConfig, num_envs: int) -> DQNConfig:
-    """The DQN baseline's config for PVN's online evaluation settings on ``num_envs`` envs: ``min_replay`` ->
+def dqn_config_from_eval(ev: LinearEvalConfig, num_envs: int, fine_tune: bool = True) -> DQNConfig:
+    """The DQN baseline's config for PVN's online evaluation settings on ``num_envs`` envs: ``fine_tune=False``
+    (a frozen encoder, only the head trains) -> Adam at ``head_learning_rate`` if set; ``min_replay`` ->
     ``learning_starts`` (also where epsilon starts to decay), ``update_period`` env steps per gradient update ->
     ``train_every``/``gradient_steps``, hard target copies, ``iterations_per_call`` vector steps per train step."""
     if num_envs % ev.update_period and ev.update_period % num_envs:
         raise ValueError(f"env.num_envs ({num_envs}) and pvn.eval.update_period ({ev.update_period}) must divide "
                          "one another")
-    return DQNConfig(lr=ev.learning_rate, adam_eps=ev.adam_eps, gamma=ev.gamma, n_step=ev.n_step,
+    lr = ev.learning_rate if fine_tune or ev.head_learning_rate is None else ev.head_learning_rate
+    return DQNConfig(lr=lr, adam_eps=ev.adam_eps, gamma=ev.gamma, n_step=ev.n_step,
                      buffer_size=ev.replay_capacity, batch_size=ev.batch_size, learning_starts=ev.min_replay,
                      train_every=max(1, ev.update_period // num_envs),
                      gradient_steps=max(1, num_envs // ev.update_period),
@@ -95,20 +116,54 @@ def dqn_config_from_eval(ev: LinearEvalConfig, num_envs: int) -> DQNConfig:
 
 
 class PVNTorso(nn.Module):
-    """``Encoder(spec)`` (params under ``'encoder'``) whose features are gradient-stopped unless ``fine_tune``."""
+    """``Encoder(spec)`` (params under ``'encoder'``) whose features are gradient-stopped unless ``fine_tune``.
+
+    ``standardize``: features ``[B, F]`` become ``(f - feature_mean) * feature_scale``, two frozen ``[F]`` params
+    (identity at init; ``with_feature_norm`` sets them from the encoder's features on dataset states)."""
 
     spec: EncoderSpec
     fine_tune: bool = False
+    standardize: bool = False
 
     @nn.compact
     def __call__(self, obs):
         features = Encoder(self.spec, name="encoder")(obs)
+        if self.standardize:
+            dim = features.shape[-1]
+            mean = self.param("feature_mean", nn.initializers.zeros, (dim,))
+            scale = self.param("feature_scale", nn.initializers.ones, (dim,))
+            features = (features - jax.lax.stop_gradient(mean)) * jax.lax.stop_gradient(scale)
         return features if self.fine_tune else jax.lax.stop_gradient(features)
 
 
-def online_q_network(encoder_spec: EncoderSpec, num_actions: int, fine_tune: bool) -> QNetwork:
-    """The online learners' Q-network: the (frozen unless ``fine_tune``) encoder and a linear head."""
-    return QNetwork(PVNTorso(encoder_spec, fine_tune), num_actions)
+
+def online_q_network(encoder_spec: EncoderSpec, num_actions: int, fine_tune: bool,
+                     feature_norm: str = "none") -> QNetwork:
+    """The online learners' Q-network: the (frozen unless ``fine_tune``) encoder and a linear head; a frozen
+    encoder's features are standardised when ``feature_norm == 'standardize'``."""
+    return QNetwork(PVNTorso(encoder_spec, fine_tune, feature_norm == "standardize" and not fine_tune), num_actions)
+
+
+def feature_norm_stats(encoder_spec: EncoderSpec, params: dict, obs: jax.Array, batch: int = 500
+                       ) -> tuple[jax.Array, jax.Array]:
+    """Per-feature mean ``[F]`` and scale ``[F]`` (1 / SD) of ``Encoder(spec)`` features over ``obs [N, ...]``.
+    A feature whose SD is below 1% of the mean SD (dead or nearly constant ReLU units) gets scale 1 / (1% of the
+    mean SD), so a unit silent on these states cannot blow up on others."""
+    encoder = Encoder(encoder_spec)
+    feats = jnp.concatenate([encoder.apply(params, obs[i:i + batch]) for i in range(0, obs.shape[0], batch)])
+    sd = jnp.std(feats, axis=0)
+    return jnp.mean(feats, axis=0), 1.0 / jnp.maximum(sd, 0.01 * jnp.mean(sd) + 1e-12)
+
+
+def with_feature_norm(state: DQNState, mean: jax.Array, scale: jax.Array) -> DQNState:
+    """``state`` (a frozen, ``standardize`` torso) with feature mean/scale ``[F]`` in online and target networks."""
+    def put(net_params):
+        inner = dict(net_params["params"])
+        inner["torso"] = dict(inner["torso"], feature_mean=jnp.array(mean), feature_scale=jnp.array(scale))
+        return dict(net_params, params=inner)
+
+    ts = state.train_state
+    return state._replace(train_state=ts._replace(params=put(ts.params), target_params=put(ts.target_params)))
 
 
 def encoder_params(state: DQNState) -> dict:
@@ -125,7 +180,7 @@ def with_encoder(state: DQNState, params: dict) -> DQNState:
     copies; leading learner-seed axes, if any, must already be on ``params``)."""
     def put(net_params):
         inner = dict(net_params["params"])
-        inner["torso"] = {"encoder": jax.tree.map(jnp.array, params["params"])}
+        inner["torso"] = dict(inner["torso"], encoder=jax.tree.map(jnp.array, params["params"]))
         return dict(net_params, params=inner)
 
     ts = state.train_state
@@ -170,9 +225,9 @@ def make_online_learner(ev: LinearEvalConfig, encoder_spec: EncoderSpec, spec, f
                         contexts: jax.Array, num_envs: int, fine_tune: bool, precision: str = "float32"
                         ) -> OnlineLearner:
     """The DQN baseline's JAX-native loop with PVN's Q-network on ``num_envs`` envs of contexts ``[E, C]``."""
-    cfg = dqn_config_from_eval(ev, num_envs)
+    cfg = dqn_config_from_eval(ev, num_envs, fine_tune)
     fns = sticky_actions(fns, ev.sticky_prob)
-    network = online_q_network(encoder_spec, spec.action.num_actions, fine_tune)
+    network = online_q_network(encoder_spec, spec.action.num_actions, fine_tune, ev.feature_norm)
     agent, init_runner, run = make_jax_dqn(cfg, spec, fns, num_envs, network, precision,
                                            store_features=not fine_tune)
     contexts = jnp.asarray(contexts, jnp.float32)

@@ -78,10 +78,10 @@ class HostLearner:
     def __init__(self, ev: LinearEvalConfig, encoder_spec: EncoderSpec, spec, num_envs: int, make_env,
                  fine_tune: bool, seed: int, precision: str = "float32", replay: str = "device",
                  mesh: DataParallel | None = None):
-        self.cfg = dqn_config_from_eval(ev, num_envs)
+        self.cfg = dqn_config_from_eval(ev, num_envs, fine_tune)
         self.num_envs, self.fine_tune = num_envs, fine_tune
         self.eval_max_steps = int(ev.eval_max_steps)
-        network = online_q_network(encoder_spec, spec.action.num_actions, fine_tune)
+        network = online_q_network(encoder_spec, spec.action.num_actions, fine_tune, ev.feature_norm)
         self.agent = make_dqn_agent(self.cfg, spec, num_envs, network=network, precision=precision, replay=replay,
                                     store_features=not fine_tune)
         self.engine = HostEngine(make_env, dqn_host_agent(self.agent, self.cfg, episode_prefix=""), seed,

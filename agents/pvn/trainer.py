@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ from agents.pvn.collect import collect_jax, uniform_policy
 from agents.pvn.config import PVNConfig
 from agents.pvn.dataset import DQNReplayDataset, TransitionDataset, TransitionWriter, replay_window
 from agents.pvn.env_access import jax_env, observation_dtype_ok
-from agents.pvn.evaluate import ONLINE_BATCH_AXES, make_online_learner, with_encoder
+from agents.pvn.evaluate import (ONLINE_BATCH_AXES, encoder_params, feature_norm_stats, make_online_learner,
+                                 with_encoder, with_feature_norm)
 from agents.pvn.export import save_encoder
 from agents.pvn.host import HostLearner, check_replay_memory, collect_host
 from agents.pvn.indicators import firing_rates
@@ -143,6 +145,7 @@ class PVNTrainer:
                                               replay=self.replay, mesh=self.dp)
 
     def _setup_jits(self) -> None:
+        self._cpu: dict[str, float] = {}  # CPU seconds of this process per stage (not restored on resume)
         self._dataset = None
         self._scores_decided, self._scores = False, None  # the indicator score cache, opened at the first batch
         self.firing_rates: np.ndarray | None = None
@@ -218,9 +221,12 @@ class PVNTrainer:
             self._eval_env = envs.make(self.env_id, num_envs=min(self.num_envs, int(num_episodes)),
                                        seed=int(self.cfg.seed) + 1, context=self.context, **options)
         for i, name in enumerate(self.names):
+            cpu0 = time.process_time()
             res = self.learners[name].evaluate(state["learners"][name], self._eval_env, int(num_episodes),
                                                jax.random.fold_in(key, i))
             out[f"return_mean/{name}"] = res["return_mean"]
+            out[f"return_std/{name}"] = res["return_std"]
+            out[f"cpu_s/eval_{name}"] = self._count_cpu(f"eval/{name}", cpu0)
             if name == "pvn_linear":
                 out.update(res)
         return out
@@ -287,7 +293,18 @@ class PVNTrainer:
                                             pre.batch_size) if on else None
         return self._scores
 
+    def _count_cpu(self, stage: str, since: float) -> float:
+        """Adds the process CPU seconds since ``since`` to ``stage``; returns the stage's total."""
+        self._cpu[stage] = self._cpu.get(stage, 0.0) + time.process_time() - since
+        return self._cpu[stage]
+
     def _pretrain_step(self, state: dict):
+        cpu0 = time.process_time()
+        state, metrics, n = self._pretrain_step_timed(state)
+        metrics["cpu_s/pretrain"] = self._count_cpu("pretrain", cpu0)
+        return state, metrics, n
+
+    def _pretrain_step_timed(self, state: dict):
         pre = self.pcfg.pretrain
         step = int(state["pretrain"].step)
         k = pre.updates_per_call
@@ -308,8 +325,32 @@ class PVNTrainer:
             else:
                 learners["pvn_linear"] = learners["pvn_linear"]._replace(
                     agent=with_encoder(learners["pvn_linear"].agent, torso))
+            if self.pcfg.eval.feature_norm == "standardize":
+                learners = self._standardize_features(learners)
             state = dict(state, learners=learners, phase=jnp.asarray(PHASE_ONLINE, jnp.int32))
         return state, metrics, 0
+
+    def _standardize_features(self, learners: dict) -> dict:
+        """``pvn.eval.feature_norm: standardize``: every frozen-encoder learner's features get the mean/SD of its own
+        encoder over the same ``feature_norm_states`` states drawn across the dataset (host learners: a
+        ``DQNState``; JAX-native: seed axis [S] on the params, one mean/SD per seed)."""
+        ev = self.pcfg.eval
+        rng = np.random.default_rng([int(self.cfg.seed), 0xFEA7])
+        obs = jnp.asarray(np.concatenate(list(whole_dataset_observations(self.dataset(), int(ev.feature_norm_states),
+                                                                        rng))))
+        spec = self.pcfg.pretrain.encoder.spec()
+        stats = jax.jit(lambda params, o: feature_norm_stats(spec, params, o))
+        out = dict(learners)
+        for name in self.names:
+            if name == "dqn" or ev.fine_tune:  # trained encoders: features change, nothing to standardise
+                continue
+            if self.host_env:
+                out[name] = with_feature_norm(learners[name], *stats(encoder_params(learners[name]), obs))
+            else:
+                agent = learners[name].agent
+                out[name] = learners[name]._replace(
+                    agent=with_feature_norm(agent, *jax.vmap(stats, in_axes=(0, None))(encoder_params(agent), obs)))
+        return out
 
     def _finish_pretraining(self, pre_state) -> dict:
         """Measure indicator firing rates on the data and export the encoder."""
@@ -357,8 +398,10 @@ class PVNTrainer:
         learners = dict(state["learners"])
         metrics, n = {}, 0
         for i, name in enumerate(self.names):
+            cpu0 = time.process_time()
             learners[name], m, n = self.learners[name].chunk(learners[name])
             metrics.update({f"{name}/{k}": v for k, v in m.items()})
+            metrics[f"{name}/cpu_s"] = self._count_cpu(f"online/{name}", cpu0)
         if "pvn_linear/episode_return" in metrics:
             metrics["episode_return"] = metrics["pvn_linear/episode_return"]
         return dict(state, learners=learners), metrics, n
