@@ -124,7 +124,7 @@ def _plot(curves: dict, base: dict, png: Path) -> None:
     from omnitask.fileio import atomic_write_bytes
     from omnitask.plotting import format_step_axis
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7, 5.2))
     rnd = base["random"]
     ax.axhspan(rnd["mean"] - 2 * rnd["se"], rnd["mean"] + 2 * rnd["se"], color="0.85")
     ax.axhline(rnd["mean"], color="0.3", ls="--", label=f"uniform random policy ({rnd['games']} games, +-2 SE)")
@@ -141,7 +141,7 @@ def _plot(curves: dict, base: dict, png: Path) -> None:
     ax.set_ylabel("game score (unclipped)")
     ax.set_title("ScaleZero, CPU width, Atari Asterix (games capped at 1,000 agent steps)")
     format_step_axis(ax)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)  # below: no point hidden
     fig.tight_layout()
     import io
     buf = io.BytesIO()
