@@ -93,3 +93,20 @@ def test_solved_tasks_envs_skip_search_and_still_count_as_env_steps():
     np.testing.assert_allclose(np.asarray(state.replay.policy)[:, last], 0.5)
     np.testing.assert_array_equal(np.asarray(state.replay.root_value)[:, last], 0.0)
     tr.close()
+
+
+def test_random_policy_evaluation_uses_the_same_loop_and_refuses_unknown_policies():
+    """evaluate(policy='random') plays uniform random actions through the greedy evaluation's loop and episode
+    accounting (the baseline of a learning claim) and never calls the search; return_se/<task> is the SE of the
+    games. An unknown policy name is refused naming the allowed ones."""
+    cfg = experiment("scalezero", CARTPOLE, dict(SCALEZERO_TINY, max_eval_steps=200),
+                     {"out_dir": "unused", "name": "rnd"})
+    tr = ScaleZeroTrainer(cfg, None)
+    state = tr.init(jax.random.PRNGKey(0))
+    tr._search = None  # a call would fail
+    result = tr.evaluate(state, 8, jax.random.PRNGKey(3), policy="random")
+    assert 10.0 < result["return_mean"] < 40.0, result  # CartPole's uniform-random mean is about 22
+    assert 0.0 < result["return_se/default"] < 10.0, result
+    with pytest.raises(ValueError, match="allowed: 'search', 'random'"):
+        tr.evaluate(state, 1, jax.random.PRNGKey(3), policy="greedy")
+    tr.close()

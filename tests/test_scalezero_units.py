@@ -10,8 +10,8 @@ import pytest
 from agents.scalezero import curriculum as cur
 from agents.scalezero import replay as rp
 from agents.scalezero.config import ScaleZeroConfig, validate
-from agents.scalezero.learner import (bootstrap_values, bootstrap_windows, init_train_state, loss_fn, trainable_mask,
-                                      update)
+from agents.scalezero.learner import (absorbing_rows, bootstrap_values, bootstrap_windows, init_train_state, loss_fn,
+                                      trainable_mask, update)
 from agents.scalezero.losses import n_step_targets
 from agents.scalezero.moe import MoEFFN
 from agents.scalezero.transforms import h, h_inv, logits_to_value, scalar_to_two_hot, two_hot_to_scalar, value_to_target
@@ -64,8 +64,8 @@ def test_moe_shapes_every_expert_reachable_and_router_gets_gradient():
         assert float(a["load"][e]) == 1.0
 
 
-def _tiny_model(dps=True, continuous=False, num_tasks=2):
-    cfg = ScaleZeroConfig(dps=dps, **TINY)
+def _tiny_model(dps=True, continuous=False, num_tasks=2, **extra):
+    cfg = ScaleZeroConfig(dps=dps, **{**TINY, **extra})
     validate(cfg)
     dims = ModelDims((4,), num_tasks, 0 if continuous else 3, 2 if continuous else 0, max_steps=5)
     return cfg, WorldModel(cfg, dims)
@@ -309,3 +309,39 @@ def test_prioritised_sampling_follows_priorities():
     assert 0.7 < hot.mean() < 0.95  # p = 100 / (100 + 19)
     assert batch.weight[hot].max() < batch.weight[~hot].min()  # importance weights correct the bias
     assert batch.weight.max() == 1.0
+
+
+def test_absorbing_terminal_trains_zero_value_and_reward_after_a_termination():
+    """absorbing_terminal: unroll rows after a termination in the root's episode continue its sequence (the root's
+    context, as the search reads it) with value and reward targets 0 (MuZero's absorbing states). Checked exactly on
+    a batch whose episodes terminate at row 0 (an Atari life loss) and whose next episodes pay +3 per step: the
+    loss's value and reward terms equal the cross-entropies against targets [3, 0, 0]. Without the option those
+    rows are masked: the model is never told what follows a terminal step."""
+    t = np.array([[0, 1, 0, 0], [0, 0, 0, 1], [1, 1, 0, 0]], bool)
+    in_ep = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], bool)
+    written = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1]], bool)
+    np.testing.assert_array_equal(np.asarray(absorbing_rows(t, in_ep, written)),
+                                  [[0, 0, 1, 0], [0, 0, 0, 0], [0, 1, 1, 1]])
+    cfg_on, model = _tiny_model(dps=False, absorbing_terminal=True)
+    cfg_off, _ = _tiny_model(dps=False)
+    batch = _batch(model, cfg_on)
+    length = batch.seg.shape[1]
+    batch = batch._replace(terminated=np.eye(1, length, 0, dtype=bool).repeat(4, 0),  # root episodes end at row 0
+                           seg=np.minimum(np.arange(length), 1)[None].repeat(4, 0).astype(np.int32),
+                           reward=np.full((4, length), 3.0, np.float32))
+    params = init_params(model, jax.random.PRNGKey(0))
+    leaves, tree = jax.tree_util.tree_flatten(params)  # heads start at zero (uniform logits): perturb
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = tree.unflatten([x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    stage = jnp.int32(0)
+    terms = lambda c: jax.jit(lambda p: loss_fn(p, p, batch, stage, model, c)[1]["terms"])(params)
+    on, off = terms(cfg_on), terms(cfg_off)
+    z = model.apply({"params": params}, batch.obs[:, :3], method=WorldModel.encode)
+    out = model.apply({"params": params}, z, batch.action[:, :3], np.zeros((4, 3), np.int32), batch.task, stage, 2,
+                      method=WorldModel.sequence)  # the whole unroll in the root's context
+    target = jnp.broadcast_to(jnp.array([3.0, 0.0, 0.0]), (4, 3))
+    ce = lambda logits, y: -jnp.sum(value_to_target(y, cfg_on.num_bins, cfg_on.support_max)
+                                    * jax.nn.log_softmax(logits, -1), -1)  # [B, 3]
+    np.testing.assert_allclose(on["value"], jnp.mean(ce(out.value_logits, target)), rtol=1e-5)
+    np.testing.assert_allclose(on["reward"], jnp.mean(ce(out.reward_logits, target)), rtol=1e-5)
+    np.testing.assert_allclose(off["value"], jnp.mean(ce(out.value_logits, target)[:, 0]), rtol=1e-5)  # row 0 only

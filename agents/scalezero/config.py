@@ -95,6 +95,10 @@ class ScaleZeroConfig:
     collect_steps: int = 8  # env steps per env per train_step
     updates_per_iter: int = 4  # learner updates per train_step
     warmup_transitions: int = 256  # stored transitions per task before updates start
+    absorbing_terminal: bool = False  # train unroll rows after a termination as absorbing states (value and reward
+    # targets 0, MuZero's treatment; LightZero masks them): without it the model never learns that a terminal step
+    # (an Atari life loss in training) leads to zero value, and the search, which predicts no termination, does not
+    # see death as a loss. On in the CPU Atari config; off elsewhere (earlier results unchanged)
     reward_clip: float = 0.0  # >0: clip training rewards to [-c, c] (Atari protocol uses 1); eval never clips
     # ---------------- tasks ----------------
     context_tasks: List[Dict[str, float]] = dataclasses.field(default_factory=list)

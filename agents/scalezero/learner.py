@@ -133,6 +133,14 @@ def routing_entropy(intermediates, valid, groups: int):
     return jnp.mean(jnp.stack(ents), 0)
 
 
+def absorbing_rows(terminated, in_episode, written):
+    """``[B, T]`` bool: rows after a termination inside the root's episode (``in_episode``), that exist in the
+    replay (``written``: their observations are real frames the unroll can take as input)."""
+    ended = jnp.cumsum((terminated & in_episode).astype(jnp.int32), axis=1)  # terminations up to and incl. row
+    before = ended - (terminated & in_episode).astype(jnp.int32)  # terminations strictly before the row
+    return (before > 0) & written
+
+
 def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZeroConfig):
     """Scalar loss and aux metrics for one batch (see replay.Batch for shapes, ``T = unroll_steps``)."""
     t, n = cfg.unroll_steps, cfg.td_steps
@@ -148,22 +156,29 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     value_target, value_ok = n_step_targets(reward, batch.terminated, batch.truncated, valid, in_range, boot,
                                             cfg.discount, n, t)  # [B, T]
     value_target, latent_target = jax.lax.stop_gradient(value_target), jax.lax.stop_gradient(tz[:, 1:t + 1])
+    m = valid[:, :t]
+    # absorbing_terminal: unroll rows after a termination in the root's episode continue its sequence with value
+    # and reward targets 0 (MuZero's absorbing states), so the model learns that a terminal transition leads to 0
+    absorb = (absorbing_rows(batch.terminated[:, :t], m, in_range[:, :t]) if cfg.absorbing_terminal
+              else jnp.zeros_like(m))  # [B, T]
+    seg = jnp.where(absorb, 0, batch.seg[:, :t])
+    value_target = jnp.where(absorb, 0.0, value_target)
     # --- online network over the first T steps ---
     z = apply(params, batch.obs[:, :t], method=WorldModel.encode)  # [B, T, D]
-    out, inter = apply(params, z, batch.action[:, :t], batch.seg[:, :t], batch.task, stage, g,
+    out, inter = apply(params, z, batch.action[:, :t], seg, batch.task, stage, g,
                        method=WorldModel.sequence, mutable=["intermediates"])
-    m = valid[:, :t]
     m_next = m & valid[:, 1:t + 1] & ~batch.terminated[:, :t] & ~batch.truncated[:, :t]
+    m_value, m_reward = (m & value_ok) | absorb, m | absorb
     w = batch.weight
     l_latent = jnp.mean(jnp.square(out.next_latent - latent_target), -1)  # [B, T]
-    l_reward = scalar_ce(out.reward_logits, reward[:, :t], cfg.num_bins, cfg.support_max)
+    l_reward = scalar_ce(out.reward_logits, jnp.where(absorb, 0.0, reward[:, :t]), cfg.num_bins, cfg.support_max)
     l_value = scalar_ce(out.value_logits, value_target, cfg.num_bins, cfg.support_max)
     l_policy, entropy = policy_loss_and_entropy(out.policy, batch.policy[:, :t], batch.sampled[:, :t], continuous)
-    per_step = (cfg.w_latent * l_latent * m_next + cfg.w_reward * l_reward * m
-                + cfg.w_value * l_value * (m & value_ok) + cfg.w_policy * l_policy * m
+    per_step = (cfg.w_latent * l_latent * m_next + cfg.w_reward * l_reward * m_reward
+                + cfg.w_value * l_value * m_value + cfg.w_policy * l_policy * m
                 - cfg.w_entropy * entropy * m)  # [B, T]
-    terms = {"latent": masked_mean(l_latent, m_next, w), "reward": masked_mean(l_reward, m, w),
-             "value": masked_mean(l_value, m & value_ok, w), "policy": masked_mean(l_policy, m, w),
+    terms = {"latent": masked_mean(l_latent, m_next, w), "reward": masked_mean(l_reward, m_reward, w),
+             "value": masked_mean(l_value, m_value, w), "policy": masked_mean(l_policy, m, w),
              "entropy": masked_mean(entropy, m, w)}
     loss = (cfg.w_latent * terms["latent"] + cfg.w_reward * terms["reward"] + cfg.w_value * terms["value"]
             + cfg.w_policy * terms["policy"] - cfg.w_entropy * terms["entropy"]

@@ -536,9 +536,17 @@ class ScaleZeroTrainer:
         lo, hi = np.asarray(self.randoms), np.asarray(self.humans)
         return (returns - lo) / np.where(hi - lo == 0, 1.0, hi - lo)
 
-    def evaluate(self, state, num_episodes: int, key) -> dict[str, float]:
-        """Greedy search, no noise: ``num_episodes`` finished episodes per task (first ones per env)."""
+    def evaluate(self, state, num_episodes: int, key, policy: str = "search") -> dict[str, float]:
+        """Greedy search, no noise: ``num_episodes`` finished episodes per task (first ones per env).
+
+        ``policy='random'`` plays uniformly random actions (discrete action spaces) through the same loop, envs,
+        episode cap and episode accounting: the random-policy baseline a learning claim is compared with.
+        Besides the means, ``return_se/<task>`` is the standard error of the task's episode returns."""
         c = self.cfg
+        if policy not in ("search", "random"):
+            raise ValueError(f"evaluate policy={policy!r}; allowed: 'search', 'random'")
+        if policy == "random" and self.dims.continuous:
+            raise ValueError("evaluate policy='random' needs a discrete action space")
         # default: as many eval envs as training envs (same shapes -> the compiled search is reused)
         n_envs = (c.eval_num_envs * self.num_tasks if c.context_tasks else c.eval_num_envs) or self.num_envs
         if self._eval_env is None:
@@ -556,24 +564,30 @@ class ScaleZeroTrainer:
         max_len = c.max_eval_steps or (spec.max_episode_steps or 1000)
         envs_of = np.bincount(env_task, minlength=self.num_tasks)
         rounds = max(math.ceil(num_episodes / max(1, envs_of[envs_of > 0].min())), 1)
+        rng = np.random.default_rng(seed)  # policy='random' only
         for _ in range(rounds * max_len + 1):
             key, k_s = jax.random.split(key)
-            out = self._search_windows(params, k_s, w.obs, w.act, w.valid, env_task, stage, 0.0,
-                                       c.eval_num_simulations)
-            ts = env.step(np.asarray(out.action))
+            if policy == "random":
+                action = rng.integers(0, self.dims.num_actions, env.num_envs).astype(np.int32)
+            else:
+                action = np.asarray(self._search_windows(params, k_s, w.obs, w.act, w.valid, env_task, stage, 0.0,
+                                                         c.eval_num_simulations).action)
+            ts = env.step(action)
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
             for i in np.flatnonzero(envs.episode_over(ts)):  # whole games (eval mode never ends on a life)
                 k = env_task[i]
                 if len(returns[k]) < num_episodes:
                     returns[k].append(float(ts.info["episode_return"][i]))
                     successes[k].append(float(envs.episode_success(ts)[i]))  # at any step (Meta-World)
-            w.advance(out.action, np.asarray(ts.observation), done)
+            w.advance(action, np.asarray(ts.observation), done)
             if all(len(returns[k]) >= num_episodes for k in range(self.num_tasks) if envs_of[k] > 0):
                 break
         means = np.array([np.mean(r) if r else np.nan for r in returns])
         result = {"return_mean": float(np.nanmean(means))}
         for k, name in enumerate(self.task_names):
             result[f"return_mean/{name}"] = float(means[k])
+            result[f"return_se/{name}"] = (float(np.std(returns[k], ddof=1) / math.sqrt(len(returns[k])))
+                                           if len(returns[k]) > 1 else float("nan"))
             result[f"success/{name}"] = float(np.mean(successes[k])) if successes[k] else float("nan")
         norm = self.normalized(means)
         if norm is not None:
