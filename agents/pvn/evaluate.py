@@ -54,7 +54,8 @@ class LinearEvalConfig:
     learning_rate: float = 6.25e-5  # Adam step size
     # Adam step size of a learner whose encoder is frozen (PVN-linear, random-linear: only the linear head trains);
     # None = learning_rate. A head on frozen features may need a larger step than an end-to-end CNN at a small
-    # budget (measured on Asterix: configs/pvn/atari_asterix_cpu.yaml); the end-to-end DQN keeps learning_rate.
+    # budget (pilots: README, PVN section; configs/pvn/atari_upndown_cpu.yaml); the end-to-end DQN keeps
+    # learning_rate.
     head_learning_rate: Optional[float] = None
     adam_eps: float = 1.5e-4  # Adam epsilon
     batch_size: int = 32  # transitions per update
