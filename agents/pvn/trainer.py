@@ -122,25 +122,30 @@ class PVNTrainer:
         contexts = self.spec.resolve_context(context, self.num_envs)  # [E, C]
         for name in self.names:
             same = "pvn_linear" if name == "random_linear" else None  # same closures: identical compiled code
-            fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
             self.learners[name] = self.learners[same] if same else make_online_learner(
-                self.pcfg.eval, enc_spec, self.spec, self.fns, contexts, self.num_envs, fine_tune, self.precision)
+                self.pcfg.eval, enc_spec, self.spec, self.fns, contexts, self.num_envs, self._trains_encoder(name),
+                self.precision)
         self._setup_jits()
+
+    def _trains_encoder(self, name: str) -> bool:
+        """Whether learner ``name`` trains its encoder: end-to-end DQN always, the linear learners only with
+        ``eval.fine_tune`` (otherwise frozen features: stored in the replay, optionally standardised)."""
+        return name == "dqn" or bool(self.pcfg.eval.fine_tune)
 
     def _setup_host(self, enc_spec) -> None:
         """Host-env learners: PVN-linear (frozen unless ``eval.fine_tune``) and the baselines, each with its own env."""
         if int(self.pcfg.eval_seeds) != 1:
             raise ValueError(f"pvn.eval_seeds={self.pcfg.eval_seeds}: host envs ({self.env_id}) run one learner "
                              "per encoder; set pvn.eval_seeds=1")
-        pixel_learners = sum(1 for name in self.names if name == "dqn" or self.pcfg.eval.fine_tune)  # frozen
+        pixel_learners = sum(map(self._trains_encoder, self.names))  # frozen
         # encoders store features, not pixels (agents.pvn.host)
         check_replay_memory(self.pcfg.eval, self.spec, pixel_learners, host=self.replay == "host")
         for i, name in enumerate(self.names):
             def make_env(i=i):
                 return envs.make(self.env_id, num_envs=self.num_envs, seed=int(self.cfg.seed) + 1000 * (i + 1),
                                  context=self.context, **self.online_options)
-            fine_tune = True if name == "dqn" else bool(self.pcfg.eval.fine_tune)
-            self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env, fine_tune,
+            self.learners[name] = HostLearner(self.pcfg.eval, enc_spec, self.spec, self.num_envs, make_env,
+                                              self._trains_encoder(name),
                                               seed=int(self.cfg.seed) + 1000 * (i + 1), precision=self.precision,
                                               replay=self.replay, mesh=self.dp)
 
@@ -342,7 +347,7 @@ class PVNTrainer:
         stats = jax.jit(lambda params, o: feature_norm_stats(spec, params, o))
         out = dict(learners)
         for name in self.names:
-            if name == "dqn" or ev.fine_tune:  # trained encoders: features change, nothing to standardise
+            if self._trains_encoder(name):  # features change as the encoder trains: nothing to standardise
                 continue
             if self.host_env:
                 out[name] = with_feature_norm(learners[name], *stats(encoder_params(learners[name]), obs))

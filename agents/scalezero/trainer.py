@@ -574,11 +574,13 @@ class ScaleZeroTrainer:
                                                          c.eval_num_simulations).action)
             ts = env.step(action)
             done = np.asarray(ts.terminated) | np.asarray(ts.truncated)
-            for i in np.flatnonzero(envs.episode_over(ts)):  # whole games (eval mode never ends on a life)
+            ended = np.flatnonzero(envs.episode_over(ts))  # whole games (eval mode never ends on a life)
+            succeeded = envs.episode_success(ts) if len(ended) else None  # [B] at any step (Meta-World's rule)
+            for i in ended:
                 k = env_task[i]
                 if len(returns[k]) < num_episodes:
                     returns[k].append(float(ts.info["episode_return"][i]))
-                    successes[k].append(float(envs.episode_success(ts)[i]))  # at any step (Meta-World)
+                    successes[k].append(float(succeeded[i]))
             w.advance(action, np.asarray(ts.observation), done)
             if all(len(returns[k]) >= num_episodes for k in range(self.num_tasks) if envs_of[k] > 0):
                 break
