@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,6 +82,7 @@ class Checkpoints:
 
     def __init__(self, run_dir: Path, keep: int = 2):
         self.directory = (Path(run_dir) / "checkpoints").absolute()
+        self._write_failed = False
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._manager = ocp.CheckpointManager(
@@ -107,9 +109,29 @@ class Checkpoints:
             self._failed("cannot finish writing a checkpoint", err)
 
     def _failed(self, what: str, err: BaseException):
-        for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        self._write_failed = True
+        self.remove_temporary_directories()
         raise CheckpointError(f"{what} in {self.directory}: {_cause(err)}") from None
+
+    def remove_temporary_directories(self, quiet_s: float = 0.5, timeout_s: float = 10.0) -> None:
+        """Delete orbax's ``*.orbax-checkpoint-tmp*`` directories until none has reappeared for ``quiet_s``.
+
+        When one write of a save fails, tensorstore still completes the save's other writes in its own threads. One
+        pass of ``rmtree`` then races them (measured: ``manifest.ocdbt.__lock`` was renamed to ``manifest.ocdbt``
+        while ``rmtree`` emptied the directory, so its ``rmdir`` failed) and left ``400.orbax-checkpoint-tmp`` behind
+        in 1 of 20 runs on a loaded machine, and once in CI.
+        """
+        deadline = time.monotonic() + timeout_s
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            leftovers = list(self.directory.glob("*.orbax-checkpoint-tmp*"))
+            for tmp in leftovers:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if leftovers:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return
+            time.sleep(0.02)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -157,3 +179,5 @@ class Checkpoints:
             self.wait()
         finally:
             self._manager.close()
+            if self._write_failed:  # writes of the failed save may have landed after the first cleanup
+                self.remove_temporary_directories()

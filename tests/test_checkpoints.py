@@ -2,21 +2,25 @@
 a failing final evaluation keeps the trained state. Real faults: truncated files, a file-size limit (EFBIG), SIGINT."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from omnitask.checkpoint import Checkpoints
 from omnitask.config import build_config
 from omnitask.run_dir import new_run_dir
 from omnitask.runner import train
+from omnitask.schema import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +88,27 @@ def test_a_full_disk_during_a_save_is_one_line_and_leaves_no_temporary_directory
     error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "File too large" in error[0] and str(tmp_path / "full" / "checkpoints") in error[0]
     assert not list((tmp_path / "full" / "checkpoints").glob("*tmp*"))
+
+
+def test_a_temporary_directory_recreated_by_a_late_write_of_the_failed_save_is_removed(tmp_path):
+    """Tensorstore completes a failed save's other writes after the failure is reported; the temporary directory they
+    recreate 0.15 s later is removed too (a single cleanup pass left ``400.orbax-checkpoint-tmp`` behind in CI)."""
+    ckpts = Checkpoints(tmp_path)
+    late_file = ckpts.directory / "400.orbax-checkpoint-tmp" / "state" / "d" / "chunk"
+    late_file.parent.mkdir(parents=True)
+
+    def late_write():
+        time.sleep(0.15)
+        late_file.parent.mkdir(parents=True, exist_ok=True)
+        late_file.write_bytes(b"late")
+
+    writer = threading.Thread(target=late_write)
+    writer.start()
+    with pytest.raises(CheckpointError, match="cannot save checkpoint 400 in .*: File too large"):
+        ckpts._failed("cannot save checkpoint 400", OSError(errno.EFBIG, os.strerror(errno.EFBIG)))
+    writer.join()
+    assert not list(ckpts.directory.glob("*tmp*"))
+    ckpts.close()
 
 
 def test_final_evaluation_failure_keeps_the_final_checkpoint(tmp_path, monkeypatch):
