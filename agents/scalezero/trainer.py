@@ -129,6 +129,12 @@ class ActorWindows:
             self.start(next_obs, done)
 
 
+
+def _mean_of_finished(stat, per_task: np.ndarray) -> float:
+    """``stat`` (nanmean/nanmedian) over the tasks that finished a game; NaN, without numpy's empty-slice warning,
+    when none did within ``max_eval_steps`` (no made-up partial return)."""
+    return float(stat(per_task)) if np.isfinite(per_task).any() else float("nan")
+
 class ScaleZeroTrainer:
     """Trainer for the run loop: ``Trainer(cfg, run_dir)`` with ``cfg.env``, ``cfg.run``, ``cfg.seed``,
     ``cfg.scalezero``."""
@@ -585,7 +591,7 @@ class ScaleZeroTrainer:
             if all(len(returns[k]) >= num_episodes for k in range(self.num_tasks) if envs_of[k] > 0):
                 break
         means = np.array([np.mean(r) if r else np.nan for r in returns])
-        result = {"return_mean": float(np.nanmean(means))}
+        result = {"return_mean": _mean_of_finished(np.nanmean, means)}
         for k, name in enumerate(self.task_names):
             result[f"return_mean/{name}"] = float(means[k])
             result[f"return_se/{name}"] = (float(np.std(returns[k], ddof=1) / math.sqrt(len(returns[k])))
@@ -593,8 +599,8 @@ class ScaleZeroTrainer:
             result[f"success/{name}"] = float(np.mean(successes[k])) if successes[k] else float("nan")
         norm = self.normalized(means)
         if norm is not None:
-            result["normalized_mean"] = float(np.nanmean(norm))
-            result["normalized_median"] = float(np.nanmedian(norm))
+            result["normalized_mean"] = _mean_of_finished(np.nanmean, norm)
+            result["normalized_median"] = _mean_of_finished(np.nanmedian, norm)
             for k, name in enumerate(self.task_names):
                 result[f"normalized/{name}"] = float(norm[k])
         return result
