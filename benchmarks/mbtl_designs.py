@@ -20,6 +20,12 @@ Designs (README, "Fourth round"):
   prior_075       the GP's constant prior mean fixed at 0.75 instead of the trained levels' mean
   prior_shrunk    the levels' mean shrunk toward 0.75 with the weight of 2 observations (the round-4 candidate,
                   ``SelectorConfig.prior_level / prior_weight``)
+Fifth round (README, "Fifth round"):
+  blind_2d        the round-3 rule in 1-D; D > 1: J not predicted (the levels' mean everywhere, sd 0): the learned gap
+                  and the cell noise alone pick (``SelectorConfig.j_model_multi_d: blind``)
+  hier            the round-3 rule with a hierarchical prior mean: J's constant mean ~ N(0.75, 0.05^2), integrated out
+                  (a constant kernel term) instead of the data mean (``SelectorConfig.prior_mean_std: 0.05``)
+  round5          hier in 1-D and blind_2d in D > 1 (the fifth-round candidate)
 """
 from __future__ import annotations
 
@@ -50,9 +56,11 @@ def _hyper_grid(amp=ROBUST_AMPLITUDE):
     return np.geomspace(*ROBUST_LENGTH_SCALE, AVERAGED_GRID), np.geomspace(*amp, AVERAGED_GRID)
 
 
-def posterior(st, amp=ROBUST_AMPLITUDE, prior_weight=0.0, prior_level=0.75):
+def posterior(st, amp=ROBUST_AMPLITUDE, prior_weight=0.0, prior_level=0.75, prior_mean_std=0.0):
     c = (st["level"].sum() + prior_weight * prior_level) / (len(st["level"]) + prior_weight)
-    mu, sd = gp.averaged_posterior(st["u"][st["tr"]], st["level"] - c, st["noise"], st["u"], *_hyper_grid(amp))
+    c = prior_level if prior_mean_std > 0 else c
+    mu, sd = gp.averaged_posterior(st["u"][st["tr"]], st["level"] - c, st["noise"], st["u"], *_hyper_grid(amp),
+                                   mean_var=prior_mean_std ** 2)
     return mu + c, sd
 
 
@@ -154,6 +162,15 @@ def _score_aniso(st):
     return expected_gain(mu, sd, st["g"], st["best"], st["noise"])
 
 
+def _score_blind(st):
+    n = st["u"].shape[0]
+    return expected_gain(np.full(n, st["level"].mean()), np.zeros(n), st["g"], st["best"], st["noise"])
+
+
+def _one_d_or_blind(score_1d):
+    return lambda st: score_1d(st) if st["u"].shape[1] == 1 else _score_blind(st)
+
+
 def _score_known(st):
     j = np.diag(st["m"])
     return expected_gain(j, np.zeros_like(j), st["g"], st["best"], st["noise"])
@@ -171,6 +188,9 @@ DESIGNS = {
     "sd_double": lambda st: _score_default(st, sd_scale=2.0),
     "prior_075": lambda st: _score_default(st, prior_weight=1e9),
     "prior_shrunk": lambda st: _score_default(st, prior_weight=2.0),
+    "blind_2d": _one_d_or_blind(_score_default),
+    "hier": lambda st: _score_default(st, prior_mean_std=0.05),
+    "round5": _one_d_or_blind(lambda st: _score_default(st, prior_mean_std=0.05)),
 }
 
 
