@@ -26,6 +26,12 @@ Fifth round (README, "Fifth round"):
   hier            the round-3 rule with a hierarchical prior mean: J's constant mean ~ N(0.75, 0.05^2), integrated out
                   (a constant kernel term) instead of the data mean (``SelectorConfig.prior_mean_std: 0.05``)
   round5          hier in 1-D and blind_2d in D > 1 (the fifth-round candidate)
+  also measured: blind (J-blind in every D), blind_sd (J-blind with a J std of 0.1), gp_mean (J's GP mean without its
+  std, every D), blind_2d_gp_mean (D > 1: the GP mean without its std), shrunk_blind (prior_shrunk in 1-D, J-blind in
+  D > 1), round5_std_0.071 / _0.1 / _0.141 (the prior mean's std), round5_shrunk_0.7 / _0.8 (a mean shrunk toward 0.7 /
+  0.8 with weight 2 in place of hier), round5_amp_0.1 / _0.3 (hier with amplitudes 0.002-0.1 / 0.003-0.3),
+  round5_gate (D > 1: J's hier GP once k >= 4 if its leave-one-out skill is > 0, J-blind otherwise), gate_all (that
+  gate in every D), round5_mono (round5 with the monotone 2-D gap)
 """
 from __future__ import annotations
 
@@ -162,9 +168,35 @@ def _score_aniso(st):
     return expected_gain(mu, sd, st["g"], st["best"], st["noise"])
 
 
-def _score_blind(st):
+def _score_blind(st, sd=0.0, g=None):
     n = st["u"].shape[0]
-    return expected_gain(np.full(n, st["level"].mean()), np.zeros(n), st["g"], st["best"], st["noise"])
+    return expected_gain(np.full(n, st["level"].mean()), np.full(n, sd), st["g"] if g is None else g, st["best"],
+                         st["noise"])
+
+
+def _score_gp_mean(st):
+    mu, _ = posterior(st)
+    return expected_gain(mu, np.zeros_like(mu), st["g"], st["best"], st["noise"])
+
+
+def _score_blind_monotone(st):
+    """J-blind with the gap re-learned as a monotone function of the asymmetric linear distance (gap_2d: monotone)."""
+    idx, sizes = gap.grid_index(st["u"])
+    g = gap.empirical_gap(st["m"][st["tr"]], st["tr"], idx, sizes, st["level"], True)
+    return _score_blind(st, g=g)
+
+
+def _gated(st, always_gp_1d=True):
+    """J's hierarchical GP where it has shown skill (leave-one-out skill > 0 once k >= 4), J-blind otherwise."""
+    if (always_gp_1d and st["u"].shape[1] == 1) or (not always_gp_1d and st["k"] < 4):
+        return _score_default(st, prior_mean_std=0.05)
+    if st["k"] >= 4 and _loo_skill(st) > 0:
+        return _score_default(st, prior_mean_std=0.05)
+    return _score_blind(st)
+
+
+def _score_hier_amp(st, amp):
+    return expected_gain(*posterior(st, amp=amp, prior_mean_std=0.05), st["g"], st["best"], st["noise"])
 
 
 def _one_d_or_blind(score_1d):
@@ -191,6 +223,21 @@ DESIGNS = {
     "blind_2d": _one_d_or_blind(_score_default),
     "hier": lambda st: _score_default(st, prior_mean_std=0.05),
     "round5": _one_d_or_blind(lambda st: _score_default(st, prior_mean_std=0.05)),
+    "blind": _score_blind,
+    "blind_sd": lambda st: _score_blind(st, sd=0.1),
+    "gp_mean": _score_gp_mean,
+    "blind_2d_gp_mean": lambda st: _score_default(st) if st["u"].shape[1] == 1 else _score_gp_mean(st),
+    "shrunk_blind": _one_d_or_blind(lambda st: _score_default(st, prior_weight=2.0)),
+    **{f"round5_std_{v}": _one_d_or_blind(lambda st, v=v: _score_default(st, prior_mean_std=v))
+       for v in (0.071, 0.1, 0.141)},
+    **{f"round5_shrunk_{v}": _one_d_or_blind(lambda st, v=v: _score_default(st, prior_weight=2.0, prior_level=v))
+       for v in (0.7, 0.8)},
+    "round5_amp_0.1": _one_d_or_blind(lambda st: _score_hier_amp(st, (0.002, 0.1))),
+    "round5_amp_0.3": _one_d_or_blind(lambda st: _score_hier_amp(st, (0.003, 0.3))),
+    "round5_gate": _gated,
+    "gate_all": lambda st: _gated(st, always_gp_1d=False),
+    "round5_mono": lambda st: (_score_default(st, prior_mean_std=0.05) if st["u"].shape[1] == 1
+                               else _score_blind_monotone(st)),
 }
 
 

@@ -54,7 +54,9 @@ class SelectorConfig:
     #                            (67/100 vs 68/100), so it stays an option
     prior_mean_std: float = 0.0  # strategy 'mbtl', averaged: > 0 makes the prior mean of J hierarchical: N(prior_level,
     #                              prior_mean_std^2), integrated out in the GP (a constant kernel term) instead of a
-    #                              plug-in mean; excludes prior_weight > 0 (README, fifth round)
+    #                              plug-in mean; excludes prior_weight > 0. 0.05 with j_model_multi_d 'blind' is the
+    #                              round-5 candidate: 223/300 tuning, 75/100 held out, but a worst gap of -0.159 on
+    #                              the CI seeds (margin -0.15), so an option, not the default (README, fifth round)
     j_model_multi_d: str = "gp"  # strategy 'mbtl', averaged, contexts with D > 1: 'gp' (J's averaged GP posterior) or
     #                              'blind' (J = the trained levels' mean everywhere, no J uncertainty: only the learned
     #                              gap and the cell noise pick; README, fifth round: the 2-D GP mean did not track J)
