@@ -237,7 +237,7 @@ def bench_designs(args) -> dict:
     wins, worst, fail_k, per_label, pick_z, early = [], [], np.zeros(13, int), {}, {}, []
     for seed in seeds:
         g = Y.generate(seed)
-        perf, order = D.replay(g.m, g.u, args.design)
+        perf, order = D.replay(g.m, g.u, args.design, kind=g.kind)
         rnd = S.random_expected(g.m, 15).perf
         oracle = float(g.m.max(0).mean())
         w, d = Y.versus_random(perf, rnd, oracle)

@@ -32,6 +32,11 @@ Fifth round (README, "Fifth round"):
   0.8 with weight 2 in place of hier), round5_amp_0.1 / _0.3 (hier with amplitudes 0.002-0.1 / 0.003-0.3),
   round5_gate (D > 1: J's hier GP once k >= 4 if its leave-one-out skill is > 0, J-blind otherwise), gate_all (that
   gate in every D), round5_mono (round5 with the monotone 2-D gap)
+  true_prior      diagnostic, not a selector: J's posterior under the family's own generator (``synthetic._profile``,
+                  plus ``_bumps`` for bumps/dips), by importance sampling of TRUE_PRIOR_SAMPLES draws weighted by the
+                  trained levels (std TRUE_PRIOR_LEVEL_STD), with the expected gain on top; the round5 rule where that
+                  prior does not describe the diagonal (per-target difficulty) or the effective sample size is below
+                  TRUE_PRIOR_MIN_ESS. Needs the structure kind (``replay(..., kind=)``)
 """
 from __future__ import annotations
 
@@ -40,9 +45,13 @@ from scipy.stats import norm
 
 from agents.mbtl import gap, gp
 from agents.mbtl import strategies as S
+from agents.mbtl import synthetic as Y
 from agents.mbtl.selector import AVERAGED_GRID, MIN_NOISE, ROBUST_AMPLITUDE, ROBUST_LENGTH_SCALE, center_index
 
 NUM_SAMPLES = 64  # joint posterior samples of J (kg2, pair_portfolio)
+TRUE_PRIOR_SAMPLES = 20_000  # draws of J from the family's generator (true_prior)
+TRUE_PRIOR_LEVEL_STD = 0.03  # assumed error of a denoised level (true_prior's importance weights)
+TRUE_PRIOR_MIN_ESS = 20  # below this effective sample size true_prior falls back to round5
 TOP = 20  # lookahead designs score only the default's TOP candidates (the rest get -inf)
 
 
@@ -203,6 +212,36 @@ def _one_d_or_blind(score_1d):
     return lambda st: score_1d(st) if st["u"].shape[1] == 1 else _score_blind(st)
 
 
+_generator_draws: dict = {}
+
+
+def _generator_prior(u: np.ndarray, bumps: bool) -> np.ndarray:
+    """[TRUE_PRIOR_SAMPLES, N] draws of J on the grid u [N, D] from synthetic.py's own generator (cached)."""
+    key = (u.shape, bumps)
+    if key not in _generator_draws:
+        out = np.empty((TRUE_PRIOR_SAMPLES, u.shape[0]))
+        for i in range(TRUE_PRIOR_SAMPLES):
+            rng = np.random.default_rng(10 ** 7 + i)  # far from every tuning and held-out seed
+            j = Y._profile(rng, u)
+            out[i] = Y._bumps(rng, u, j) if bumps else j
+        _generator_draws[key] = out
+    return _generator_draws[key]
+
+
+def _score_true_prior(st):
+    if st["kind"] == "target_difficulty":  # the diagonal is J x difficulty, not J
+        return DESIGNS["round5"](st)
+    draws = _generator_prior(st["u"], st["kind"] == "bumps_dips")
+    log_w = -0.5 * ((draws[:, st["tr"]] - st["level"][None]) ** 2).sum(1) / TRUE_PRIOR_LEVEL_STD ** 2
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    if 1.0 / (w ** 2).sum() < TRUE_PRIOR_MIN_ESS:
+        return DESIGNS["round5"](st)
+    mu = w @ draws
+    sd = np.sqrt(np.maximum(w @ (draws - mu) ** 2, 1e-10))
+    return expected_gain(mu, sd, st["g"], st["best"], st["noise"])
+
+
 def _score_known(st):
     j = np.diag(st["m"])
     return expected_gain(j, np.zeros_like(j), st["g"], st["best"], st["noise"])
@@ -236,6 +275,7 @@ DESIGNS = {
     "round5_amp_0.3": _one_d_or_blind(lambda st: _score_hier_amp(st, (0.003, 0.3))),
     "round5_gate": _gated,
     "gate_all": lambda st: _gated(st, always_gp_1d=False),
+    "true_prior": _score_true_prior,
     "round5_mono": lambda st: (_score_default(st, prior_mean_std=0.05) if st["u"].shape[1] == 1
                                else _score_blind_monotone(st)),
 }
@@ -253,15 +293,17 @@ def observe(m: np.ndarray, order: list[int], idx: np.ndarray, sizes: np.ndarray)
     return tr, rows, level, g, max(gap.estimate_noise(rows, idx), MIN_NOISE)
 
 
-def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15) -> tuple[np.ndarray, list[int]]:
-    """Generalised performance [k_max] and order of ``design`` replayed on matrix m [N, N], contexts u [N, D]."""
+def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15, kind: str | None = None
+           ) -> tuple[np.ndarray, list[int]]:
+    """Generalised performance [k_max] and order of ``design`` replayed on matrix m [N, N], contexts u [N, D]
+    (``kind``: the synthetic structure, read only by the true_prior diagnostic)."""
     score_fn = DESIGNS[design]
     u = np.asarray(u, np.float64)
     idx, sizes = gap.grid_index(u)
     order = [center_index(u)]
     while len(order) < k_max:
         tr, rows, level, g, noise = observe(m, order, idx, sizes)
-        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr), noise=noise)
+        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr), noise=noise, kind=kind)
         score = np.array(score_fn(st), np.float64)
         score[tr] = -np.inf
         order.append(int(np.argmax(score)))
