@@ -37,8 +37,14 @@ Fifth round (README, "Fifth round"):
                   trained levels (std TRUE_PRIOR_LEVEL_STD), with the expected gain on top; the round5 rule where that
                   prior does not describe the diagonal (per-target difficulty) or the effective sample size is below
                   TRUE_PRIOR_MIN_ESS. Needs the structure kind (``replay(..., kind=)``)
+  win_sharpe / win_prob / win_mean  criterion-aware, 1-D (D > 1: round5): under NUM_SAMPLES joint posterior samples of
+                  J (round-3 posterior) plus the learned gap and cell noise, each candidate's value after the next pick
+                  is compared with Random's exact mean at k + 1 on the same sampled matrix (d = ours - Random); the
+                  score is mean(d) / std(d), P(d > 0), or mean(d)
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy.stats import norm
@@ -242,6 +248,24 @@ def _score_true_prior(st):
     return expected_gain(mu, sd, st["g"], st["best"], st["noise"])
 
 
+def _score_versus_random(st, mode: str):
+    if st["u"].shape[1] > 1:
+        return DESIGNS["round5"](st)
+    rng = np.random.default_rng(st["k"] * 7919 + int(st["tr"][0]))
+    n, k = st["u"].shape[0], st["k"]
+    j = joint_samples(st, NUM_SAMPLES, rng)  # [S, N]
+    cells = np.clip(j[:, :, None] - st["g"][None] + st["noise"] * rng.standard_normal((NUM_SAMPLES, n, n)), 0, 1)
+    cells[:, st["tr"]] = st["m"][st["tr"]][None]  # [S, N, T]; the trained rows are observed
+    w = np.array([math.comb(n - i, k) for i in range(1, n + 1)], np.float64) / math.comb(n, k + 1)  # [N]
+    random_next = np.einsum("i,sit->s", w, -np.sort(-cells, axis=1)) / n  # [S] Random's exact mean at k + 1
+    d = np.maximum(st["best"][None, None], cells).mean(2) - random_next[:, None]  # [S, N]
+    if mode == "sharpe":
+        return d.mean(0) / (d.std(0) + 1e-4)
+    if mode == "prob":
+        return (d > 0).mean(0) + 1e-3 * d.mean(0)
+    return d.mean(0)
+
+
 def _score_known(st):
     j = np.diag(st["m"])
     return expected_gain(j, np.zeros_like(j), st["g"], st["best"], st["noise"])
@@ -276,6 +300,7 @@ DESIGNS = {
     "round5_gate": _gated,
     "gate_all": lambda st: _gated(st, always_gp_1d=False),
     "true_prior": _score_true_prior,
+    **{f"win_{mode}": lambda st, mode=mode: _score_versus_random(st, mode) for mode in ("sharpe", "prob", "mean")},
     "round5_mono": lambda st: (_score_default(st, prior_mean_std=0.05) if st["u"].shape[1] == 1
                                else _score_blind_monotone(st)),
 }
