@@ -20,17 +20,44 @@ Designs (README, "Fourth round"):
   prior_075       the GP's constant prior mean fixed at 0.75 instead of the trained levels' mean
   prior_shrunk    the levels' mean shrunk toward 0.75 with the weight of 2 observations (the round-4 candidate,
                   ``SelectorConfig.prior_level / prior_weight``)
+Fifth round (README, "Fifth round"):
+  blind_2d        the round-3 rule in 1-D; D > 1: J not predicted (the levels' mean everywhere, sd 0): the learned gap
+                  and the cell noise alone pick (``SelectorConfig.j_model_multi_d: blind``)
+  hier            the round-3 rule with a hierarchical prior mean: J's constant mean ~ N(0.75, 0.05^2), integrated out
+                  (a constant kernel term) instead of the data mean (``SelectorConfig.prior_mean_std: 0.05``)
+  round5          hier in 1-D and blind_2d in D > 1 (the fifth-round candidate)
+  also measured: blind (J-blind in every D), blind_sd (J-blind with a J std of 0.1), gp_mean (J's GP mean without its
+  std, every D), blind_2d_gp_mean (D > 1: the GP mean without its std), shrunk_blind (prior_shrunk in 1-D, J-blind in
+  D > 1), round5_std_0.071 / _0.1 / _0.141 (the prior mean's std), round5_shrunk_0.7 / _0.8 (a mean shrunk toward 0.7 /
+  0.8 with weight 2 in place of hier), round5_amp_0.1 / _0.3 (hier with amplitudes 0.002-0.1 / 0.003-0.3),
+  round5_gate (D > 1: J's hier GP once k >= 4 if its leave-one-out skill is > 0, J-blind otherwise), gate_all (that
+  gate in every D), round5_mono (round5 with the monotone 2-D gap)
+  true_prior      diagnostic, not a selector: J's posterior under the family's own generator (``synthetic._profile``,
+                  plus ``_bumps`` for bumps/dips), by importance sampling of TRUE_PRIOR_SAMPLES draws weighted by the
+                  trained levels (std TRUE_PRIOR_LEVEL_STD), with the expected gain on top; the round5 rule where that
+                  prior does not describe the diagonal (per-target difficulty) or the effective sample size is below
+                  TRUE_PRIOR_MIN_ESS. Needs the structure kind (``replay(..., kind=)``)
+  win_sharpe / win_prob / win_mean  criterion-aware, 1-D (D > 1: round5): under NUM_SAMPLES joint posterior samples of
+                  J (round-3 posterior) plus the learned gap and cell noise, each candidate's value after the next pick
+                  is compared with Random's exact mean at k + 1 on the same sampled matrix (d = ours - Random); the
+                  score is mean(d) / std(d), P(d > 0), or mean(d)
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy.stats import norm
 
 from agents.mbtl import gap, gp
 from agents.mbtl import strategies as S
+from agents.mbtl import synthetic as Y
 from agents.mbtl.selector import AVERAGED_GRID, MIN_NOISE, ROBUST_AMPLITUDE, ROBUST_LENGTH_SCALE, center_index
 
 NUM_SAMPLES = 64  # joint posterior samples of J (kg2, pair_portfolio)
+TRUE_PRIOR_SAMPLES = 20_000  # draws of J from the family's generator (true_prior)
+TRUE_PRIOR_LEVEL_STD = 0.03  # assumed error of a denoised level (true_prior's importance weights)
+TRUE_PRIOR_MIN_ESS = 20  # below this effective sample size true_prior falls back to round5
 TOP = 20  # lookahead designs score only the default's TOP candidates (the rest get -inf)
 
 
@@ -50,9 +77,11 @@ def _hyper_grid(amp=ROBUST_AMPLITUDE):
     return np.geomspace(*ROBUST_LENGTH_SCALE, AVERAGED_GRID), np.geomspace(*amp, AVERAGED_GRID)
 
 
-def posterior(st, amp=ROBUST_AMPLITUDE, prior_weight=0.0, prior_level=0.75):
+def posterior(st, amp=ROBUST_AMPLITUDE, prior_weight=0.0, prior_level=0.75, prior_mean_std=0.0):
     c = (st["level"].sum() + prior_weight * prior_level) / (len(st["level"]) + prior_weight)
-    mu, sd = gp.averaged_posterior(st["u"][st["tr"]], st["level"] - c, st["noise"], st["u"], *_hyper_grid(amp))
+    c = prior_level if prior_mean_std > 0 else c
+    mu, sd = gp.averaged_posterior(st["u"][st["tr"]], st["level"] - c, st["noise"], st["u"], *_hyper_grid(amp),
+                                   mean_var=prior_mean_std ** 2)
     return mu + c, sd
 
 
@@ -154,6 +183,89 @@ def _score_aniso(st):
     return expected_gain(mu, sd, st["g"], st["best"], st["noise"])
 
 
+def _score_blind(st, sd=0.0, g=None):
+    n = st["u"].shape[0]
+    return expected_gain(np.full(n, st["level"].mean()), np.full(n, sd), st["g"] if g is None else g, st["best"],
+                         st["noise"])
+
+
+def _score_gp_mean(st):
+    mu, _ = posterior(st)
+    return expected_gain(mu, np.zeros_like(mu), st["g"], st["best"], st["noise"])
+
+
+def _score_blind_monotone(st):
+    """J-blind with the gap re-learned as a monotone function of the asymmetric linear distance (gap_2d: monotone)."""
+    idx, sizes = gap.grid_index(st["u"])
+    g = gap.empirical_gap(st["m"][st["tr"]], st["tr"], idx, sizes, st["level"], True)
+    return _score_blind(st, g=g)
+
+
+def _gated(st, always_gp_1d=True):
+    """J's hierarchical GP where it has shown skill (leave-one-out skill > 0 once k >= 4), J-blind otherwise."""
+    if (always_gp_1d and st["u"].shape[1] == 1) or (not always_gp_1d and st["k"] < 4):
+        return _score_default(st, prior_mean_std=0.05)
+    if st["k"] >= 4 and _loo_skill(st) > 0:
+        return _score_default(st, prior_mean_std=0.05)
+    return _score_blind(st)
+
+
+def _score_hier_amp(st, amp):
+    return expected_gain(*posterior(st, amp=amp, prior_mean_std=0.05), st["g"], st["best"], st["noise"])
+
+
+def _one_d_or_blind(score_1d):
+    return lambda st: score_1d(st) if st["u"].shape[1] == 1 else _score_blind(st)
+
+
+_generator_draws: dict = {}
+
+
+def _generator_prior(u: np.ndarray, bumps: bool) -> np.ndarray:
+    """[TRUE_PRIOR_SAMPLES, N] draws of J on the grid u [N, D] from synthetic.py's own generator (cached)."""
+    key = (u.shape, bumps)
+    if key not in _generator_draws:
+        out = np.empty((TRUE_PRIOR_SAMPLES, u.shape[0]))
+        for i in range(TRUE_PRIOR_SAMPLES):
+            rng = np.random.default_rng(10 ** 7 + i)  # far from every tuning and held-out seed
+            j = Y._profile(rng, u)
+            out[i] = Y._bumps(rng, u, j) if bumps else j
+        _generator_draws[key] = out
+    return _generator_draws[key]
+
+
+def _score_true_prior(st):
+    if st["kind"] == "target_difficulty":  # the diagonal is J x difficulty, not J
+        return DESIGNS["round5"](st)
+    draws = _generator_prior(st["u"], st["kind"] == "bumps_dips")
+    log_w = -0.5 * ((draws[:, st["tr"]] - st["level"][None]) ** 2).sum(1) / TRUE_PRIOR_LEVEL_STD ** 2
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    if 1.0 / (w ** 2).sum() < TRUE_PRIOR_MIN_ESS:
+        return DESIGNS["round5"](st)
+    mu = w @ draws
+    sd = np.sqrt(np.maximum(w @ (draws - mu) ** 2, 1e-10))
+    return expected_gain(mu, sd, st["g"], st["best"], st["noise"])
+
+
+def _score_versus_random(st, mode: str):
+    if st["u"].shape[1] > 1:
+        return DESIGNS["round5"](st)
+    rng = np.random.default_rng(st["k"] * 7919 + int(st["tr"][0]))
+    n, k = st["u"].shape[0], st["k"]
+    j = joint_samples(st, NUM_SAMPLES, rng)  # [S, N]
+    cells = np.clip(j[:, :, None] - st["g"][None] + st["noise"] * rng.standard_normal((NUM_SAMPLES, n, n)), 0, 1)
+    cells[:, st["tr"]] = st["m"][st["tr"]][None]  # [S, N, T]; the trained rows are observed
+    w = np.array([math.comb(n - i, k) for i in range(1, n + 1)], np.float64) / math.comb(n, k + 1)  # [N]
+    random_next = np.einsum("i,sit->s", w, -np.sort(-cells, axis=1)) / n  # [S] Random's exact mean at k + 1
+    d = np.maximum(st["best"][None, None], cells).mean(2) - random_next[:, None]  # [S, N]
+    if mode == "sharpe":
+        return d.mean(0) / (d.std(0) + 1e-4)
+    if mode == "prob":
+        return (d > 0).mean(0) + 1e-3 * d.mean(0)
+    return d.mean(0)
+
+
 def _score_known(st):
     j = np.diag(st["m"])
     return expected_gain(j, np.zeros_like(j), st["g"], st["best"], st["noise"])
@@ -171,6 +283,26 @@ DESIGNS = {
     "sd_double": lambda st: _score_default(st, sd_scale=2.0),
     "prior_075": lambda st: _score_default(st, prior_weight=1e9),
     "prior_shrunk": lambda st: _score_default(st, prior_weight=2.0),
+    "blind_2d": _one_d_or_blind(_score_default),
+    "hier": lambda st: _score_default(st, prior_mean_std=0.05),
+    "round5": _one_d_or_blind(lambda st: _score_default(st, prior_mean_std=0.05)),
+    "blind": _score_blind,
+    "blind_sd": lambda st: _score_blind(st, sd=0.1),
+    "gp_mean": _score_gp_mean,
+    "blind_2d_gp_mean": lambda st: _score_default(st) if st["u"].shape[1] == 1 else _score_gp_mean(st),
+    "shrunk_blind": _one_d_or_blind(lambda st: _score_default(st, prior_weight=2.0)),
+    **{f"round5_std_{v}": _one_d_or_blind(lambda st, v=v: _score_default(st, prior_mean_std=v))
+       for v in (0.071, 0.1, 0.141)},
+    **{f"round5_shrunk_{v}": _one_d_or_blind(lambda st, v=v: _score_default(st, prior_weight=2.0, prior_level=v))
+       for v in (0.7, 0.8)},
+    "round5_amp_0.1": _one_d_or_blind(lambda st: _score_hier_amp(st, (0.002, 0.1))),
+    "round5_amp_0.3": _one_d_or_blind(lambda st: _score_hier_amp(st, (0.003, 0.3))),
+    "round5_gate": _gated,
+    "gate_all": lambda st: _gated(st, always_gp_1d=False),
+    "true_prior": _score_true_prior,
+    **{f"win_{mode}": lambda st, mode=mode: _score_versus_random(st, mode) for mode in ("sharpe", "prob", "mean")},
+    "round5_mono": lambda st: (_score_default(st, prior_mean_std=0.05) if st["u"].shape[1] == 1
+                               else _score_blind_monotone(st)),
 }
 
 
@@ -186,15 +318,17 @@ def observe(m: np.ndarray, order: list[int], idx: np.ndarray, sizes: np.ndarray)
     return tr, rows, level, g, max(gap.estimate_noise(rows, idx), MIN_NOISE)
 
 
-def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15) -> tuple[np.ndarray, list[int]]:
-    """Generalised performance [k_max] and order of ``design`` replayed on matrix m [N, N], contexts u [N, D]."""
+def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15, kind: str | None = None
+           ) -> tuple[np.ndarray, list[int]]:
+    """Generalised performance [k_max] and order of ``design`` replayed on matrix m [N, N], contexts u [N, D]
+    (``kind``: the synthetic structure, read only by the true_prior diagnostic)."""
     score_fn = DESIGNS[design]
     u = np.asarray(u, np.float64)
     idx, sizes = gap.grid_index(u)
     order = [center_index(u)]
     while len(order) < k_max:
         tr, rows, level, g, noise = observe(m, order, idx, sizes)
-        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr), noise=noise)
+        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr), noise=noise, kind=kind)
         score = np.array(score_fn(st), np.float64)
         score[tr] = -np.inf
         order.append(int(np.argmax(score)))

@@ -315,7 +315,8 @@ def pad_training_set(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 # ------------------------------------------------ hyper-parameters averaged, not fitted (the robust default's GP)
 def averaged_posterior(x: np.ndarray, y: np.ndarray, noise_std: float, x_query: np.ndarray,
-                       length_scales: np.ndarray, amplitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       length_scales: np.ndarray, amplitudes: np.ndarray,
+                       mean_var: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Posterior of the latent J at x_query [M, D] averaged over a grid of hyper-parameters (Bayesian model averaging).
 
     Zero-mean GP ``a * exp(-|x - x'|^2 / (2 l^2))`` (one isotropic length scale) on x [k, D], y [k] (centre y
@@ -323,20 +324,24 @@ def averaged_posterior(x: np.ndarray, y: np.ndarray, noise_std: float, x_query: 
     likelihood under a log-uniform prior (the grids are log-spaced, so equal prior weights); the mixture's mean and
     std are returned (each [M]). With 2-5 points one marginal-likelihood optimum is a poor summary (a single point
     sitting at the data mean picks the smallest amplitude); the average keeps the spread of plausible amplitudes and
-    length scales. Small k only (a [L*A, k, k] batch of solves, float64 numpy).
+    length scales. ``mean_var`` > 0 adds a constant ``mean_var`` to the kernel: the GP's constant mean (0 here, y is
+    already centred on a prior level) is then itself uncertain, N(0, mean_var), and integrated out (a hierarchical
+    prior mean instead of a plug-in one). Small k only (a [L*A, k, k] batch of solves, float64 numpy).
     """
     x, y, xq = (np.asarray(a, np.float64) for a in (x, y, x_query))
     k = y.shape[0]
     ls, amp = (a.ravel() for a in np.meshgrid(length_scales, amplitudes, indexing="ij"))  # [H] each
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # [k, k]
     d2q = ((xq[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # [M, k]
-    cov = amp[:, None, None] * np.exp(-0.5 * d2[None] / ls[:, None, None] ** 2) + noise_std ** 2 * np.eye(k)
+    cov = (amp[:, None, None] * np.exp(-0.5 * d2[None] / ls[:, None, None] ** 2) + mean_var
+           + noise_std ** 2 * np.eye(k))
     chol = np.linalg.cholesky(cov)  # [H, k, k]
     alpha = np.linalg.solve(cov, np.broadcast_to(y, (ls.size, k))[..., None])[..., 0]  # [H, k]
     log_lik = -0.5 * (y[None] * alpha).sum(1) - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)  # [H] (+ const)
-    cross = amp[:, None, None] * np.exp(-0.5 * d2q[None] / ls[:, None, None] ** 2)  # [H, M, k]
+    cross = amp[:, None, None] * np.exp(-0.5 * d2q[None] / ls[:, None, None] ** 2) + mean_var  # [H, M, k]
     mean = np.einsum("hmk,hk->hm", cross, alpha)  # [H, M]
-    var = amp[:, None] - np.einsum("hmk,hkm->hm", cross, np.linalg.solve(cov, np.transpose(cross, (0, 2, 1))))
+    explained = np.einsum("hmk,hkm->hm", cross, np.linalg.solve(cov, np.transpose(cross, (0, 2, 1))))  # [H, M]
+    var = amp[:, None] + mean_var - explained
     var = np.maximum(var, 1e-10)
     w = np.exp(log_lik - log_lik.max())
     w /= w.sum()  # [H] posterior weights of the hyper-parameters
