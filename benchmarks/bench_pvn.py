@@ -420,7 +420,7 @@ def compare_learners(final: dict, random_score: dict | None) -> dict:
     """The pre-registered comparison (configs/pvn/atari_upndown_cpu.yaml): a learner *learns* when its final mean
     over seeds exceeds the random policy's mean by more than 2 standard errors, ``z = (mean - random) /
     sqrt(SD_seeds^2 / n_seeds + SD_random^2 / n_random_games) > 2``; PVN-linear vs random-linear (and vs DQN) as
-    per-seed paired differences of the final evaluation means."""
+    per-seed paired differences of the final evaluation means; PVN is better if their mean exceeds 2 SE (round 2)."""
     out: dict = {"learners": {}, "paired": {}}
     for name, f in final.items():
         per_seed = np.asarray(f["per_seed"], float)
@@ -438,10 +438,13 @@ def compare_learners(final: dict, random_score: dict | None) -> dict:
         if "pvn_linear" in final and other in final:
             d = np.asarray(final["pvn_linear"]["per_seed"], float) - np.asarray(final[other]["per_seed"], float)
             d = d[np.isfinite(d)]
-            out["paired"][f"pvn_linear-{other}"] = {
-                "per_seed": d.tolist(), "mean": float(np.mean(d)) if len(d) else float("nan"),
-                "sd": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"),
-                "pvn_wins": int(np.sum(d > 0)), "n": int(len(d))}
+            sd = float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
+            row = {"per_seed": d.tolist(), "mean": float(np.mean(d)) if len(d) else float("nan"), "sd": sd,
+                   "pvn_wins": int(np.sum(d > 0)), "n": int(len(d))}
+            if len(d) > 1:  # round 2's rule: PVN's edge is shown if the mean paired difference exceeds 2 SE
+                row["se"] = sd / float(np.sqrt(len(d)))
+                row["pvn_better_by_2se"] = bool(row["mean"] > 2 * row["se"])
+            out["paired"][f"pvn_linear-{other}"] = row
     return out
 
 
