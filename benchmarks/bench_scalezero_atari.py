@@ -136,7 +136,7 @@ def _plot(curves: dict, base: dict, png: Path) -> None:
             steps, means = np.r_[0.0, steps], np.r_[init["mean"], means]
             ses = np.r_[init["se"], ses]
         ax.errorbar(steps, means, yerr=np.nan_to_num(ses), marker="o", ms=4, capsize=3, color=f"C{i}",
-                    label=f"{name}: greedy eval (8 games, +-1 SE; step 0 = untrained)")
+                    label=f"{name}: greedy eval (8 games, +-1 SE{'; step 0 = untrained' if init else ''})")
     ax.set_xlabel("env steps (agent steps, frame skip 4)")
     ax.set_ylabel("game score (unclipped)")
     ax.set_title("ScaleZero, CPU width, Atari Asterix (games capped at 1,000 agent steps)")

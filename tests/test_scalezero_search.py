@@ -77,3 +77,23 @@ def test_tree_min_max_normalisation_hand_computed():
     mean_q = (float(tree.node_values[i]) + qi[vi].sum()) / (vi.sum() + 1)
     got = np.asarray(qtransform_tree_min_max(tree, jnp.int32(i)))
     np.testing.assert_allclose(got[~vi], np.clip((mean_q - lo) / max(hi - lo, 1e-8), 0, 1), atol=1e-6)
+
+
+def test_gumbel_rescale_off_keeps_sub_noise_q_spreads_small():
+    """Root Q differing by 1e-3 between actions: the default per-node min-max rescale stretches the spread to the
+    full sigma range (a near one-hot target), ``gumbel_rescale_q=False`` leaves the target near the prior."""
+    b = 4
+
+    def rec(params, key, action, state):
+        del params, key
+        out = mctx.RecurrentFnOutput(reward=1e-3 * (action == 1), discount=jnp.full((b,), 0.997),
+                                     prior_logits=jnp.zeros((b, 3)), value=jnp.zeros((b,)))
+        return out, state
+
+    def weights(rescale):
+        cfg = dataclasses.replace(ScaleZeroConfig(), search="gumbel_muzero", gumbel_rescale_q=rescale)
+        return np.asarray(run_policy(cfg, None, jax.random.PRNGKey(0), _root(b), rec, 16, False).action_weights)
+
+    stretched, raw = weights(True), weights(False)
+    assert stretched[:, 1].min() > 0.8  # a 1e-3 reward difference became a near one-hot target
+    np.testing.assert_allclose(raw, np.full_like(raw, 1 / 3), atol=0.01)  # target stays at the uniform prior

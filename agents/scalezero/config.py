@@ -62,6 +62,9 @@ class ScaleZeroConfig:
     pb_c_base: float = 19652.0  # PUCT c2 (ref 19652)
     collect_temperature: float = 0.25  # muzero: visit-count temperature at collection (ref 0.25)
     gumbel_scale: float = 1.0  # gumbel: scale of the root Gumbel noise at collection (0 at evaluation)
+    gumbel_rescale_q: bool = True  # gumbel: min-max rescale each node's completed Q to [0, 1] before sigma (mctx /
+    # paper default). False: sigma reads raw Q (use only where values are O(1), e.g. clipped Atari rewards): a
+    # weak model's sub-noise Q spreads (0.3-5% of the value) then stay small instead of becoming one-hot targets
     context_steps: int = 4  # inference context window in steps (ref 4 = 8 tokens)
     num_sampled_actions: int = 8  # continuous actions: K actions sampled per node (Sampled MuZero)
     # ---------------- replay and targets ----------------
