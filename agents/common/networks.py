@@ -14,8 +14,24 @@ import numpy as np
 
 
 def orthogonal(scale: float = np.sqrt(2.0)):
-    """Orthogonal initialiser (the PPO/DQN reference initialisation)."""
-    return nn.initializers.orthogonal(scale)
+    """Orthogonal initialiser (the PPO/DQN reference initialisation), vmapped as a loop of unbatched QRs.
+
+    Under ``vmap`` (seeds, contexts, MBTL sources) flax's initialiser becomes one *batched* LAPACK QR per layer.
+    jaxlib spreads a batched QR over XLA:CPU's intra-op thread pool and blocks a pool thread until it finishes; two
+    layers' QRs running at once on a 2-thread pool (a 2-core machine) then wait on each other forever (seen once in
+    CI: `tests/test_mbtl_cartpole.py` hung with both pool threads in ``QrFactorization``). ``sequential_vmap`` makes
+    the batch a loop of single QRs, which jaxlib runs inline: the same numbers (tested), no fan-out.
+    """
+    flax_init = nn.initializers.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        @jax.custom_batching.sequential_vmap
+        def one(k):
+            return flax_init(k, shape, dtype)
+
+        return one(key)
+
+    return init
 
 
 def input_dtype(obs: jax.Array, dtype: Any) -> Any:
