@@ -119,7 +119,7 @@ class Checkpoints:
         When one write of a save fails, tensorstore still completes the save's other writes in its own threads. One
         pass of ``rmtree`` then races them (measured: ``manifest.ocdbt.__lock`` was renamed to ``manifest.ocdbt``
         while ``rmtree`` emptied the directory, so its ``rmdir`` failed) and left ``400.orbax-checkpoint-tmp`` behind
-        in 1 of 20 runs on a loaded machine, and once in CI.
+        in 2 of 20 runs on a loaded machine, and once in CI.
         """
         deadline = time.monotonic() + timeout_s
         quiet_since = time.monotonic()
