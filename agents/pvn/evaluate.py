@@ -137,7 +137,6 @@ class PVNTorso(nn.Module):
         return features if self.fine_tune else jax.lax.stop_gradient(features)
 
 
-
 def online_q_network(encoder_spec: EncoderSpec, num_actions: int, fine_tune: bool,
                      feature_norm: str = "none") -> QNetwork:
     """The online learners' Q-network: the (frozen unless ``fine_tune``) encoder and a linear head; a frozen
@@ -158,9 +157,14 @@ def feature_norm_stats(encoder_spec: EncoderSpec, params: dict, obs: jax.Array, 
 
 def with_feature_norm(state: DQNState, mean: jax.Array, scale: jax.Array) -> DQNState:
     """``state`` (a frozen, ``standardize`` torso) with feature mean/scale ``[F]`` in online and target networks."""
+    return _with_torso_entries(state, feature_mean=mean, feature_scale=scale)
+
+
+def _with_torso_entries(state: DQNState, **entries) -> DQNState:
+    """``state`` with the torso's params ``entries`` replaced in online and target networks (fresh copies)."""
     def put(net_params):
         inner = dict(net_params["params"])
-        inner["torso"] = dict(inner["torso"], feature_mean=jnp.array(mean), feature_scale=jnp.array(scale))
+        inner["torso"] = dict(inner["torso"], **jax.tree.map(jnp.array, entries))
         return dict(net_params, params=inner)
 
     ts = state.train_state
@@ -179,13 +183,7 @@ def head_params(state: DQNState) -> dict:
 def with_encoder(state: DQNState, params: dict) -> DQNState:
     """``state`` with the (pretrained) ``Encoder`` params ``{'params': ...}`` in online and target networks (fresh
     copies; leading learner-seed axes, if any, must already be on ``params``)."""
-    def put(net_params):
-        inner = dict(net_params["params"])
-        inner["torso"] = dict(inner["torso"], encoder=jax.tree.map(jnp.array, params["params"]))
-        return dict(net_params, params=inner)
-
-    ts = state.train_state
-    return state._replace(train_state=ts._replace(params=put(ts.params), target_params=put(ts.target_params)))
+    return _with_torso_entries(state, encoder=params["params"])
 
 
 def sticky_actions(fns: JaxEnvFunctions, prob: float) -> JaxEnvFunctions:

@@ -129,11 +129,11 @@ class ActorWindows:
             self.start(next_obs, done)
 
 
-
 def _mean_of_finished(stat, per_task: np.ndarray) -> float:
     """``stat`` (nanmean/nanmedian) over the tasks that finished a game; NaN, without numpy's empty-slice warning,
     when none did within ``max_eval_steps`` (no made-up partial return)."""
     return float(stat(per_task)) if np.isfinite(per_task).any() else float("nan")
+
 
 class ScaleZeroTrainer:
     """Trainer for the run loop: ``Trainer(cfg, run_dir)`` with ``cfg.env``, ``cfg.run``, ``cfg.seed``,
