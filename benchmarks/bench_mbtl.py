@@ -20,6 +20,7 @@
    measured on ``--chunks`` chunks of 10 sources, and the extrapolation to the full 100 x 100 x seeds matrix.
 
     python benchmarks/bench_mbtl.py family --seeds held_out    # the selector table on the synthetic family
+    python benchmarks/bench_mbtl.py family --seeds held_out_2  # the fresh held-out set of round 6 (pre-registered use)
     python benchmarks/bench_mbtl.py family --seeds extra_tuning --known-j --robust-model fitted  # the old default
     python benchmarks/bench_mbtl.py designs --design kg2 --seeds all_tuning   # one round-4 design, tuning seeds
     python benchmarks/bench_mbtl.py select
@@ -161,7 +162,8 @@ def bench_family(args) -> dict:
     from agents.mbtl import strategies as S
     from agents.mbtl import synthetic as Y
     from agents.mbtl.selector import SelectorConfig
-    seeds = {"held_out": Y.HELD_OUT_SEEDS, "tuning": Y.TUNING_SEEDS, "extra_tuning": Y.EXTRA_TUNING_SEEDS}[args.seeds]
+    seeds = {"held_out": Y.HELD_OUT_SEEDS, "held_out_2": Y.HELD_OUT_SEEDS_2, "tuning": Y.TUNING_SEEDS,
+             "extra_tuning": Y.EXTRA_TUNING_SEEDS}[args.seeds]
     seeds = seeds[:args.limit] if args.limit else seeds
     cfg = SelectorConfig(robust_model=args.robust_model, acquisition=args.acquisition, gap_2d=args.gap_2d,
                          **({} if args.prior_mean_std is None else {"prior_mean_std": args.prior_mean_std}),
@@ -316,7 +318,8 @@ def main() -> None:
                    help="GPConfig.grid_size (0: random restarts; > 0: likelihood screen; default: GPConfig's)")
     s.add_argument("--grid-steps", type=int, default=100, help="GPConfig.grid_steps (D > 1: Adam steps after the screen)")
     fam = sub.add_parser("family")
-    fam.add_argument("--seeds", choices=("held_out", "tuning", "extra_tuning"), default="held_out")
+    fam.add_argument("--seeds", choices=("held_out", "held_out_2", "tuning", "extra_tuning"), default="held_out",
+                     help="held_out_2: the fresh set of round 6 (synthetic.HELD_OUT_SEEDS_2)")
     fam.add_argument("--robust-model", choices=("averaged", "fitted"), default="averaged",
                      help="the MBTL row's SelectorConfig.robust_model (averaged: the default selector)")
     fam.add_argument("--acquisition", choices=("ucb", "ei", "expected_gain"), default="ucb",

@@ -161,7 +161,9 @@ def test_family_is_seeded_varied_and_held_out_is_disjoint():
     assert {g.kind for g in fam} == set(Y.KINDS) and {g.u.shape[1] for g in fam} == {1, 2}
     assert all(g.m.shape[0] == g.u.shape[0] and 20 <= g.m.shape[0] <= 100 for g in fam)
     assert all(0.0 <= g.m.min() and g.m.max() <= 1.0 and 0.0 <= g.noise <= Y.MAX_NOISE for g in fam)
-    assert not set(Y.TUNING_SEEDS) & set(Y.HELD_OUT_SEEDS)
+    tuning = set(Y.TUNING_SEEDS) | set(Y.EXTRA_TUNING_SEEDS)
+    assert not tuning & set(Y.HELD_OUT_SEEDS) and not tuning & set(Y.HELD_OUT_SEEDS_2)
+    assert not set(Y.HELD_OUT_SEEDS) & set(Y.HELD_OUT_SEEDS_2) and len(Y.HELD_OUT_SEEDS_2) == 100
 
 
 def test_empirical_gap_recovers_an_asymmetric_gap():

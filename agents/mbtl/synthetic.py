@@ -28,6 +28,9 @@ distance is L1 in normalised coordinates divided by D (so both dimensions reach 
 ``EXTRA_TUNING_SEEDS`` (100-299) may be tuned on as well: with 100 matrices a design's count of wins moves by about
 +-5 between seed sets (one matrix in three is a coin flip), so comparing designs on 300 seeds before the one held-out
 run keeps the winner's curse smaller.
+``HELD_OUT_SEEDS_2`` (20000-20099, issue 15 round 6): a second held-out set. ``HELD_OUT_SEEDS`` informed the
+diagnoses of rounds 1-5, so it is no longer a clean test; the second set is read only by a run whose adoption rule
+was committed before it (README, "Sixth round").
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import numpy as np
 KINDS = ("smooth_generalist", "sharp_specialist", "asymmetric", "bumps_dips", "target_difficulty")
 TUNING_SEEDS = tuple(range(0, 100))
 HELD_OUT_SEEDS = tuple(range(10_000, 10_100))
+HELD_OUT_SEEDS_2 = tuple(range(20_000, 20_100))  # fresh held-out set of round 6 (see the module docstring)
 EXTRA_TUNING_SEEDS = tuple(range(100, 300))
 SIZES_1D = (20, 30, 40, 50, 60, 80, 100)
 SIDES_2D = (5, 6, 7, 8, 10)
