@@ -167,7 +167,8 @@ def bench_family(args) -> dict:
     seeds = seeds[:args.limit] if args.limit else seeds
     cfg = SelectorConfig(robust_model=args.robust_model, acquisition=args.acquisition, gap_2d=args.gap_2d,
                          **({} if args.prior_mean_std is None else {"prior_mean_std": args.prior_mean_std}),
-                         **({} if args.j_multi_d is None else {"j_model_multi_d": args.j_multi_d}))
+                         **({} if args.j_multi_d is None else {"j_model_multi_d": args.j_multi_d}),
+                         **({} if args.portfolio is None else {"portfolio": args.portfolio}))
     show = np.array([1, 3, 5, 10, 15])
     rows: dict[str, dict[str, list]] = {}
     wins = {"MBTL": [], "MBTL (paper)": [], "Coarse-to-fine": []}
@@ -210,7 +211,8 @@ def bench_family(args) -> dict:
                                             for n in wins))
     out = {"seeds": args.seeds, "num_matrices": len(seeds), "seconds": time.perf_counter() - t0,
            "selector": {"robust_model": cfg.robust_model, "acquisition": cfg.acquisition, "gap_2d": cfg.gap_2d,
-                        "prior_mean_std": cfg.prior_mean_std, "j_model_multi_d": cfg.j_model_multi_d}}
+                        "prior_mean_std": cfg.prior_mean_std, "j_model_multi_d": cfg.j_model_multi_d,
+                        "portfolio": cfg.portfolio}}
     for name in wins:
         rate_k = np.mean(per_k[name], 0)  # [13] fraction of matrices where name > Random at k = 3..15
         out[name] = {"beats_random_at_every_k_3_15": f"{int(np.sum(wins[name]))}/{len(seeds)}",
@@ -239,7 +241,7 @@ def bench_designs(args) -> dict:
     wins, worst, fail_k, per_label, pick_z, early = [], [], np.zeros(13, int), {}, {}, []
     for seed in seeds:
         g = Y.generate(seed)
-        perf, order = D.replay(g.m, g.u, args.design, kind=g.kind)
+        perf, order = D.replay(g.m, g.u, args.design, kind=g.kind, seed=seed)
         rnd = S.random_expected(g.m, 15).perf
         oracle = float(g.m.max(0).mean())
         w, d = Y.versus_random(perf, rnd, oracle)
@@ -329,6 +331,8 @@ def main() -> None:
                      help="SelectorConfig.prior_mean_std of the MBTL row (default: SelectorConfig's)")
     fam.add_argument("--j-multi-d", choices=("gp", "blind"), default=None,
                      help="SelectorConfig.j_model_multi_d of the MBTL row (default: SelectorConfig's)")
+    fam.add_argument("--portfolio", choices=("none", "borda"), default=None,
+                     help="SelectorConfig.portfolio of the MBTL row (default: SelectorConfig's)")
     fam.add_argument("--known-j", action="store_true", help="add the diagnostic row with J known (see module doc)")
     fam.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
     des = sub.add_parser("designs", help="one round-4 design on tuning seeds only (benchmarks/mbtl_designs.py)")

@@ -37,6 +37,21 @@ Fifth round (README, "Fifth round"):
                   trained levels (std TRUE_PRIOR_LEVEL_STD), with the expected gain on top; the round5 rule where that
                   prior does not describe the diagonal (per-target difficulty) or the effective sample size is below
                   TRUE_PRIOR_MIN_ESS. Needs the structure kind (``replay(..., kind=)``)
+Sixth round (README, "Sixth round"; ``borda`` is ``selector.borda``, a rank consensus of two acquisitions):
+  r6_portfolio    the round-6 candidate (``SelectorConfig.portfolio: borda``): 1-D, Borda of the expected gain under
+                  the hierarchical prior mean (round 5's ``hier``) and under the round-3 plug-in mean; D > 1, Borda of
+                  the J-blind expected gain with the monotone gap and the round-3 GP's
+  r6_2d           the round-3 rule in 1-D, the candidate's D > 1 portfolio
+  r6_hybrid       round 5's ``hier`` in 1-D, the candidate's D > 1 portfolio
+  r6_2d_linear / r6_2d_hier  hier in 1-D; D > 1 the portfolio with the linear gap in the blind member / with hier
+                  as the GP member
+  r6_1d_blind / r6_1d_blind_half  1-D: Borda of hier and the J-blind rule (weight 1 / 0.5 on the blind ranks)
+  r6_1d_three     1-D: Borda of hier, the plug-in mean and the round-4 shrunk mean
+  r6_mix_2d       D > 1: the average (not the ranks) of hier's and the J-blind expected gain
+  r6_gap_sd       the gap's uncertainty in the cell std: 1-D, noise / sqrt(rows that observed the offset); D > 1,
+                  noise / sqrt(k) (J-blind in D > 1, hier in 1-D)
+  r6_nugget_0.05 / _0.1  round5 with an extra, unpredictable part of J: std 0.05 / 0.1 added to J's posterior (1-D)
+  r6_true_gap_2d  diagnostic: D > 1 J-blind with the true noise-free gap (round5 in 1-D); needs ``replay(seed=)``
   win_sharpe / win_prob / win_mean  criterion-aware, 1-D (D > 1: round5): under NUM_SAMPLES joint posterior samples of
                   J (round-3 posterior) plus the learned gap and cell noise, each candidate's value after the next pick
                   is compared with Random's exact mean at k + 1 on the same sampled matrix (d = ours - Random); the
@@ -266,6 +281,74 @@ def _score_versus_random(st, mode: str):
     return d.mean(0)
 
 
+def _borda(first, second):
+    from agents.mbtl.selector import borda
+    return borda(np.asarray(first, np.float64), np.asarray(second, np.float64))
+
+
+def _portfolio_2d(st, blind_gap="monotone", gp_prior=None):
+    blind = _score_blind_monotone(st) if blind_gap == "monotone" else _score_blind(st)
+    return _borda(blind, _score_default(st, **(gp_prior or {})))
+
+
+def _portfolio(st, one_d="borda"):
+    if st["u"].shape[1] > 1:
+        return _portfolio_2d(st)
+    hier = _score_default(st, prior_mean_std=0.05)
+    if one_d == "hier":
+        return hier
+    if one_d == "default":
+        return _score_default(st)
+    if one_d == "three":  # three prior means, Borda over all of them
+        scores = (hier, _score_default(st), _score_default(st, prior_weight=2.0))
+        return sum(np.argsort(np.argsort(v)) for v in scores) + 1e-6 * hier / (np.abs(hier).max() + 1e-12)
+    if one_d.startswith("blind"):  # the J-blind rule as the second voter, its ranks weighted
+        w = 0.5 if one_d == "blind_half" else 1.0
+        return np.argsort(np.argsort(hier)) + w * np.argsort(np.argsort(_score_blind(st))) + 1e-6 * hier / (
+            np.abs(hier).max() + 1e-12)
+    return _borda(hier, _score_default(st))
+
+
+def _score_mix_2d(st):
+    hier = _score_default(st, prior_mean_std=0.05)
+    return hier if st["u"].shape[1] == 1 else 0.5 * hier + 0.5 * _score_blind(st)
+
+
+def _score_gap_sd(st):
+    """round5 with the learned gap's own uncertainty added to every cell's std (count-based, see the docstring)."""
+    n, k = st["u"].shape[0], len(st["tr"])
+    if st["u"].shape[1] == 1:
+        mu, sd = posterior(st, prior_mean_std=0.05)
+        off = np.arange(n)[None, :] - np.arange(n)[:, None]  # [cand, target] signed offsets
+        seen = sum(((s + off) >= 0) & ((s + off) < n) for s in st["tr"])  # [N, N] rows that observed the offset
+        sd_gap = st["noise"] / np.sqrt(np.maximum(seen, 0.25))
+    else:
+        mu, sd = np.full(n, st["level"].mean()), np.zeros(n)
+        sd_gap = np.full((n, n), st["noise"] / np.sqrt(k))
+    m = mu[:, None] - st["g"]
+    s = np.sqrt(sd[:, None] ** 2 + st["noise"] ** 2 + sd_gap ** 2 + 1e-8)
+    return (_excess(m - st["best"][None], s) - _excess(m - 1.0, s)).mean(1)
+
+
+def _score_nugget(st, extra):
+    if st["u"].shape[1] > 1:
+        return _score_blind(st)
+    mu, sd = posterior(st, prior_mean_std=0.05)
+    return expected_gain(mu, np.sqrt(sd ** 2 + extra ** 2), st["g"], st["best"], st["noise"])
+
+
+def _score_true_gap_2d(st):
+    if st["u"].shape[1] == 1:
+        return DESIGNS["round5"](st)
+    old = Y.MAX_NOISE
+    Y.MAX_NOISE = 0.0  # the generator draws the same numbers; the cell noise is then scaled by 0
+    try:
+        clean = Y.generate(st["seed"]).m
+    finally:
+        Y.MAX_NOISE = old
+    return _score_blind(st, g=np.diag(clean)[:, None] - clean)
+
+
 def _score_known(st):
     j = np.diag(st["m"])
     return expected_gain(j, np.zeros_like(j), st["g"], st["best"], st["noise"])
@@ -301,6 +384,21 @@ DESIGNS = {
     "gate_all": lambda st: _gated(st, always_gp_1d=False),
     "true_prior": _score_true_prior,
     **{f"win_{mode}": lambda st, mode=mode: _score_versus_random(st, mode) for mode in ("sharpe", "prob", "mean")},
+    "r6_portfolio": _portfolio,
+    "r6_2d": lambda st: _portfolio(st, "default"),
+    "r6_hybrid": lambda st: _portfolio(st, "hier"),
+    "r6_2d_linear": lambda st: (_score_default(st, prior_mean_std=0.05) if st["u"].shape[1] == 1
+                                else _portfolio_2d(st, "linear")),
+    "r6_2d_hier": lambda st: (_score_default(st, prior_mean_std=0.05) if st["u"].shape[1] == 1
+                              else _portfolio_2d(st, gp_prior={"prior_mean_std": 0.05})),
+    "r6_1d_blind": lambda st: _portfolio(st, "blind"),
+    "r6_1d_blind_half": lambda st: _portfolio(st, "blind_half"),
+    "r6_1d_three": lambda st: _portfolio(st, "three"),
+    "r6_mix_2d": _score_mix_2d,
+    "r6_gap_sd": _score_gap_sd,
+    "r6_nugget_0.05": lambda st: _score_nugget(st, 0.05),
+    "r6_nugget_0.1": lambda st: _score_nugget(st, 0.1),
+    "r6_true_gap_2d": _score_true_gap_2d,
     "round5_mono": lambda st: (_score_default(st, prior_mean_std=0.05) if st["u"].shape[1] == 1
                                else _score_blind_monotone(st)),
 }
@@ -318,17 +416,18 @@ def observe(m: np.ndarray, order: list[int], idx: np.ndarray, sizes: np.ndarray)
     return tr, rows, level, g, max(gap.estimate_noise(rows, idx), MIN_NOISE)
 
 
-def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15, kind: str | None = None
-           ) -> tuple[np.ndarray, list[int]]:
+def replay(m: np.ndarray, u: np.ndarray, design: str, k_max: int = 15, kind: str | None = None,
+           seed: int | None = None) -> tuple[np.ndarray, list[int]]:
     """Generalised performance [k_max] and order of ``design`` replayed on matrix m [N, N], contexts u [N, D]
-    (``kind``: the synthetic structure, read only by the true_prior diagnostic)."""
+    (``kind``: the synthetic structure, read only by the true_prior diagnostic; ``seed``: the synthetic seed, read
+    only by the r6_true_gap_2d diagnostic)."""
     score_fn = DESIGNS[design]
     u = np.asarray(u, np.float64)
     idx, sizes = gap.grid_index(u)
     order = [center_index(u)]
     while len(order) < k_max:
         tr, rows, level, g, noise = observe(m, order, idx, sizes)
-        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr), noise=noise, kind=kind)
+        st = dict(m=m, u=u, tr=tr, level=level, g=g, best=rows.max(0), k=len(tr), noise=noise, kind=kind, seed=seed)
         score = np.array(score_fn(st), np.float64)
         score[tr] = -np.inf
         order.append(int(np.argmax(score)))

@@ -134,6 +134,36 @@ def test_blind_j_in_2d_picks_by_the_gap_alone():
         SelectorConfig(j_model_multi_d="magic")
 
 
+def test_borda_portfolio_votes_with_ranks():
+    """portfolio: borda (round 6): the score is the sum of two acquisitions' ranks (ties broken by the first); in 2-D
+    the J-blind member (monotone gap) and the GP member vote, in 1-D the hierarchical-mean and plug-in-mean GPs. A
+    candidate ranked second by both beats one ranked first by one and last by the other."""
+    from agents.mbtl.selector import Selector, borda
+    first, second = np.array([3.0, 2.0, 0.0, 1.0]), np.array([0.0, 2.0, 1.0, 3.0])
+    assert int(np.argmax(borda(first, second))) == 1  # ranks 3+0, 2+2, 0+1, 1+3: a tie 4/4 broken by first
+    np.testing.assert_array_equal(np.argsort(borda(first, second)), [2, 0, 3, 1])
+    axis = np.linspace(0, 1, 5)
+    u = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)  # [25, 2]
+    d = np.abs(u[:, None] - u[None]).sum(-1) / 2
+    m = np.clip(0.8 - 0.6 * d, 0, 1)  # [25, 25]
+    tr = [12, 0]
+    own, best = np.diag(m)[tr], m[tr].max(0)
+    picks = {}
+    for cfg in ("gp", "blind", "borda"):
+        c = SelectorConfig(portfolio="borda") if cfg == "borda" else SelectorConfig(j_model_multi_d=cfg)
+        picks[cfg] = Selector(u, c).select(tr, own, best, jax.random.PRNGKey(0), observed_rows=m[tr])
+    score = picks["borda"][1].score
+    assert np.isinf(score[tr]).all() and (np.sort(score[np.isfinite(score)])[-1] <= 2 * 24 + 1e-5)
+    assert picks["borda"][0] in np.argsort(-picks["gp"][1].score)[:12]  # the consensus is good under both members
+    assert picks["borda"][0] in np.argsort(-picks["blind"][1].score)[:12]
+    one_d = Selector(np.linspace(0, 1, 11)[:, None], SelectorConfig(portfolio="borda"))
+    _, info1 = one_d.select([5], np.array([0.8]), np.full(11, 0.7), jax.random.PRNGKey(0),
+                            observed_rows=np.full((1, 11), 0.7))
+    assert np.isfinite(info1.score).sum() == 10 and info1.score[np.isfinite(info1.score)].max() <= 2 * 10 + 1e-5
+    with pytest.raises(ValueError, match="portfolio"):
+        SelectorConfig(portfolio="hedge")
+
+
 def test_expected_generalised_gain_matches_monte_carlo():
     from agents.mbtl import acquisition
     rng = np.random.default_rng(0)

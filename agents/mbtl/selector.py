@@ -24,6 +24,8 @@ MIN_NOISE = 0.01  # floor of the robust default's estimated observation noise
 AVERAGED_GRID = 12  # hyper-parameter values per axis (length scale, amplitude) of the averaged GP, log-spaced
 ROBUST_MODELS = ("averaged", "fitted")
 J_MODELS_MULTI_D = ("gp", "blind")
+PORTFOLIOS = ("none", "borda")
+PORTFOLIO_MEAN_STD = 0.05  # portfolio borda, 1-D: the std of the hierarchical member's prior mean (round 5's value)
 
 
 @dataclasses.dataclass
@@ -60,6 +62,10 @@ class SelectorConfig:
     j_model_multi_d: str = "gp"  # strategy 'mbtl', averaged, contexts with D > 1: 'gp' (J's averaged GP posterior) or
     #                              'blind' (J = the trained levels' mean everywhere, no J uncertainty: only the learned
     #                              gap and the cell noise pick; README, fifth round: the 2-D GP mean did not track J)
+    portfolio: str = "none"  # strategy 'mbtl', averaged: 'none' (one acquisition) or 'borda' (round 6: a rank consensus,
+    #                          ``borda``, of two expected gains: in 1-D under the GP as configured and under the same
+    #                          GP with a hierarchical prior mean N(prior_level, PORTFOLIO_MEAN_STD^2); in D > 1 under
+    #                          the GP as configured and J-blind with the monotone gap; README, sixth round)
     gp_target: str = "own"  # GP data at a trained x: 'own' = its training performance J(pi_x, x); 'best' = the best
     #                         performance at x right after training it (max with earlier transfers; reference code)
     gp: gp.GPConfig = dataclasses.field(default_factory=gp.GPConfig)  # GP model and fit settings
@@ -69,7 +75,8 @@ class SelectorConfig:
                   ("slope_mode", ("fixed", "estimated")), ("distance", gap.DISTANCES),
                   ("reduction", ("none", "segment")), ("model", ("gp", "constant")),
                   ("gp_target", ("own", "best")), ("gap_2d", ("linear", "monotone")),
-                  ("robust_model", ROBUST_MODELS), ("j_model_multi_d", J_MODELS_MULTI_D))
+                  ("robust_model", ROBUST_MODELS), ("j_model_multi_d", J_MODELS_MULTI_D),
+                  ("portfolio", PORTFOLIOS))
         for field, allowed in checks:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"SelectorConfig.{field}={getattr(self, field)!r}; allowed: {', '.join(allowed)}")
@@ -126,6 +133,14 @@ def _score(params, x_tr, y_tr, mask, u, dist, best, available, beta_k, slope, co
 
 
 _expected_gain = jax.jit(acquisition.expected_generalised_gain)  # one compilation per grid size N
+
+
+def borda(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Rank consensus (Borda count) of two acquisitions' scores, each [N]: the sum of each candidate's ranks (0 =
+    worst), ties broken by ``first``. A portfolio that needs no common scale (two J models give gains of different
+    sizes, so an average of the raw scores would follow the larger one); a candidate wins by being good under both."""
+    rank = np.argsort(np.argsort(first)) + np.argsort(np.argsort(second))  # [N] in 0 .. 2N - 2
+    return rank + 1e-6 * first / max(float(np.abs(first).max()), 1e-12)
 
 
 class Selector:
@@ -190,19 +205,36 @@ class Selector:
         c = float(own_perf.mean())
         noise = max(gap.estimate_noise(rows, self.grid_idx), MIN_NOISE)
         if self.cfg.robust_model == "averaged":
+            hyper = (np.geomspace(*ROBUST_LENGTH_SCALE, AVERAGED_GRID), np.geomspace(*ROBUST_AMPLITUDE, AVERAGED_GRID))
+            level0, data_mean = self.cfg.prior_level, c
+
+            def gain(mu, sd, g):  # [N] expected generalised gain of every candidate
+                return np.array(_expected_gain(
+                    jnp.asarray(mu, jnp.float32), jnp.asarray(sd, jnp.float32), jnp.asarray(g, jnp.float32),
+                    jnp.asarray(best, jnp.float32), np.float32(noise)))
+
+            def hierarchical(mean_std):  # J's posterior around the prior level, its uncertainty integrated out
+                mu, sd = gp.averaged_posterior(grid[tr], own_perf - level0, noise, grid, *hyper,
+                                               mean_var=mean_std ** 2)
+                return mu + level0, sd
+
             if self.u.shape[1] > 1 and self.cfg.j_model_multi_d == "blind":
                 mu, sd = np.full(n, c), np.zeros(n)  # J is not predicted: picks follow the gap and the cell noise
+            elif self.cfg.prior_mean_std > 0:
+                mu, sd = hierarchical(self.cfg.prior_mean_std)
             else:
                 # with 1-3 levels the data mean is just J where the selector started: a low start would look typical
-                w, mean_var, level0 = self.cfg.prior_weight, self.cfg.prior_mean_std ** 2, self.cfg.prior_level
-                c = level0 if mean_var > 0 else (float(own_perf.sum()) + w * level0) / (k + w)
-                hyper = (np.geomspace(*ROBUST_LENGTH_SCALE, AVERAGED_GRID),
-                         np.geomspace(*ROBUST_AMPLITUDE, AVERAGED_GRID))
-                mu, sd = gp.averaged_posterior(grid[tr], own_perf - c, noise, grid, *hyper, mean_var=mean_var)
+                w = self.cfg.prior_weight
+                c = (float(own_perf.sum()) + w * level0) / (k + w)
+                mu, sd = gp.averaged_posterior(grid[tr], own_perf - c, noise, grid, *hyper)
                 mu = mu + c
-            score = np.array(_expected_gain(
-                jnp.asarray(mu, jnp.float32), jnp.asarray(sd, jnp.float32), jnp.asarray(g, jnp.float32),
-                jnp.asarray(best, jnp.float32), np.float32(noise)))
+            score = gain(mu, sd, g)
+            if self.cfg.portfolio == "borda":  # round 6: a second J model votes with its ranks
+                if self.u.shape[1] == 1:
+                    score = borda(gain(*hierarchical(PORTFOLIO_MEAN_STD), g), score)
+                else:  # J-blind with the monotone gap (J is barely predictable on 2-D grids at these budgets)
+                    g_mono = g if shape else gap.empirical_gap(rows, tr, self.grid_idx, self.grid_sizes, level, True)
+                    score = borda(gain(np.full(n, data_mean), np.zeros(n), g_mono), score)
             score[~available] = -np.inf
             return int(np.argmax(score)), StepInfo(mu, sd, score, float("nan"), float("nan"))
         x_tr, y_tr, mask = gp.pad_training_set(grid[tr], own_perf - c)
