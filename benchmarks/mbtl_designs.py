@@ -1,9 +1,10 @@
-"""Round-4 selector designs for issue 15 (measured on tuning seeds only).
+"""Selector designs of issue 15, rounds 4-6 (measured on tuning seeds only).
 
 Each design scores every candidate source after the trained set's rows are observed; the replay loop
 (``replay``) is the default selector's (centre first, learned gap, denoised levels, estimated cell noise) with only
-the scoring changed: ``default`` reproduces ``strategy: mbtl`` with ``prior_weight: 0`` (round 3) and ``prior_shrunk``
-``prior_weight: 2`` (the round-4 candidate, not adopted) (numpy float64 instead of the jitted float32 acquisition). ``bench_mbtl.py designs --design NAME`` runs one of them.
+the scoring changed: ``default`` reproduces ``strategy: mbtl`` with ``portfolio: none`` (the round-3 rule),
+``r6_portfolio`` the round-6 default (``portfolio: borda``) and ``prior_shrunk`` ``prior_weight: 2`` (the round-4
+candidate, not adopted) (numpy float64 instead of the jitted float32 acquisition). ``bench_mbtl.py designs --design NAME`` runs one of them.
 
 Designs (README, "Fourth round"):
   default         the round-3 rule: averaged-GP posterior of J around the levels' mean + expected generalised gain
