@@ -361,7 +361,7 @@ def test_inverse_dynamics_loss_is_off_by_default_and_trains_the_encoder_when_on(
     batch.terminated[0, 1] = True
     batch.seg[0, 2:] = 1  # the next episode starts after the termination
     stage = jnp.int32(0)
-    terms = loss_fn(params, params, batch, stage, model, cfg)[1]["terms"]
+    terms = jax.jit(lambda p: loss_fn(p, p, batch, stage, model, cfg)[1]["terms"])(params)  # jit: eager is slow
     z = model.apply({"params": params}, batch.obs[:, :4], method=WorldModel.encode)  # [B, T+1, D]
     logits = model.apply({"params": params}, z[:, :3], z[:, 1:], method=WorldModel.inverse)  # [B, T, A]
     ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), batch.action[:, :3, None], -1)[..., 0]
@@ -370,7 +370,7 @@ def test_inverse_dynamics_loss_is_off_by_default_and_trains_the_encoder_when_on(
     np.testing.assert_allclose(terms["inverse"], jnp.sum(ce * mask) / mask.sum(), rtol=1e-5)
     only_inverse = dataclasses.replace(cfg, w_latent=0.0, w_reward=0.0, w_value=0.0, w_policy=0.0, w_entropy=0.0,
                                        load_balance_coef=0.0)
-    grads = jax.grad(lambda p: loss_fn(p, p, batch, stage, model, only_inverse)[0])(params)
+    grads = jax.jit(jax.grad(lambda p: loss_fn(p, p, batch, stage, model, only_inverse)[0]))(params)
     norm = lambda tree: float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree_util.tree_leaves(tree)))
     assert norm(grads["encoder"]) > 0 and norm(grads["inverse_out"]) > 0
     assert norm(grads["transformer"]) == 0.0  # the inverse head reads the encoder's latents only
