@@ -1,6 +1,6 @@
 """Probe a finished CPU-Atari ScaleZero run (its final checkpoint): does the world model separate actions?
 
-Usage: python benchmarks/scalezero_atari_probe.py RUN_DIR. Prints, over replay windows with a full context, the
+Usage: python benchmarks/scalezero_atari_probe.py RUN_DIR [--actions]. Prints, over replay windows with a full context, the
 next-latent error of the taken action, the spread of the predicted next latents over the actions, the true one-step
 latent change, and the range of the one-step Q over actions against the SD of the state value (README, ScaleZero)."""
 import sys
@@ -18,7 +18,8 @@ from agents.scalezero.world_model import WorldModel
 from agents.scalezero.transforms import logits_to_value
 
 import sys
-run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/sz_asterix/asterix-v3-s0")
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+run = Path(args[0] if args else "runs/sz_asterix/asterix-v3-s0")
 cfg = load_config(str(run / "config.yaml"))
 tr = ScaleZeroTrainer(cfg, None)
 tmpl = tr.init(jax.random.PRNGKey(0))
@@ -52,4 +53,16 @@ print("next-latent: error of the taken action %.3f, spread over actions %.3f, tr
 print("Q over actions: mean range (max-min) %.4f, state value SD %.3f, mean value %.3f" % ((qs.max(1) - qs.min(1)).mean(), v0.std(), v0.mean()))
 # does the encoder see the action's effect at all? latent change after different actions from similar states
 print("prior entropy", float(-(jax.nn.softmax(pol) * jax.nn.log_softmax(pol)).sum(-1).mean()))
+if "--actions" in sys.argv:  # which actions does the greedy evaluation take?
+    counts = np.zeros(tr.dims.num_actions, np.int64)
+    search = tr._search_windows
+
+    def counted(*a, **k):
+        out = search(*a, **k)
+        np.add.at(counts, np.asarray(out.action), 1)
+        return out
+
+    tr._search_windows = counted
+    r = tr.evaluate(st, 8, jax.random.PRNGKey(5))
+    print("greedy eval (8 games, key 5): mean %.1f; action counts %s" % (r["return_mean"], counts.tolist()))
 tr.close()

@@ -345,3 +345,32 @@ def test_absorbing_terminal_trains_zero_value_and_reward_after_a_termination():
     np.testing.assert_allclose(on["value"], jnp.mean(ce(out.value_logits, target)), rtol=1e-5)
     np.testing.assert_allclose(on["reward"], jnp.mean(ce(out.reward_logits, target)), rtol=1e-5)
     np.testing.assert_allclose(off["value"], jnp.mean(ce(out.value_logits, target)[:, 0]), rtol=1e-5)  # row 0 only
+
+
+def test_inverse_dynamics_loss_is_off_by_default_and_trains_the_encoder_when_on():
+    """scalezero.w_inverse: 0 (default) adds no parameters and no loss term; > 0 adds the head, a loss term equal to
+    the CE of inverse(z_t, z_t+1) against a_t over rows whose next frame is in the episode (row 1 of sequence 0 is
+    cut by a termination), and its gradient reaches the encoder."""
+    _, model_off = _tiny_model(dps=False)
+    cfg, model = _tiny_model(dps=False, w_inverse=1.0)
+    assert not any("inverse" in k for k in init_params(model_off, jax.random.PRNGKey(0)))
+    params = init_params(model, jax.random.PRNGKey(0))
+    assert {"inverse_hidden", "inverse_out"} <= set(params)
+    batch = _batch(model, cfg)
+    batch = batch._replace(terminated=batch.terminated.copy(), seg=batch.seg.copy())
+    batch.terminated[0, 1] = True
+    batch.seg[0, 2:] = 1  # the next episode starts after the termination
+    stage = jnp.int32(0)
+    terms = jax.jit(lambda p: loss_fn(p, p, batch, stage, model, cfg)[1]["terms"])(params)  # jit: eager is slow
+    z = model.apply({"params": params}, batch.obs[:, :4], method=WorldModel.encode)  # [B, T+1, D]
+    logits = model.apply({"params": params}, z[:, :3], z[:, 1:], method=WorldModel.inverse)  # [B, T, A]
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), batch.action[:, :3, None], -1)[..., 0]
+    mask = np.ones((4, 3), bool)
+    mask[0, 1:] = False  # the termination at row 1 cuts rows 1.. of sequence 0 (next frame in another episode)
+    np.testing.assert_allclose(terms["inverse"], jnp.sum(ce * mask) / mask.sum(), rtol=1e-5)
+    only_inverse = dataclasses.replace(cfg, w_latent=0.0, w_reward=0.0, w_value=0.0, w_policy=0.0, w_entropy=0.0,
+                                       load_balance_coef=0.0)
+    grads = jax.jit(jax.grad(lambda p: loss_fn(p, p, batch, stage, model, only_inverse)[0]))(params)
+    norm = lambda tree: float(sum(jnp.sum(jnp.abs(x)) for x in jax.tree_util.tree_leaves(tree)))
+    assert norm(grads["encoder"]) > 0 and norm(grads["inverse_out"]) > 0
+    assert norm(grads["transformer"]) == 0.0  # the inverse head reads the encoder's latents only

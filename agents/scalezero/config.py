@@ -94,6 +94,11 @@ class ScaleZeroConfig:
     w_value: float = 0.5  # value CE weight (ref 0.5)
     w_policy: float = 1.0  # policy CE weight (ref 1)
     w_entropy: float = 1e-3  # policy entropy bonus (ref 1e-4 .. 5e-3)
+    w_inverse: float = 0.0  # inverse-dynamics auxiliary loss (not in the reference; 0 = off, no extra parameters):
+    # CE of an MLP head on the online latents (z_t, z_t+1) against the action a_t, discrete actions only. It makes
+    # the encoder keep what the agent controls (e.g. the player sprite on Atari), which the latent-consistency loss
+    # alone lets collapse: on random Asterix frames the encoder's frame-to-frame change shrank 10x in 100 updates
+    # and the dynamics ignored the action (benchmarks/scalezero_atari_pilot.py)
     # ---------------- training loop ----------------
     collect_steps: int = 8  # env steps per env per train_step
     updates_per_iter: int = 4  # learner updates per train_step
@@ -138,6 +143,8 @@ def validate(cfg: ScaleZeroConfig) -> None:
     for name in ("reanalyse_batch", "solve_eval_episodes", "train_return_window"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"scalezero.{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.w_inverse < 0:
+        raise ValueError(f"scalezero.w_inverse must be >= 0 (0 = off), got {cfg.w_inverse}")
     if cfg.load_balance_coef < 0:
         raise ValueError(f"scalezero.load_balance_coef must be >= 0, got {cfg.load_balance_coef}")
     if cfg.dps and cfg.num_stages < 2:

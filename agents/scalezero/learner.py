@@ -164,7 +164,11 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     seg = jnp.where(absorb, 0, batch.seg[:, :t])
     value_target = jnp.where(absorb, 0.0, value_target)
     # --- online network over the first T steps ---
-    z = apply(params, batch.obs[:, :t], method=WorldModel.encode)  # [B, T, D]
+    if model.has_inverse:  # one more frame: the inverse head reads (z_t, z_t+1) of the online encoder
+        z_all = apply(params, batch.obs[:, :t + 1], method=WorldModel.encode)  # [B, T+1, D]
+        z = z_all[:, :t]
+    else:
+        z = apply(params, batch.obs[:, :t], method=WorldModel.encode)  # [B, T, D]
     out, inter = apply(params, z, batch.action[:, :t], seg, batch.task, stage, g,
                        method=WorldModel.sequence, mutable=["intermediates"])
     m_next = m & valid[:, 1:t + 1] & ~batch.terminated[:, :t] & ~batch.truncated[:, :t]
@@ -180,9 +184,16 @@ def loss_fn(params, target_params, batch, stage, model: WorldModel, cfg: ScaleZe
     terms = {"latent": masked_mean(l_latent, m_next, w), "reward": masked_mean(l_reward, m_reward, w),
              "value": masked_mean(l_value, m_value, w), "policy": masked_mean(l_policy, m, w),
              "entropy": masked_mean(entropy, m, w)}
+    if model.has_inverse:  # a_t from (z_t, z_t+1) on the rows whose next frame is in the same episode
+        inv_logits = apply(params, z_all[:, :t], z_all[:, 1:], method=WorldModel.inverse)  # [B, T, A]
+        l_inv = -jnp.take_along_axis(jax.nn.log_softmax(inv_logits), batch.action[:, :t, None], -1)[..., 0]
+        terms["inverse"] = masked_mean(l_inv, m_next, w)
+        terms["inverse_acc"] = masked_mean((jnp.argmax(inv_logits, -1) == batch.action[:, :t]).astype(jnp.float32),
+                                           m_next)
+        per_step = per_step + cfg.w_inverse * l_inv * m_next
     loss = (cfg.w_latent * terms["latent"] + cfg.w_reward * terms["reward"] + cfg.w_value * terms["value"]
             + cfg.w_policy * terms["policy"] - cfg.w_entropy * terms["entropy"]
-            + cfg.load_balance_coef * out.lb_loss)
+            + cfg.load_balance_coef * out.lb_loss + cfg.w_inverse * terms.get("inverse", 0.0))
     per_task = jnp.sum(per_step.reshape(g, -1), 1) / jnp.maximum(jnp.sum(m.reshape(g, -1), 1), 1.0)  # [G]
     pred_v0 = logits_to_value(out.value_logits[:, 0], cfg.support_max)
     aux = {"terms": terms, "per_slot_loss": per_task, "load": out.load, "lb_loss": out.lb_loss,

@@ -140,6 +140,17 @@ class WorldModel(nn.Module):
         self.policy_head = TaskHead(d.num_tasks, hid, d.policy_dim, zero_init=True)
         self.latent_head = TaskHead(d.num_tasks, hid, c.latent_dim)
         self.latent_out_norm = LatentNorm(c.latent_norm, c.simnorm_group)
+        if self.has_inverse:  # created only when used: other configs keep their parameter tree
+            self.inverse_hidden = nn.Dense(hid, name="inverse_hidden")
+            self.inverse_out = nn.Dense(d.num_actions, name="inverse_out")
+
+    @property
+    def has_inverse(self) -> bool:
+        return self.cfg.w_inverse > 0 and not self.dims.continuous
+
+    def inverse(self, z, z_next):
+        """Inverse dynamics: ``z, z_next [..., D] -> action logits [..., A]`` (scalezero.w_inverse > 0 only)."""
+        return self.inverse_out(nn.gelu(self.inverse_hidden(jnp.concatenate([z, z_next], -1))))
 
     def encode(self, obs):
         """``obs [..., *obs_shape] -> z [..., D]``."""
@@ -235,8 +246,12 @@ class WorldModel(nn.Module):
         return self._head_at(self.value_head, h, task), self._head_at(self.policy_head, h, task), cache
 
     def __call__(self, obs, actions, seg, task, stage):
-        """Initialisation entry: encode ``obs [B, S, *obs_shape]`` then ``sequence`` with G = B."""
-        return self.sequence(self.encode(obs), actions, seg, task, stage, groups=obs.shape[0])
+        """Initialisation entry: encode ``obs [B, S, *obs_shape]`` then ``sequence`` with G = B (and the inverse head
+        on consecutive latents when it exists, so that init creates its parameters)."""
+        z = self.encode(obs)
+        if self.has_inverse:
+            self.inverse(z[:, :-1], z[:, 1:])
+        return self.sequence(z, actions, seg, task, stage, groups=obs.shape[0])
 
 
 def apply_fn(model: WorldModel) -> Callable:
