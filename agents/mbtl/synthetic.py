@@ -24,6 +24,11 @@ Kinds (what differs):
 Sizes: 1-D N ~ {20, 30, 40, 50, 60, 80, 100}; 2-D a side x side grid with side ~ {5, 6, 7, 8, 10} (N 25-100), the
 distance is L1 in normalised coordinates divided by D (so both dimensions reach 1 at the far corner).
 
+``generate(seed)`` is ``assemble(draw(seed))``: ``draw`` makes the random draws (always in the same order, so a seed
+names the same matrix as before round 7) and ``assemble(latents, j)`` builds the matrix from them with any J. Row s
+depends on J only through J(s) in every structure, so a selector that has trained sources a, b cannot tell apart
+matrices that share the latents and J(a), J(b) (round 7, ``benchmarks/mbtl_limit.py``).
+
 ``TUNING_SEEDS`` are the ones a selector may be tuned on; ``HELD_OUT_SEEDS`` are reported, never tuned on.
 ``EXTRA_TUNING_SEEDS`` (100-299) may be tuned on as well: with 100 matrices a design's count of wins moves by about
 +-5 between seed sets (one matrix in three is a coin flip), so comparing designs on 300 seeds before the one held-out
