@@ -276,7 +276,7 @@ def bench_designs(args) -> dict:
 
 def bench_limit(args) -> dict:
     """Seventh round: k = 3 indistinguishability certificates (benchmarks/mbtl_limit.py) on tuning seeds with
-    N <= --max-n, and the repository's selectors played against each certified seed's adversary."""
+    --min-n <= N <= --max-n, and the repository's selectors played against each certified seed's adversary."""
     import sys
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import jax
@@ -294,7 +294,7 @@ def bench_limit(args) -> dict:
     rows, plays = [], []
     selectors = {"default (borda)": SelectorConfig(), "round-3 rule (portfolio none)": SelectorConfig(portfolio="none")}
     for seed in seeds:
-        if Y.generate(seed).m.shape[0] > args.max_n:
+        if not args.min_n <= Y.generate(seed).m.shape[0] <= args.max_n:
             continue
         g = L.game(seed, args.pool)
         row = {k: v for k, v in g.items() if not k.startswith("_")}
@@ -317,7 +317,7 @@ def bench_limit(args) -> dict:
             s["margins"].append(r["game_margin"])
     for s in summary.values():
         s["median_game_margin"] = round(float(np.median(s.pop("margins"))), 4)
-    out = {"seeds": args.seeds, "max_n": args.max_n, "pool": args.pool, "values": list(L.VALUES),
+    out = {"seeds": args.seeds, "min_n": args.min_n, "max_n": args.max_n, "pool": args.pool, "values": list(L.VALUES),
            "matrices": len(rows), "per_structure": summary,
            "plays_same_picks": int(sum(p["picks_shown_rows"] == p["picks_on_variant"] for p in plays)),
            "plays": len(plays),
@@ -400,6 +400,7 @@ def main() -> None:
     lim.add_argument("--seeds", choices=("tuning", "extra_tuning", "all_tuning"), default="all_tuning")
     lim.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
     lim.add_argument("--max-n", type=int, default=25, help="only matrices with N <= MAX_N (cost ~ N^4)")
+    lim.add_argument("--min-n", type=int, default=0, help="only matrices with N >= MIN_N")
     lim.add_argument("--pool", type=int, default=4000, help="random J shapes drawn per matrix")
     lim.add_argument("--play", action="store_true", help="play the default and the round-3 rule on each certified "
                                                          "seed's adversary")
