@@ -5,21 +5,24 @@ A selector's third pick can depend only on what it has seen: the rows of its fir
 matrices that share a seed's latents (grid, structure, gap parameters, cell-noise draws) and its J at two sources
 a, b have identical rows a and b, whatever J does elsewhere. A selector that trained a and b cannot tell them apart.
 
-The *certificate* for a base matrix M0 = ``synthetic.generate(seed)``: for every pair {a, b} and every third pick c,
-a *variant* M' that
-  - has rows a and b identical to M0's (checked bit for bit);
-  - is the generator's own formula with the seed's latents and another J profile J' from the generator's prior
-    (a fresh ``synthetic._shape``, rescaled to [lo', hi'] with lo' in LO_RANGE and hi' in HI_RANGE; for bumps/dips
-    fresh bumps and dips added and the clip applied), solved so that J'(a) = J0(a) and J'(b) = J0(b): two linear
-    equations in (lo', hi'), accepted only if both land inside the generator's ranges;
-  - on which the set {a, b, c} is more than ``MARGIN`` below Random's exact mean at k = 3.
-If every (pair, c) has one, then every deterministic selector is more than 0.02 behind Random at k = 3 on one of
-these variants: run it on M0; call its first three picks a, b, c (a repeat pick only lowers its score); on the
-variant for (a, b, c) it sees the same rows a and b, so it makes the same picks, and loses by more than MARGIN.
+A *variant* of seed's latents for a pair {a, b} with shown values J(a) = ja, J(b) = jb is the generator's own
+formula (``synthetic.assemble``) with the seed's latents and another J profile J' from the generator's prior: a
+fresh ``synthetic._shape`` rescaled to [lo', hi'] (for bumps/dips with fresh bumps and dips and the clip), where
+(lo', hi') solve J'(a) = ja, J'(b) = jb (two linear equations) and are kept only inside LO_RANGE and HI_RANGE.
+Rows a and b are then the same on every variant (checked bit for bit).
 
-``certificate(seed)`` returns the margin per pair: min over c of the largest deficit any variant gives, i.e. how
-far behind Random the best third pick can be forced. ``pool`` variants are drawn per base matrix (random J shapes);
-a failed certificate says only that this pool found none, not that none exists.
+``game(seed)``, the certificate: for each first pick s1 the adversary chooses the J(s1) the selector is shown (from
+VALUES), for each second pick s2 the J(s2); it needs, for every third pick c, a variant with those rows on which
+{s1, s2, c} is more than ``MARGIN`` below Random's exact k = 3 mean. If it has one everywhere, every deterministic
+selector that sees only its trained rows loses by more than MARGIN on one of the variants: shown J(s1), then J(s2)
+along its own picks, it picks some c; the variant for (s1, s2, c) has exactly the rows it saw, so on that variant it
+makes the same three picks. A repeated pick only lowers its score. This holds even for a selector told the seed's
+latents, since all variants share them.
+``anchored(seed)``: the same per pair, but the shown rows are those of ``generate(seed)`` itself (J0(a), J0(b)).
+``play``: a repository selector run against the adversary and then replayed on the variant that defeats it.
+
+The pool of J shapes per seed is finite (``pool_size``) and the shown values are few, so a seed that is not
+certified only says this search found no certificate, not that none exists.
 """
 from __future__ import annotations
 
