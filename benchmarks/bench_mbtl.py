@@ -274,6 +274,61 @@ def bench_designs(args) -> dict:
     return out
 
 
+def bench_limit(args) -> dict:
+    """Seventh round: k = 3 indistinguishability certificates (benchmarks/mbtl_limit.py) on tuning seeds with
+    --min-n <= N <= --max-n, and the repository's selectors played against each certified seed's adversary."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import jax
+    import mbtl_limit as L
+
+    from agents.mbtl import synthetic as Y
+    from agents.mbtl.selector import SelectorConfig
+    seeds = {"tuning": Y.TUNING_SEEDS, "extra_tuning": Y.EXTRA_TUNING_SEEDS,
+             "all_tuning": Y.TUNING_SEEDS + Y.EXTRA_TUNING_SEEDS}[args.seeds]
+    seeds = seeds[:args.limit] if args.limit else seeds
+    if args.seed_list:  # a subset of the chosen tuning seeds (e.g. the certified ones, for --perturb)
+        pick = {int(x) for x in args.seed_list.split(",")}
+        seeds = tuple(s for s in seeds if s in pick)
+    t0 = time.perf_counter()
+    rows, plays = [], []
+    selectors = {"default (borda)": SelectorConfig(), "round-3 rule (portfolio none)": SelectorConfig(portfolio="none")}
+    for seed in seeds:
+        if not args.min_n <= Y.generate(seed).m.shape[0] <= args.max_n:
+            continue
+        g = L.game(seed, args.pool)
+        row = {k: v for k, v in g.items() if not k.startswith("_")}
+        an = L.anchored(seed, args.pool)
+        row["anchored_pairs_certified"] = f"{an['pairs_certified']}/{an['pairs']}"
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if args.play and g["certified"]:
+            for name, cfg in selectors.items():
+                p = L.play(g, cfg, jax.random.PRNGKey(seed), perturb=args.perturb)
+                plays.append({"seed": seed, "selector": name, **p})
+                print(json.dumps(plays[-1]), flush=True)
+    summary: dict[str, dict] = {}
+    for r in rows:
+        for label in (f"{r['kind']}/{r['dim']}d", "all"):
+            s = summary.setdefault(label, {"matrices": 0, "certified": 0, "centre_certified": 0, "margins": []})
+            s["matrices"] += 1
+            s["certified"] += r["certified"]
+            s["centre_certified"] += r["centre_margin"] > L.MARGIN
+            s["margins"].append(r["game_margin"])
+    for s in summary.values():
+        s["median_game_margin"] = round(float(np.median(s.pop("margins"))), 4)
+    out = {"seeds": args.seeds, "min_n": args.min_n, "max_n": args.max_n, "pool": args.pool, "values": list(L.VALUES),
+           "matrices": len(rows), "per_structure": summary,
+           "plays_same_picks": int(sum(p["picks_shown_rows"] == p["picks_on_variant"] for p in plays)),
+           "plays": len(plays),
+           **({"plays_perturbed_same_picks": sum(int(p["perturbed_same_picks"].split("/")[0]) for p in plays),
+               "plays_perturbed_behind_k3": sum(int(p["perturbed_behind_k3"].split("/")[0]) for p in plays),
+               "perturbations": args.perturb * len(plays)} if args.perturb else {}),
+           "plays_behind_by_more_than_0.02_at_k3": int(sum(p["gap_to_random_k3_15"][0] < -L.MARGIN for p in plays)),
+           "seconds": time.perf_counter() - t0, "load_average": os.getloadavg()}
+    return out
+
+
 def bench_matrix(args) -> dict:
     import jax
 
@@ -340,13 +395,24 @@ def main() -> None:
     des.add_argument("--seeds", choices=("tuning", "extra_tuning", "all_tuning"), default="all_tuning")
     des.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
     des.add_argument("--diagnose", action="store_true", help="add the k = 3 loss diagnosis (slow: N^2 pairs)")
+    lim = sub.add_parser("limit", help="seventh round: k = 3 certificates that no selector keeps within 0.02 of "
+                                       "Random (benchmarks/mbtl_limit.py), tuning seeds only")
+    lim.add_argument("--seeds", choices=("tuning", "extra_tuning", "all_tuning"), default="all_tuning")
+    lim.add_argument("--limit", type=int, default=0, help="first LIMIT seeds only (0: all)")
+    lim.add_argument("--max-n", type=int, default=25, help="only matrices with N <= MAX_N (cost ~ N^4)")
+    lim.add_argument("--min-n", type=int, default=0, help="only matrices with N >= MIN_N")
+    lim.add_argument("--pool", type=int, default=4000, help="random J shapes drawn per matrix")
+    lim.add_argument("--play", action="store_true", help="play the default and the round-3 rule on each certified "
+                                                         "seed's adversary")
+    lim.add_argument("--seed-list", default="", help="comma-separated seeds (must be in --seeds)")
+    lim.add_argument("--perturb", type=int, default=0, help="with --play: nearby family members tried per play")
     mtx = sub.add_parser("matrix")
     mtx.add_argument("--steps", type=int, default=100_000)
     mtx.add_argument("--eval-episodes", type=int, default=10)
     mtx.add_argument("--chunks", type=int, default=1)
     mtx.add_argument("--seeds", type=int, default=3)
     args = p.parse_args()
-    out = {"select": bench_select, "family": bench_family, "designs": bench_designs,
+    out = {"select": bench_select, "family": bench_family, "designs": bench_designs, "limit": bench_limit,
            "matrix": bench_matrix}[args.what](args)
     print(json.dumps(out, indent=1))
 

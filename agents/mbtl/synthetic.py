@@ -24,6 +24,11 @@ Kinds (what differs):
 Sizes: 1-D N ~ {20, 30, 40, 50, 60, 80, 100}; 2-D a side x side grid with side ~ {5, 6, 7, 8, 10} (N 25-100), the
 distance is L1 in normalised coordinates divided by D (so both dimensions reach 1 at the far corner).
 
+``generate(seed)`` is ``assemble(draw(seed))``: ``draw`` makes the random draws (always in the same order, so a seed
+names the same matrix as before round 7) and ``assemble(latents, j)`` builds the matrix from them with any J. Row s
+depends on J only through J(s) in every structure, so a selector that has trained sources a, b cannot tell apart
+matrices that share the latents and J(a), J(b) (round 7, ``benchmarks/mbtl_limit.py``).
+
 ``TUNING_SEEDS`` are the ones a selector may be tuned on; ``HELD_OUT_SEEDS`` are reported, never tuned on.
 ``EXTRA_TUNING_SEEDS`` (100-299) may be tuned on as well: with 100 matrices a design's count of wins moves by about
 +-5 between seed sets (one matrix in three is a coin flip), so comparing designs on 300 seeds before the one held-out
@@ -46,6 +51,9 @@ EXTRA_TUNING_SEEDS = tuple(range(100, 300))
 SIZES_1D = (20, 30, 40, 50, 60, 80, 100)
 SIDES_2D = (5, 6, 7, 8, 10)
 MAX_NOISE = 0.15
+LO_RANGE = (0.45, 0.75)  # J's lower end lo ~ U(LO_RANGE)
+HI_RANGE = (0.85, 1.0)  # J's upper end hi ~ U(HI_RANGE)
+J_CLIP = (0.1, 1.0)  # bumps/dips: J is clipped to this range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,60 +86,104 @@ def _grid(rng: np.random.Generator, dim: int) -> np.ndarray:
     return np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
 
 
-def _profile(rng: np.random.Generator, u: np.ndarray) -> np.ndarray:
-    """[N] smooth training performance: 3 random low-frequency cosines, rescaled to [lo, hi]."""
+def _shape(rng: np.random.Generator, u: np.ndarray) -> np.ndarray:
+    """[N] a smooth random shape in [0, 1] (min 0, max 1): 3 random low-frequency cosines, min-max normalised."""
     f = np.zeros(u.shape[0])
     for _ in range(3):
         freq = rng.uniform(0.5, 3.0, u.shape[1])
         f += rng.uniform(0.3, 1.0) * np.cos(2 * np.pi * (u @ freq) + rng.uniform(0, 2 * np.pi))
-    f = (f - f.min()) / max(f.max() - f.min(), 1e-9)
-    lo, hi = rng.uniform(0.45, 0.75), rng.uniform(0.85, 1.0)
+    return (f - f.min()) / max(f.max() - f.min(), 1e-9)
+
+
+def _profile(rng: np.random.Generator, u: np.ndarray) -> np.ndarray:
+    """[N] smooth training performance: a random shape (``_shape``) rescaled to [lo, hi]."""
+    f = _shape(rng, u)
+    lo, hi = rng.uniform(LO_RANGE[0], LO_RANGE[1]), rng.uniform(HI_RANGE[0], HI_RANGE[1])
     return lo + (hi - lo) * f
 
 
-def _bumps(rng: np.random.Generator, u: np.ndarray, j: np.ndarray) -> np.ndarray:
+def _bump_terms(rng: np.random.Generator, u: np.ndarray) -> list[np.ndarray]:
+    """1-3 Gaussian bumps, then 1-3 dips, each a [N] term to add to J."""
+    terms = []
     for sign in (+1.0, -1.0):
         for _ in range(int(rng.integers(1, 4))):
             c, w = rng.uniform(0, 1, u.shape[1]), rng.uniform(0.03, 0.12)
             amp = rng.uniform(0.2, 0.4) if sign > 0 else rng.uniform(0.3, 0.7)
-            j = j + sign * amp * np.exp(-((u - c) ** 2).sum(1) / (2 * w * w))
-    return np.clip(j, 0.1, 1.0)
+            terms.append(sign * amp * np.exp(-((u - c) ** 2).sum(1) / (2 * w * w)))
+    return terms
 
 
-def generate(seed: int) -> SyntheticMatrix:
-    """The family's matrix number ``seed`` (see module docstring)."""
+def _bumps(rng: np.random.Generator, u: np.ndarray, j: np.ndarray) -> np.ndarray:
+    for term in _bump_terms(rng, u):
+        j = j + term
+    return np.clip(j, J_CLIP[0], J_CLIP[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Latents:
+    """Everything ``generate`` draws for one seed. The matrix is ``assemble(latents, j)``: row s depends on J only
+    through J(s), so two matrices with the same latents and the same J at some sources have identical rows there."""
+
+    seed: int
+    kind: str
+    u: np.ndarray  # [N, D] normalised context coordinates (float64)
+    j: np.ndarray  # [N] training performance J (bumps and dips included)
+    gap: dict  # the kind's transfer parameters: slope (linear kinds and per-target difficulty), width (sharp
+    #            specialist), pos / neg [D] (asymmetric), difficulty [N] (per-target difficulty)
+    noise: float  # cell noise std
+    z: np.ndarray  # [N, N] standard normal cell noise draws
+
+
+def draw(seed: int) -> Latents:
+    """The latents of the family's matrix number ``seed`` (the same random draws, in the same order, as always)."""
     rng = np.random.default_rng(seed)
     kind, dim = kind_of(seed), dim_of(seed)
     u = _grid(rng, dim)  # [N, D]
     j = _profile(rng, u)  # [N]
-    off = u[None, :, :] - u[:, None, :]  # [S, T, D] signed offset target - source
-    dist = np.abs(off).sum(-1) / dim  # [S, T]
     if kind == "smooth_generalist":
-        gap = rng.uniform(0.15, 0.8) * dist
+        gap = {"slope": rng.uniform(0.15, 0.8)}
     elif kind == "sharp_specialist":
-        w = rng.uniform(0.015, 0.08)
-        gap = j[:, None] * (1.0 - np.exp(-dist ** 2 / (2 * w * w)))
+        gap = {"width": rng.uniform(0.015, 0.08)}
     elif kind == "asymmetric":
         shallow = rng.uniform(0.2, 1.0, dim)
         steep = shallow * rng.uniform(3.0, 10.0, dim)
         right_shallow = rng.random(dim) < 0.5  # per axis: does the source generalise further to larger values?
-        pos = np.where(right_shallow, shallow, steep)  # slope for offsets > 0
-        neg = np.where(right_shallow, steep, shallow)
-        gap = (np.maximum(off, 0) * pos + np.maximum(-off, 0) * neg).sum(-1) / dim
+        gap = {"pos": np.where(right_shallow, shallow, steep),  # slope for offsets > 0
+               "neg": np.where(right_shallow, steep, shallow)}
     elif kind == "bumps_dips":
         j = _bumps(rng, u, j)
-        gap = rng.uniform(0.3, 1.5) * dist
+        gap = {"slope": rng.uniform(0.3, 1.5)}
     else:  # target_difficulty
-        slope = rng.uniform(1.0, 6.0)
-        difficulty = 0.4 + 0.6 * _profile(rng, u)  # [T] in [0.4 + 0.6 lo, 1]
-        gap = None
+        gap = {"slope": rng.uniform(1.0, 6.0), "difficulty": 0.4 + 0.6 * _profile(rng, u)}  # [T] in [0.4 + 0.6 lo, 1]
     noise = float(rng.uniform(0.0, MAX_NOISE))
-    if gap is None:
-        clean = j[:, None] * np.exp(-slope * dist) * difficulty[None, :] / difficulty.max()
-    else:
-        clean = j[:, None] - gap
-    m = np.clip(clean + noise * rng.standard_normal(clean.shape), 0.0, 1.0)
-    return SyntheticMatrix(seed, kind, m, u.astype(np.float32), noise)
+    z = rng.standard_normal((u.shape[0], u.shape[0]))
+    return Latents(seed, kind, u, j, gap, noise, z)
+
+
+def assemble(lat: Latents, j: np.ndarray | None = None) -> np.ndarray:
+    """[..., N, N] the transfer matrix of ``lat`` with training performance ``j`` [..., N] (default: the drawn one;
+    a batch of profiles gives a batch of matrices)."""
+    j = (lat.j if j is None else np.asarray(j, np.float64))[..., :, None]  # [..., S, 1]
+    u, dim = lat.u, lat.u.shape[1]
+    off = u[None, :, :] - u[:, None, :]  # [S, T, D] signed offset target - source
+    dist = np.abs(off).sum(-1) / dim  # [S, T]
+    if lat.kind == "sharp_specialist":
+        w = lat.gap["width"]
+        clean = j - j * (1.0 - np.exp(-dist ** 2 / (2 * w * w)))
+    elif lat.kind == "asymmetric":
+        clean = j - (np.maximum(off, 0) * lat.gap["pos"] + np.maximum(-off, 0) * lat.gap["neg"]).sum(-1) / dim
+    elif lat.kind == "target_difficulty":
+        difficulty = lat.gap["difficulty"]
+        clean = j * np.exp(-lat.gap["slope"] * dist) * difficulty[None, :] / difficulty.max()
+    else:  # smooth_generalist, bumps_dips: linear gap
+        clean = j - lat.gap["slope"] * dist
+    return np.clip(clean + lat.noise * lat.z, 0.0, 1.0)
+
+
+def generate(seed: int) -> SyntheticMatrix:
+    """The family's matrix number ``seed`` (see module docstring)."""
+    lat = draw(seed)
+    return SyntheticMatrix(seed, lat.kind, assemble(lat), lat.u.astype(np.float32), lat.noise)
 
 
 def family(seeds) -> list[SyntheticMatrix]:
