@@ -104,7 +104,7 @@ def report(runs: list[Path], base_file: Path, png: Path | None) -> None:
         se_key = _se_key(evals[-1])
         pts = [(int(e["env_steps"]), e["return_mean"], e[se_key]) for e in evals]
         curves[run.name] = pts
-        print(f"{run.name}: " + ", ".join(f"{s // 1000}k {m:.0f}+-{se:.0f}" for s, m, se in pts))
+        print(f"{run.name}: " + ", ".join(f"{s // 1000}k {m:.1f}+-{se:.1f}" for s, m, se in pts))
         final_steps, final_mean, final_se = pts[-1]
         d, se, ok = above(final_mean, final_se, rnd["mean"], rnd["se"])
         print(f"  final @{final_steps}: {final_mean:.1f} +- {final_se:.1f}; vs random {d:+.1f} (SE {se:.1f}): "
