@@ -8,6 +8,10 @@ The full form (configs/scalezero/cpu_atari_asterix.yaml, whose header holds the 
     python benchmarks/bench_scalezero_atari.py report runs/sz_asterix/asterix-s0 runs/sz_asterix/asterix-s1 \
         --baselines runs/sz_asterix/baselines.json --png docs/scalezero_cpu_atari_asterix.png
 
+Boxing (configs/scalezero/cpu_atari_boxing.yaml, pre-registered in its header) the same way, with
+``baselines --config configs/scalezero/cpu_atari_boxing.yaml --seeds 0,1,2 --out runs/sz_boxing/baselines.json``;
+``report`` reads the game and the games per evaluation from the baselines file.
+
 ``baselines`` measures, with the trainer's own evaluation loop (same envs, episode cap and episode accounting):
 the uniform-random policy (``--random-calls`` x ``eval_episodes`` games) and, per seed, the untrained network's
 greedy evaluation exactly as the run would evaluate at env step 0 (its init key and ``fold_in(eval_key, 0)``).
@@ -100,7 +104,7 @@ def report(runs: list[Path], base_file: Path, png: Path | None) -> None:
         se_key = _se_key(evals[-1])
         pts = [(int(e["env_steps"]), e["return_mean"], e[se_key]) for e in evals]
         curves[run.name] = pts
-        print(f"{run.name}: " + ", ".join(f"{s // 1000}k {m:.0f}+-{se:.0f}" for s, m, se in pts))
+        print(f"{run.name}: " + ", ".join(f"{s // 1000}k {m:.1f}+-{se:.1f}" for s, m, se in pts))
         final_steps, final_mean, final_se = pts[-1]
         d, se, ok = above(final_mean, final_se, rnd["mean"], rnd["se"])
         print(f"  final @{final_steps}: {final_mean:.1f} +- {final_se:.1f}; vs random {d:+.1f} (SE {se:.1f}): "
@@ -114,6 +118,12 @@ def report(runs: list[Path], base_file: Path, png: Path | None) -> None:
     if png is not None and curves:
         _plot(curves, base, png)
         print(f"wrote {png}")
+
+
+def _game(base: dict) -> str:
+    """The game of the baselines' config (files written before the config was recorded: Asterix)."""
+    from omnitask.config import load_config
+    return load_config(base.get("config", DEFAULT_CONFIG)).env.id.split("/", 1)[-1]
 
 
 def _plot(curves: dict, base: dict, png: Path) -> None:
@@ -136,10 +146,11 @@ def _plot(curves: dict, base: dict, png: Path) -> None:
             steps, means = np.r_[0.0, steps], np.r_[init["mean"], means]
             ses = np.r_[init["se"], ses]
         ax.errorbar(steps, means, yerr=np.nan_to_num(ses), marker="o", ms=4, capsize=3, color=f"C{i}",
-                    label=f"{name}: greedy eval (8 games, +-1 SE{'; step 0 = untrained' if init else ''})")
+                    label=f"{name}: greedy eval ({base.get('episodes_per_eval', 8)} games, +-1 SE"
+                          f"{'; step 0 = untrained' if init else ''})")
     ax.set_xlabel("env steps (agent steps, frame skip 4)")
     ax.set_ylabel("game score (unclipped)")
-    ax.set_title("ScaleZero, CPU width, Atari Asterix (games capped at 1,000 agent steps)")
+    ax.set_title(f"ScaleZero, CPU width, Atari {_game(base)} (games capped at 1,000 agent steps)")
     format_step_axis(ax)
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)  # below: no point hidden
     fig.tight_layout()

@@ -102,3 +102,32 @@ def test_replay_rows_pair_each_real_frame_with_the_action_taken_in_it():
         assert (w_act[:, -1] == 0).all()  # the pending action slot is empty at the root
     # episode ids: a new id right after every lost life / game over, never elsewhere
     np.testing.assert_array_equal(np.diff(rb.episode[:, :n], axis=1), done[:, :-1].astype(np.int32))
+
+
+def test_boxing_config_trains_on_real_frames():
+    """configs/scalezero/cpu_atari_boxing.yaml (the Boxing runs' config, README ScaleZero "Real Atari") loads with
+    its game, 18 actions and the v5 settings, one short stretch of training on real Boxing frames gives finite losses,
+    and the random-policy evaluation of its baseline runs (capped games, both reward signs possible). Not a learning
+    claim; the full form is benchmarks/bench_scalezero_atari.py with that config."""
+    pytest.importorskip("ale_py")
+    from agents.scalezero import ScaleZeroTrainer
+
+    cfg = load_config("configs/scalezero/cpu_atari_boxing.yaml", SHORT)
+    sz = cfg.scalezero
+    assert cfg.env.id == "atari/Boxing" and cfg.run.total_env_steps == 16000 and cfg.run.eval_episodes >= 8
+    assert sz.w_inverse == 1.0 and sz.absorbing_terminal and not sz.gumbel_rescale_q
+    trainer = ScaleZeroTrainer(cfg, None)
+    try:
+        assert trainer.dims.num_actions == 18 and trainer.spec.observation.shape == (64, 64, 3)
+        state = trainer.init(jax.random.PRNGKey(0))
+        losses, env_steps = [], 0
+        while env_steps < 128:  # 4 train steps of 32 env steps; updates once 64 warm-up transitions are stored
+            state, metrics, n = trainer.train_step(state)
+            env_steps += n
+            if "loss" in metrics:
+                losses.append(metrics["loss"])
+        assert len(losses) >= 2 and np.isfinite(losses).all(), losses
+        rand = trainer.evaluate(state, 4, jax.random.PRNGKey(1), policy="random")
+    finally:
+        trainer.close()
+    assert np.isfinite(rand["return_mean"]) and np.isfinite(rand["return_se/Boxing"]), rand
