@@ -294,7 +294,7 @@ def bench_limit(args) -> dict:
     rows, plays = [], []
     selectors = {"default (borda)": SelectorConfig(), "round-3 rule (portfolio none)": SelectorConfig(portfolio="none")}
     for seed in seeds:
-        if not args.min_n <= Y.generate(seed).m.shape[0] <= args.max_n:
+        if not args.min_n <= Y.draw(seed).u.shape[0] <= args.max_n:  # N without building the matrix
             continue
         g = L.game(seed, args.pool)
         row = {k: v for k, v in g.items() if not k.startswith("_")}

@@ -27,12 +27,12 @@ certified only says this search found no certificate, not that none exists.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from agents.mbtl import synthetic as Y
 from agents.mbtl.selector import center_index
+from agents.mbtl.strategies import random_best_weights
 
 MARGIN = 0.02  # the issue's bound: never more than 0.02 behind Random at any k >= 3
 K = 3  # the criterion's first k: two sources observed, the third pick decided
@@ -41,10 +41,8 @@ K = 3  # the criterion's first k: two sources observed, the third pick decided
 def random_mean_k(m: np.ndarray, k: int) -> np.ndarray:
     """[...] Random's exact mean generalised performance at k for a batch of matrices m [..., S, T]
     (``strategies.random_expected`` for one k, batched)."""
-    n = m.shape[-2]
     v = -np.sort(-m, axis=-2)  # [..., S, T] each column in decreasing order
-    w = np.array([math.comb(n - i, k - 1) for i in range(1, n + 1)], np.float64) / math.comb(n, k)  # [S]
-    return np.einsum("s,...st->...t", w, v).mean(-1)
+    return np.einsum("s,...st->...t", random_best_weights(m.shape[-2], k), v).mean(-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,16 +232,3 @@ def play(cert: dict, cfg, key, perturb: int = 0) -> dict:
         out["perturbed_same_picks"], out["perturbed_behind_k3"] = f"{same}/{perturb}", f"{behind}/{perturb}"
     return out
 
-
-def sweep(seeds, max_n: int, pool_size: int, values=VALUES) -> list[dict]:
-    """Game certificate and anchored statistics for every seed with N <= max_n."""
-    out = []
-    for seed in seeds:
-        if Y.generate(seed).m.shape[0] > max_n:
-            continue
-        g = game(seed, pool_size, values=values)
-        row = {k: v for k, v in g.items() if not k.startswith("_")}
-        an = anchored(seed, pool_size)
-        row["anchored_pairs_certified"] = f"{an['pairs_certified']}/{an['pairs']}"
-        out.append(row)
-    return out

@@ -285,6 +285,8 @@ def test_k3_certificate_defeats_the_default_selector():
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import mbtl_limit as L
+    m = Y.generate(30).m  # the batched Random mean the certificates use is strategies.random_expected's
+    assert L.random_mean_k(np.stack([m, m[::-1]]), 3) == pytest.approx([S.random_expected(m, 3).perf[2]] * 2)
     cert = L.game(30, 4000)
     assert cert["certified"] and cert["game_margin"] > L.MARGIN
     lat, pool = cert["_lat"], cert["_pool"]

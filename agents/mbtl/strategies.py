@@ -88,11 +88,13 @@ def random_expected(m: np.ndarray, k_max: int) -> Curve:
     m = check_matrix(m)
     n = m.shape[0]
     v = -np.sort(-m, axis=0)  # [N, T] each column in decreasing order
-    perf = []
-    for k in range(1, min(k_max, n) + 1):
-        w = np.array([math.comb(n - i, k - 1) for i in range(1, n + 1)], np.float64) / math.comb(n, k)  # [N]
-        perf.append(float((w @ v).mean()))
+    perf = [float((random_best_weights(n, k) @ v).mean()) for k in range(1, min(k_max, n) + 1)]
     return Curve("Random", np.asarray(perf))
+
+
+def random_best_weights(n: int, k: int) -> np.ndarray:
+    """[N] probability that a uniformly random k-subset of N sources has, as its best, the i-th best (i = 1..N)."""
+    return np.array([math.comb(n - i, k - 1) for i in range(1, n + 1)], np.float64) / math.comb(n, k)
 
 
 def equidistant(m: np.ndarray, u: np.ndarray, k_max: int) -> Curve:
